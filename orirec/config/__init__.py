@@ -1,0 +1,12 @@
+"""Typed per-stage configs, named presets, and YAML load/dump (DESIGN §3, layer 0)."""
+
+from orirec.config.io import dump_yaml, load_yaml, parse_set, validate
+from orirec.config.models import (
+    ModelConfig, ReconstructConfig, RecoverConfig, RunConfig, SimulateConfig, TrackingConfig, TrainConfig,
+)
+from orirec.config.presets import PRESETS, deep_merge, preset
+
+__all__ = [
+    "PRESETS", "ModelConfig", "ReconstructConfig", "RecoverConfig", "RunConfig", "SimulateConfig",
+    "TrackingConfig", "TrainConfig", "deep_merge", "dump_yaml", "load_yaml", "parse_set", "preset", "validate",
+]

@@ -1,0 +1,45 @@
+"""Layer 0 geometry: quaternions, rotation matrices, RELION Euler angles, SO(3) sampling, distances, alignment.
+
+All functions are numpy (float64) and broadcast over leading dimensions; angles are in radians. Conventions:
+DESIGN §2 (scalar-first unit quaternions with w >= 0; R maps particle to microscope coordinates).
+"""
+
+from orirec.geometry.align import align_o4, apply_o4, register_rotation
+from orirec.geometry.euler import euler_to_matrix, euler_to_quat, matrix_to_euler, quat_to_euler
+from orirec.geometry.quaternions import (
+    canonicalize,
+    conjugate,
+    matrix_to_quat,
+    multiply,
+    normalize,
+    pairwise_quat_distance,
+    project_to_so3,
+    quat_distance,
+    quat_to_matrix,
+    rotation_angle,
+    viewing_direction,
+)
+from orirec.geometry.sampling import uniform_euler_quaternions, uniform_quaternions
+
+__all__ = [
+    "align_o4",
+    "apply_o4",
+    "canonicalize",
+    "conjugate",
+    "euler_to_matrix",
+    "euler_to_quat",
+    "matrix_to_euler",
+    "matrix_to_quat",
+    "multiply",
+    "normalize",
+    "pairwise_quat_distance",
+    "project_to_so3",
+    "quat_distance",
+    "quat_to_euler",
+    "quat_to_matrix",
+    "register_rotation",
+    "rotation_angle",
+    "uniform_euler_quaternions",
+    "uniform_quaternions",
+    "viewing_direction",
+]

@@ -1,0 +1,10 @@
+"""The Zarr projection store (DESIGN §4): schema, one-writer-per-shard writer, reader, pair sampling."""
+
+from orirec.store.reader import ProjectionStore, open_store
+from orirec.store.schema import CTF_COLUMNS, PER_IMAGE_ARRAYS, n_shards, shard_rows
+from orirec.store.writer import StoreWriter, create_store
+
+__all__ = [
+    "CTF_COLUMNS", "PER_IMAGE_ARRAYS", "ProjectionStore", "StoreWriter", "create_store", "n_shards",
+    "open_store", "shard_rows",
+]

@@ -1,0 +1,30 @@
+# `make demo` and `make test` set up whatever is missing (a venv in .venv), then run.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.orirec-installed
+
+.PHONY: setup demo test test-all lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,astra]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/orirec demo --out runs/demo
+
+lint: setup
+	$(BIN)/ruff check orirec tests benchmarks
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m ''
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

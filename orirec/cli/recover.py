@@ -1,0 +1,37 @@
+"""``orirec recover``: orientations from learned distances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orirec.cli.common import echo_table, progress_bars, user_errors
+
+
+def recover(
+    store: Annotated[Path, typer.Argument(help="projection store (STORE.zarr)")],
+    model: Annotated[Path, typer.Option(help="model checkpoint (e.g. RUN/train/checkpoints/best.pt)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/recover"),
+    max_images: Annotated[int | None, typer.Option(help="recover the first N images")] = None,
+    graph: Annotated[str, typer.Option(help="pair graph: full or knn")] = "full",
+    steps: Annotated[int, typer.Option(help="refinement steps")] = 300,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+) -> None:
+    """Recover orientations; writes OUT/orientations.csv, OUT/orientations.star and OUT/graph.npz.
+
+    Example: orirec recover runs/demo/projections.zarr --model runs/demo/train/checkpoints/best.pt --out rec
+    """
+    from orirec.config import RecoverConfig, validate
+    from orirec.pipeline.stages import stage_recover
+
+    with user_errors():
+        cfg = validate(RecoverConfig, {"max_images": max_images, "graph": graph, "steps": steps, "seed": seed},
+                       "command line")
+        if not model.is_file():
+            raise FileNotFoundError(f"{model}: no such model checkpoint")
+        with progress_bars(progress) as bars:
+            res = stage_recover(cfg, store, model, out, progress=bars("recover"))
+    echo_table(f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if k != "loss_history"})

@@ -1,0 +1,106 @@
+"""Typed configs per stage (pydantic; unknown keys are errors) and the whole-run config."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SimulateConfig(_Strict):
+    """Image formation: which structures, how many projections, box, pixel size, noise, shifts."""
+
+    inputs: list[str] = Field(default_factory=lambda: ["pseudo:0"],
+                              description="structure files/folders/manifest CSV, or 'pseudo:<seed>'")
+    n_per_structure: int = Field(2000, gt=0, description="projections per structure")
+    box_px: int = Field(48, ge=8, description="image box L (px)")
+    pixel_size_A: float = Field(2.0, gt=0, description="pixel size (Å)")
+    resolution_A: float | None = Field(None, gt=0, description="Gaussian-atom resolution (Å); default 2×pixel")
+    sigma2: float = Field(0.0, ge=0, description="noise variance / clean-image variance (DESIGN §2)")
+    shift_px: float = Field(0.0, ge=0, description="max |shift| per axis (px), uniform; 0 = centred")
+    orientations: Literal["uniform", "uniform_euler"] = "uniform"
+    tilt_range_rad: tuple[float, float] = (0.0, math.pi)
+    pad: int = Field(2, ge=1, description="Fourier padding factor of the projector")
+    shard_size: int = Field(256, gt=0, description="images per shard (one writer each)")
+    seed: int = 0
+
+
+class ModelConfig(_Strict):
+    """Siamese encoder: a named preset, optionally overridden."""
+
+    preset: Literal["tiny", "small", "paper"] = "small"
+    channels: list[int] | None = None
+    kernels: list[int] | None = None
+    feature_dim: int | None = Field(None, ge=2)
+
+
+class TrainConfig(_Strict):
+    """Distance learning (DESIGN §1.1)."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(256, gt=0, description="pairs per step")
+    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["rmsprop", "adam"] = "adam"
+    loss: Literal["l2", "l1", "huber"] = "l2"
+    pairs_per_epoch: int = Field(20000, gt=0)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    val_pairs: int = Field(4000, gt=0)
+    patience: int | None = Field(None, gt=0, description="early stopping on validation MAE")
+    num_workers: int = Field(1, gt=0, description="data-parallel workers (Ray Train when > 1)")
+    num_threads: int = Field(2, gt=0, description="torch threads per worker")
+    seed: int = 0
+
+
+class RecoverConfig(_Strict):
+    """Orientation recovery (DESIGN §1.2)."""
+
+    max_images: int | None = Field(None, gt=1, description="recover the first N images of the store")
+    graph: Literal["full", "knn"] = "full"
+    knn_k: int = Field(30, gt=0)
+    n_random_edges: int = Field(10, ge=0, description="random long-range edges per image (kNN graph)")
+    n_starts: int = Field(20, gt=0, description="random starts of the spectral rounding")
+    steps: int = Field(300, ge=0, description="refinement steps on the sphere")
+    loss: Literal["l2", "huber"] = "l2"
+    seed: int = 0
+
+
+class ReconstructConfig(_Strict):
+    """Direct Fourier inversion (DESIGN §1.4)."""
+
+    pad: int = Field(2, ge=1)
+    wiener: float = Field(1e-3, ge=0)
+    seed: int = 0
+
+
+class TrackingConfig(_Strict):
+    """MLflow tracking; default a sqlite file in the run folder."""
+
+    enabled: bool = True
+    uri: str | None = Field(None, description="tracking URI; default sqlite:///<run>/mlflow.db")
+    experiment: str = "orirec"
+
+
+class RunConfig(_Strict):
+    """A whole simulate → train → recover → reconstruct → evaluate run."""
+
+    version: str | None = Field(None, description="orirec version that wrote this file")
+    name: str = "demo"
+    seed: int = 0
+    simulate: SimulateConfig = Field(default_factory=SimulateConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    recover: RecoverConfig = Field(default_factory=RecoverConfig)
+    reconstruct: ReconstructConfig = Field(default_factory=ReconstructConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, v: str) -> str:
+        if not v or "/" in v:
+            raise ValueError(f"run name must be a plain folder name, got {v!r}")
+        return v

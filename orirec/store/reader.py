@@ -1,0 +1,96 @@
+"""Open a projection store for reading (zarr arrays, with numpy helpers)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from orirec.store.schema import PER_IMAGE_ARRAYS
+
+
+class ProjectionStore:
+    """Read access to a complete store written by :func:`orirec.store.create_store`."""
+
+    def __init__(self, path: str | Path, group: zarr.Group):
+        self.path = Path(path)
+        self.group = group
+        self.attrs: dict[str, Any] = dict(group.attrs)
+        self.n_images = int(self.attrs["n_images"])
+        self.box_px = int(self.attrs["box_px"])
+        self.pixel_size_A = float(self.attrs["pixel_size_A"])
+
+    @property
+    def images(self) -> zarr.Array:
+        """The (N, L, L) image array (lazy)."""
+        return self.group["images"]
+
+    @property
+    def proteins(self) -> list[dict]:
+        """Per-protein metadata (id, source checksum, pixel size, box, ...)."""
+        return list(self.attrs.get("proteins", []))
+
+    @cached_property
+    def quaternions(self) -> np.ndarray:
+        """(N, 4) ground-truth quaternions (NaN where unknown)."""
+        return self.group["quaternions"][:]
+
+    @cached_property
+    def protein(self) -> np.ndarray:
+        """(N,) protein index per image."""
+        return self.group["protein"][:]
+
+    @cached_property
+    def shifts(self) -> np.ndarray:
+        """(N, 2) shifts in px."""
+        return self.group["shifts"][:]
+
+    @cached_property
+    def ctf(self) -> np.ndarray:
+        """(N, k) CTF parameters (see orirec.store.schema.CTF_COLUMNS)."""
+        return self.group["ctf"][:]
+
+    def array(self, name: str) -> np.ndarray:
+        """Any per-image array, fully loaded."""
+        return self.group[name][:]
+
+    def load_images(self, indices: np.ndarray | None = None) -> np.ndarray:
+        """Images as float32 numpy, all or the given indices (in the given order)."""
+        if indices is None:
+            return np.asarray(self.images[:], dtype=np.float32)
+        indices = np.asarray(indices, dtype=np.int64)
+        order = np.argsort(indices)
+        out = np.empty((len(indices), self.box_px, self.box_px), dtype=np.float32)
+        out[order] = self.images.get_orthogonal_selection((indices[order],))
+        return out
+
+    def to_dask(self, name: str = "images"):
+        """A dask array view of one per-image array."""
+        import dask.array as da
+
+        return da.from_zarr(self.group[name])
+
+
+def open_store(path: str | Path, require_complete: bool = True) -> ProjectionStore:
+    """Open the store at ``path``; clear errors when it is missing, not a store, or incomplete."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such store")
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        attrs = dict(group.attrs)
+    except Exception as e:  # zarr raises several types for a corrupt/foreign folder
+        raise ValueError(f"{path}: not a readable Zarr store ({type(e).__name__}: {e})") from e
+    missing = [s.name for s in PER_IMAGE_ARRAYS if s.name not in group] + [
+        k for k in ("n_images", "box_px", "pixel_size_A") if k not in attrs
+    ]
+    if missing:
+        raise ValueError(f"{path}: not an orirec projection store (missing {', '.join(missing)})")
+    if require_complete and not attrs.get("complete", False):
+        done = int(np.count_nonzero(group["shard_complete"][:]))
+        total = group["shard_complete"].shape[0]
+        raise ValueError(f"{path}: store is incomplete ({done} of {total} shards written); re-run to resume")
+    return ProjectionStore(path, group)

@@ -1,0 +1,89 @@
+"""A thin MLflow wrapper: one run per stage (nested under a pipeline run), a no-op when disabled.
+
+Only rank 0 should create a tracker. The default tracking URI is a sqlite file in the run
+folder (the MLflow file store is deprecated); MLflow is imported lazily so nothing runs at
+import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+
+def default_tracking_uri(run_dir: str | Path) -> str:
+    """``sqlite:///<run_dir>/mlflow.db`` (absolute)."""
+    return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``; lists become strings."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+    return out
+
+
+class Tracker:
+    """Logs params, metrics and artifacts of one run; every method is a no-op when disabled."""
+
+    def __init__(self, enabled: bool, uri: str | None, experiment: str, run_dir: str | Path):
+        self.enabled = enabled
+        self.uri = uri or default_tracking_uri(run_dir)
+        self.experiment = experiment
+        self.run_dir = Path(run_dir)
+        self._mlflow = None
+        self._stack = contextlib.ExitStack()
+
+    def _client(self):
+        if self._mlflow is None:
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+            import mlflow
+
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_experiment(self.experiment)
+            self._mlflow = mlflow
+        return self._mlflow
+
+    @contextlib.contextmanager
+    def run(self, name: str, nested: bool = False, tags: dict[str, str] | None = None):
+        """Context manager for one MLflow run (``nested`` under the active one). Yields the run id or None."""
+        if not self.enabled:
+            yield None
+            return
+        with self._client().start_run(run_name=name, nested=nested, tags=tags) as r:
+            yield r.info.run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Log (flattened) parameters to the active run."""
+        if self.enabled:
+            self._client().log_params(flatten(params))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Log numeric metrics (non-numbers are skipped)."""
+        if self.enabled:
+            clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
+            self._client().log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | Path, subdir: str | None = None) -> None:
+        """Copy a file (or folder) into the active run's artifacts."""
+        if not self.enabled:
+            return
+        path = Path(path)
+        if path.is_dir():
+            self._client().log_artifacts(str(path), artifact_path=subdir)
+        else:
+            self._client().log_artifact(str(path), artifact_path=subdir)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Set tags on the active run."""
+        if self.enabled:
+            self._client().set_tags(tags)
