@@ -36,6 +36,9 @@ def test_bad_values():
 
 def test_parse_set():
     assert parse_set(["train.epochs=3", "simulate.inputs=[a, b]", "name=x"]) == {
-        "train": {"epochs": 3}, "simulate": {"inputs": ["a", "b"]}, "name": "x"}
+        "train": {"epochs": 3},
+        "simulate": {"inputs": ["a", "b"]},
+        "name": "x",
+    }
     with pytest.raises(ValueError, match="key=value"):
         parse_set(["oops"])

@@ -73,6 +73,11 @@ def test_canonicalize_sign_rules():
     assert np.allclose(c[0], [0, 1, 0, 0]) and np.allclose(c[1], [0, 0, 0.6, -0.8])
     assert np.allclose(c[2], [0.5, -0.5, -0.5, -0.5]) and np.allclose(c[3], [0, 0, 0, 1])
     assert np.allclose(np.linalg.norm(c, axis=1), 1.0)
+    # Rounding-level w (rotations by pi) does not decide the sign, and w >= 0 always holds.
+    tiny = np.array([[-1e-20, 1.0, 1.0, 1.0], [1e-20, -1.0, -1.0, -1.0], [-1e-15, -1.0, 0, 0]])
+    c = canonicalize(tiny)
+    assert np.all(c[:, 0] >= 0) and np.allclose(c[0], c[1]) and np.allclose(c, canonicalize(-tiny))
+    assert c[2, 1] > 0
 
 
 def test_matrix_to_quat_pi_rotations_and_batch():

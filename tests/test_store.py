@@ -11,8 +11,9 @@ from orirec.store.orientations import read_orientations, write_orientations
 def _fill(w, k, rng):
     start = k * w.shard_size
     rows = min(w.shard_size, w.n_images - start)
-    w.write_shard(k, images=rng.normal(size=(rows, 16, 16)), quaternions=rng.normal(size=(rows, 4)),
-                  protein=np.full(rows, k % 2))
+    w.write_shard(
+        k, images=rng.normal(size=(rows, 16, 16)), quaternions=rng.normal(size=(rows, 4)), protein=np.full(rows, k % 2)
+    )
 
 
 def test_write_read_roundtrip(tmp_path):
@@ -54,7 +55,7 @@ def test_incomplete_store_is_refused_and_resumable(tmp_path):
 
 def test_each_store_shard_maps_to_one_zarr_shard(tmp_path):
     """One writer per shard holds only if store shards and Zarr shards/chunks coincide for every array."""
-    w = create_store(tmp_path / "s.zarr", 100, 16, 1.0, shard_size=25, chunk_size=5)
+    create_store(tmp_path / "s.zarr", 100, 16, 1.0, shard_size=25, chunk_size=5)
     g = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")
     for name in ("images", "quaternions", "shifts", "ctf", "protein", "noise_var", "snr_disk"):
         a = g[name]

@@ -13,7 +13,9 @@ from orirec.cli.train import train
 
 app = typer.Typer(
     help="orirec: recover the 3D orientations of cryo-EM projections from learned distances.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 for fn in (simulate, train, recover, reconstruct, evaluate, demo):
     app.command()(fn)

@@ -9,18 +9,29 @@ import typer
 
 from orirec.cli.common import echo_table, progress_bars, user_errors
 
-HEADLINE = ("err_o4_median", "err_rot_median", "err_dir_median", "acc20", "dist_mae", "fsc_ref_recovered_0143_A",
-            "fsc_ref_true_0143_A", "fsc_half_0143_A")
+HEADLINE = (
+    "err_o4_median",
+    "err_rot_median",
+    "err_dir_median",
+    "acc20",
+    "dist_mae",
+    "fsc_ref_recovered_0143_A",
+    "fsc_ref_true_0143_A",
+    "fsc_half_0143_A",
+)
 
 
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder")] = Path("runs/demo"),
     preset: Annotated[str, typer.Option(help="tiny (seconds), small (minutes), paper, full")] = "small",
-    input: Annotated[list[str] | None, typer.Option("--input", "-i", help="structure/map instead of the "
-                                                    "embedded pseudo-protein (repeatable)")] = None,
+    input: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="structure/map instead of the embedded pseudo-protein (repeatable)"),
+    ] = None,
     sigma2: Annotated[float | None, typer.Option(help="noise level σ² (default: the preset's)")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="override any config key, e.g. "
-                                                   "train.epochs=3 (repeatable)")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="override any config key, e.g. train.epochs=3 (repeatable)")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="a run config YAML (overrides the preset)")] = None,
     no_mlflow: Annotated[bool, typer.Option("--no-mlflow", help="do not track in MLflow")] = False,
     overwrite: Annotated[bool, typer.Option(help="replace an existing store of another config")] = False,

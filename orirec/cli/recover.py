@@ -28,8 +28,9 @@ def recover(
     from orirec.pipeline.stages import stage_recover
 
     with user_errors():
-        cfg = validate(RecoverConfig, {"max_images": max_images, "graph": graph, "steps": steps, "seed": seed},
-                       "command line")
+        cfg = validate(
+            RecoverConfig, {"max_images": max_images, "graph": graph, "steps": steps, "seed": seed}, "command line"
+        )
         if not model.is_file():
             raise FileNotFoundError(f"{model}: no such model checkpoint")
         with progress_bars(progress) as bars:

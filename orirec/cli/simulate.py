@@ -11,13 +11,18 @@ from orirec.cli.common import echo_table, progress_bars, user_errors
 
 
 def simulate(
-    inputs: Annotated[list[str], typer.Argument(help="PDB/mmCIF/MRC files, folders of them, a manifest CSV, "
-                                                     "or 'pseudo:SEED' for the synthetic pseudo-protein")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(
+            help="PDB/mmCIF/MRC files, folders of them, a manifest CSV, "
+            "or 'pseudo:SEED' for the synthetic pseudo-protein"
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="output store (STORE.zarr)")],
     n_per_structure: Annotated[int, typer.Option(help="projections per structure")] = 2000,
     box: Annotated[int, typer.Option(help="image box (px)")] = 48,
     pixel_size: Annotated[float, typer.Option(help="pixel size (Å)")] = 2.5,
-    resolution: Annotated[float | None, typer.Option(help="Gaussian-atom resolution (Å); default 2×pixel")] = None,
+    resolution: Annotated[float | None, typer.Option(help="atom Gaussian resolution (Å); default 4.5 px")] = None,
     sigma2: Annotated[float, typer.Option(help="noise variance / clean image variance (16 ⇔ SNR 1/16)")] = 0.0,
     shift: Annotated[float, typer.Option(help="max shift per axis (px), uniform")] = 0.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -34,10 +39,21 @@ def simulate(
     from orirec.pipeline.stages import stage_simulate
 
     with user_errors():
-        cfg = validate(SimulateConfig, {
-            "inputs": inputs, "n_per_structure": n_per_structure, "box_px": box, "pixel_size_A": pixel_size,
-            "resolution_A": resolution, "sigma2": sigma2, "shift_px": shift, "seed": seed,
-            "shard_size": shard_size}, "command line")
+        cfg = validate(
+            SimulateConfig,
+            {
+                "inputs": inputs,
+                "n_per_structure": n_per_structure,
+                "box_px": box,
+                "pixel_size_A": pixel_size,
+                "resolution_A": resolution,
+                "sigma2": sigma2,
+                "shift_px": shift,
+                "seed": seed,
+                "shard_size": shard_size,
+            },
+            "command line",
+        )
         with progress_bars(progress) as bars:
             res = stage_simulate(cfg, out, overwrite=overwrite, progress=bars("simulate"), split=split)
     echo_table(f"store {out}", res)

@@ -31,8 +31,18 @@ def train(
     from orirec.pipeline.stages import stage_train
 
     with user_errors():
-        cfg = validate(TrainConfig, {"model": {"preset": preset}, "epochs": epochs, "num_workers": num_workers,
-                                     "batch_size": batch_size, "pairs_per_epoch": pairs_per_epoch, "lr": lr,
-                                     "seed": seed}, "command line")
+        cfg = validate(
+            TrainConfig,
+            {
+                "model": {"preset": preset},
+                "epochs": epochs,
+                "num_workers": num_workers,
+                "batch_size": batch_size,
+                "pairs_per_epoch": pairs_per_epoch,
+                "lr": lr,
+                "seed": seed,
+            },
+            "command line",
+        )
         res = stage_train(cfg, store, out, resume=resume, progress=progress)
     echo_table(f"trained {out}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))})

@@ -2,11 +2,29 @@
 
 from orirec.config.io import dump_yaml, load_yaml, parse_set, validate
 from orirec.config.models import (
-    ModelConfig, ReconstructConfig, RecoverConfig, RunConfig, SimulateConfig, TrackingConfig, TrainConfig,
+    ModelConfig,
+    ReconstructConfig,
+    RecoverConfig,
+    RunConfig,
+    SimulateConfig,
+    TrackingConfig,
+    TrainConfig,
 )
 from orirec.config.presets import PRESETS, deep_merge, preset
 
 __all__ = [
-    "PRESETS", "ModelConfig", "ReconstructConfig", "RecoverConfig", "RunConfig", "SimulateConfig",
-    "TrackingConfig", "TrainConfig", "deep_merge", "dump_yaml", "load_yaml", "parse_set", "preset", "validate",
+    "PRESETS",
+    "ModelConfig",
+    "ReconstructConfig",
+    "RecoverConfig",
+    "RunConfig",
+    "SimulateConfig",
+    "TrackingConfig",
+    "TrainConfig",
+    "deep_merge",
+    "dump_yaml",
+    "load_yaml",
+    "parse_set",
+    "preset",
+    "validate",
 ]

@@ -15,12 +15,13 @@ class _Strict(BaseModel):
 class SimulateConfig(_Strict):
     """Image formation: which structures, how many projections, box, pixel size, noise, shifts."""
 
-    inputs: list[str] = Field(default_factory=lambda: ["pseudo:0"],
-                              description="structure files/folders/manifest CSV, or 'pseudo:<seed>'")
+    inputs: list[str] = Field(
+        default_factory=lambda: ["pseudo:0"], description="structure files/folders/manifest CSV, or 'pseudo:<seed>'"
+    )
     n_per_structure: int = Field(2000, gt=0, description="projections per structure")
     box_px: int = Field(48, ge=8, description="image box L (px)")
     pixel_size_A: float = Field(2.0, gt=0, description="pixel size (Å)")
-    resolution_A: float | None = Field(None, gt=0, description="Gaussian-atom resolution (Å); default 2×pixel")
+    resolution_A: float | None = Field(None, gt=0, description="atom Gaussian resolution (Å); default 4.5 px")
     sigma2: float = Field(0.0, ge=0, description="noise variance / clean-image variance (DESIGN §2)")
     shift_px: float = Field(0.0, ge=0, description="max |shift| per axis (px), uniform; 0 = centred")
     orientations: Literal["uniform", "uniform_euler"] = "uniform"

@@ -9,20 +9,35 @@ from orirec.config.models import RunConfig
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "simulate": {"n_per_structure": 300, "box_px": 24, "pixel_size_A": 3.0, "shard_size": 128},
-        "train": {"model": {"preset": "tiny"}, "epochs": 2, "batch_size": 64, "pairs_per_epoch": 1024,
-                  "val_pairs": 256},
+        "train": {
+            "model": {"preset": "tiny"},
+            "epochs": 2,
+            "batch_size": 64,
+            "pairs_per_epoch": 1024,
+            "val_pairs": 256,
+        },
         "recover": {"max_images": 150, "steps": 50, "n_starts": 4},
     },
     "small": {
         "simulate": {"n_per_structure": 2000, "box_px": 48, "pixel_size_A": 2.5},
-        "train": {"model": {"preset": "small"}, "epochs": 12, "batch_size": 128, "pairs_per_epoch": 12800,
-                  "val_pairs": 2000},
+        "train": {
+            "model": {"preset": "small"},
+            "epochs": 12,
+            "batch_size": 128,
+            "pairs_per_epoch": 12800,
+            "val_pairs": 2000,
+        },
         "recover": {"max_images": 1000, "steps": 300},
     },
     "paper": {
         "simulate": {"n_per_structure": 5000, "box_px": 116, "pixel_size_A": 3.667},
-        "train": {"model": {"preset": "paper"}, "epochs": 150, "batch_size": 256, "optimizer": "rmsprop",
-                  "pairs_per_epoch": 100000},
+        "train": {
+            "model": {"preset": "paper"},
+            "epochs": 150,
+            "batch_size": 256,
+            "optimizer": "rmsprop",
+            "pairs_per_epoch": 100000,
+        },
         "recover": {"max_images": 1650, "steps": 1000},
     },
     "full": {

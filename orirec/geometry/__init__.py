@@ -1,4 +1,4 @@
-"""Layer 0 geometry: quaternions, rotation matrices, RELION Euler angles, SO(3) sampling, distances, alignment.
+"""Layer 0 geometry: quaternions, rotations, RELION Euler angles, SO(3) sampling, distances, alignment.
 
 All functions are numpy (float64) and broadcast over leading dimensions; angles are in radians. Conventions:
 DESIGN §2 (scalar-first unit quaternions with w >= 0; R maps particle to microscope coordinates).

@@ -58,17 +58,20 @@ def normalize(q: ArrayLike) -> Array:
     return q / norm
 
 
-def canonicalize(q: ArrayLike) -> Array:
-    """Unit quaternions (..., 4) in canonical sign: the first nonzero of (w, x, y, z) is positive.
+def canonicalize(q: ArrayLike, tol: float = 1e-12) -> Array:
+    """Unit quaternions (..., 4) in canonical sign: the first of (w, x, y, z) with ``|c| > tol`` is positive.
 
-    This is ``w > 0`` whenever ``w != 0``; for ``w == 0`` exactly (rotations by pi) the sign is fixed by
-    the first nonzero of (x, y, z), so that ``canonicalize(q) == canonicalize(-q)`` always.
+    This is ``w > 0`` whenever ``|w| > tol``. For ``|w| <= tol`` (rotations by pi, where the sign of w is
+    rounding noise) the sign is fixed by the first of (x, y, z) above ``tol``, and a remaining negative
+    ``w`` (of size <= tol) is set to 0, so the output always has ``w >= 0`` and
+    ``canonicalize(q) == canonicalize(-q)``.
     """
     q = normalize(q)
-    first = np.argmax(q != 0, axis=-1)[..., None]
-    sign = np.sign(np.take_along_axis(q, first, axis=-1))
-    sign[sign == 0] = 1.0
-    return q * sign
+    first = np.argmax(np.abs(q) > tol, axis=-1)[..., None]
+    sign = np.where(np.take_along_axis(q, first, axis=-1) < 0, -1.0, 1.0)
+    out = q * sign
+    out[..., 0] = np.maximum(out[..., 0], 0.0)
+    return out
 
 
 def conjugate(q: ArrayLike) -> Array:

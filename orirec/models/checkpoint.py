@@ -87,9 +87,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
-def load_model(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> tuple[SiameseNet, dict[str, Any]]:
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[SiameseNet, dict[str, Any]]:
     """Rebuild the network from a checkpoint's saved config and weights.
 
     Returns ``(model, meta)`` with the model in eval mode; ``meta`` holds ``model_config``,

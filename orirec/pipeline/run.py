@@ -37,8 +37,13 @@ class RunPaths:
         return self.train / "checkpoints" / "best.pt"
 
 
-def run_all(cfg: RunConfig, run_dir: str | Path, overwrite: bool = False,
-            progress: Callable[[str], Any] | None = None, train_progress: bool = True) -> dict[str, Any]:
+def run_all(
+    cfg: RunConfig,
+    run_dir: str | Path,
+    overwrite: bool = False,
+    progress: Callable[[str], Any] | None = None,
+    train_progress: bool = True,
+) -> dict[str, Any]:
     """Run simulate → train → recover → reconstruct → evaluate into ``run_dir``; returns every stage's summary.
 
     ``progress(stage)`` returns a ``(done, total)`` callback for that stage (or None).
@@ -58,27 +63,39 @@ def run_all(cfg: RunConfig, run_dir: str | Path, overwrite: bool = False,
             tracker.log_metrics(out["simulate"])
         with tracker.run("train", nested=True):
             tracker.log_params(cfg.train.model_dump(mode="json"))
-            res = stage_train(cfg.train, paths.store, paths.train, progress=train_progress,
-                              report=lambda m, ckpt=None: tracker.log_metrics(m, step=int(m.get("epoch", 0))))
+            res = stage_train(
+                cfg.train,
+                paths.store,
+                paths.train,
+                progress=train_progress,
+                report=lambda m, ckpt=None: tracker.log_metrics(m, step=int(m.get("epoch", 0))),
+            )
             out["train"] = {k: v for k, v in res.items() if k not in ("history",)}
             tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
             tracker.log_artifact(paths.checkpoint, "model")
         with tracker.run("recover", nested=True):
             tracker.log_params(cfg.recover.model_dump(mode="json"))
-            out["recover"] = stage_recover(cfg.recover, paths.store, paths.checkpoint, paths.recover,
-                                           progress=cb("recover"))
+            out["recover"] = stage_recover(
+                cfg.recover, paths.store, paths.checkpoint, paths.recover, progress=cb("recover")
+            )
             for step, v in enumerate(out["recover"]["loss_history"]):
                 if step % 10 == 0:
                     tracker.log_metrics({"l_or": v}, step=step)
             tracker.log_metrics({k: v for k, v in out["recover"].items() if k != "loss_history"})
             tracker.log_artifact(paths.recover)
         with tracker.run("reconstruct", nested=True):
-            out["reconstruct"] = stage_reconstruct(cfg.reconstruct, paths.store,
-                                                   paths.recover / "orientations.csv", paths.map)
+            out["reconstruct"] = stage_reconstruct(
+                cfg.reconstruct, paths.store, paths.recover / "orientations.csv", paths.map
+            )
             tracker.log_artifact(paths.map)
         with tracker.run("evaluate", nested=True):
-            out["evaluate"] = stage_evaluate(paths.store, paths.recover / "orientations.csv", paths.evaluate,
-                                             graph=paths.recover / "graph.npz", reconstruct_cfg=cfg.reconstruct)
+            out["evaluate"] = stage_evaluate(
+                paths.store,
+                paths.recover / "orientations.csv",
+                paths.evaluate,
+                graph=paths.recover / "graph.npz",
+                reconstruct_cfg=cfg.reconstruct,
+            )
             tracker.log_metrics(out["evaluate"])
             tracker.log_artifact(paths.evaluate)
         tracker.log_metrics({**out["evaluate"], "total_time_s": time.perf_counter() - t0})

@@ -16,7 +16,7 @@ import numpy as np
 from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig, TrainConfig
 from orirec.evaluate.metrics import distance_metrics, orientation_metrics
 from orirec.geometry import quat_distance, register_rotation
-from orirec.models import embed_images, load_model
+from orirec.models import embed_images, load_checkpoint, load_model
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.recover import full_graph, knn_graph, recover_orientations
 from orirec.simulate.to_store import reference_volume, simulate_to_store
@@ -41,30 +41,70 @@ def _to_builtin(o: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def stage_simulate(cfg: SimulateConfig, store: Path, overwrite: bool = False, progress=None,
-                   split: str | None = None) -> dict[str, Any]:
+def stage_simulate(
+    cfg: SimulateConfig, store: Path, overwrite: bool = False, progress=None, split: str | None = None
+) -> dict[str, Any]:
     """Simulate into ``store``; returns a summary dict (images, shards, seconds)."""
     t0 = time.perf_counter()
     res = simulate_to_store(cfg, store, overwrite=overwrite, progress=progress, split=split)
-    return {"n_images": res.n_images, "shards_written": res.shards_written, "shards_skipped": res.shards_skipped,
-            "time_s": time.perf_counter() - t0}
+    return {
+        "n_images": res.n_images,
+        "shards_written": res.shards_written,
+        "shards_skipped": res.shards_skipped,
+        "time_s": time.perf_counter() - t0,
+    }
 
 
-def stage_train(cfg: TrainConfig, store: Path, out_dir: Path, resume: bool = False, progress: bool = True,
-                report=None) -> dict[str, Any]:
+def stage_train(
+    cfg: TrainConfig, store: Path, out_dir: Path, resume: bool = False, progress: bool = True, report=None
+) -> dict[str, Any]:
     """Train the Siamese distance model on ``store`` in-process; checkpoints under ``out_dir``."""
     loop_cfg = {
-        "store": str(store), "out_dir": str(out_dir), "model": cfg.model.model_dump(exclude_none=True),
-        "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr, "optimizer": cfg.optimizer,
-        "loss": cfg.loss, "pairs_per_epoch": cfg.pairs_per_epoch, "val_fraction": cfg.val_fraction,
-        "val_pairs": cfg.val_pairs, "patience": cfg.patience, "seed": cfg.seed, "num_threads": cfg.num_threads,
-        "resume": resume, "progress": progress, "report": report,
+        "store": str(store),
+        "out_dir": str(out_dir),
+        "model": cfg.model.model_dump(exclude_none=True),
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "optimizer": cfg.optimizer,
+        "loss": cfg.loss,
+        "pairs_per_epoch": cfg.pairs_per_epoch,
+        "val_fraction": cfg.val_fraction,
+        "val_pairs": cfg.val_pairs,
+        "patience": cfg.patience,
+        "seed": cfg.seed,
+        "num_threads": cfg.num_threads,
+        "resume": resume,
+        "progress": progress,
+        "report": report,
+        "num_workers": cfg.num_workers,
     }
     t0 = time.perf_counter()
-    result = train_loop_per_worker(loop_cfg)
+    if cfg.num_workers > 1:
+        from orirec.distributed.ray_train import train_with_ray
+
+        train_with_ray(loop_cfg, cfg.num_workers)
+        result = training_summary(out_dir / "checkpoints" / "last.pt")
+    else:
+        result = train_loop_per_worker(loop_cfg)
     result["time_s"] = time.perf_counter() - t0
     write_json(out_dir / "train_result.json", {k: v for k, v in result.items() if k != "report"})
     return result
+
+
+def training_summary(last_checkpoint: Path) -> dict[str, Any]:
+    """best_val_mae, best_epoch, epochs_run and the last epoch's metrics, read from a checkpoint."""
+    meta = load_checkpoint(last_checkpoint)
+    extra = meta.get("extra") or {}
+    history = extra.get("history", [])
+    return {
+        **{k: v for k, v in (history[-1] if history else {}).items() if k != "epoch"},
+        "best_val_mae": extra.get("best_val_mae"),
+        "best_epoch": extra.get("best_epoch"),
+        "epochs_run": len(history),
+        "history": history,
+        "checkpoint": str(last_checkpoint.with_name("best.pt")),
+    }
 
 
 def select_images(n_images: int, max_images: int | None) -> np.ndarray:
@@ -94,13 +134,18 @@ def stage_recover(cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Pa
     else:
         i, j = knn_graph(emb, cfg.knn_k, cfg.n_random_edges, seed=cfg.seed)
     d_p = estimated_distances(emb, i, j)
-    res = recover_orientations(n, i, j, d_p, n_starts=cfg.n_starts, steps=cfg.steps, seed=cfg.seed,
-                               progress=progress)
+    res = recover_orientations(n, i, j, d_p, n_starts=cfg.n_starts, steps=cfg.steps, seed=cfg.seed, progress=progress)
     write_orientations(out_dir / "orientations.csv", idx, res.quaternions)
     write_orientations(out_dir / "orientations.star", idx, res.quaternions)
     np.savez_compressed(out_dir / "graph.npz", indices=idx, i=i, j=j, d_p=d_p.astype(np.float32))
-    summary = {"n_images": n, "n_edges": len(i), "l_or": res.l_or, "loss_history": res.loss_history,
-               "time_embed_s": t_embed, "time_recover_s": res.wall_time_s}
+    summary = {
+        "n_images": n,
+        "n_edges": len(i),
+        "l_or": res.l_or,
+        "loss_history": res.loss_history,
+        "time_embed_s": t_embed,
+        "time_recover_s": res.wall_time_s,
+    }
     write_json(out_dir / "recover_result.json", summary)
     return summary
 
@@ -123,8 +168,13 @@ def stage_reconstruct(cfg: ReconstructConfig, store: Path, orientations: Path, o
     return {"map": str(out_map), "n_images": len(idx), "time_s": time.perf_counter() - t0}
 
 
-def stage_evaluate(store: Path, orientations: Path, out_dir: Path, graph: Path | None = None,
-                   reconstruct_cfg: ReconstructConfig | None = None) -> dict[str, Any]:
+def stage_evaluate(
+    store: Path,
+    orientations: Path,
+    out_dir: Path,
+    graph: Path | None = None,
+    reconstruct_cfg: ReconstructConfig | None = None,
+) -> dict[str, Any]:
     """Metrics of DESIGN §6 against the store's ground truth; FSC when the store holds a reference volume.
 
     The FSC against the reference uses the orientations registered to the ground truth by a global

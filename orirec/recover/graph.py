@@ -28,9 +28,7 @@ def _dedupe(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarra
     return key // n, key % n
 
 
-def knn_graph(
-    embeddings: np.ndarray, k: int = 10, n_random: int = 0, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def knn_graph(embeddings: np.ndarray, k: int = 10, n_random: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-nearest-neighbour graph in embedding space plus random long-range edges.
 
     Parameters
@@ -92,8 +90,7 @@ def validate_distances(d: np.ndarray) -> np.ndarray:
     if bad.any():
         first = tuple(np.argwhere(bad)[0].tolist())
         raise ValueError(
-            f"distances: {int(bad.sum())} value(s) outside [0, pi] rad "
-            f"(first at index {first}: {d[first]:.6g})"
+            f"distances: {int(bad.sum())} value(s) outside [0, pi] rad (first at index {first}: {d[first]:.6g})"
         )
     return np.clip(d, 0.0, np.pi)
 
@@ -106,8 +103,9 @@ def validate_graph(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray) -> tuple
     if not (i.size == j.size == d.size) or i.size == 0:
         raise ValueError(f"graph: i, j, d must be non-empty and of equal length, got {i.size}, {j.size}, {d.size}")
     if i.min() < 0 or j.min() < 0 or max(i.max(), j.max()) >= n:
-        raise ValueError(f"graph: edge indices must lie in [0, {n}), got range [{min(i.min(), j.min())}, "
-                         f"{max(i.max(), j.max())}]")
+        raise ValueError(
+            f"graph: edge indices must lie in [0, {n}), got range [{min(i.min(), j.min())}, {max(i.max(), j.max())}]"
+        )
     if np.any(i == j):
         raise ValueError(f"graph: {int(np.sum(i == j))} self-loop edge(s) (i == j)")
     return i, j, d

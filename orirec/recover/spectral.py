@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import scipy.sparse
+import scipy.sparse.csgraph
 import scipy.sparse.linalg
 
 from orirec.geometry import canonicalize, matrix_to_quat, project_to_so3
@@ -25,10 +26,12 @@ def _top9(m: np.ndarray | scipy.sparse.spmatrix) -> tuple[np.ndarray, np.ndarray
     """Top-9 (largest algebraic) eigenpairs of a symmetric matrix, eigenvalues descending."""
     n = m.shape[0]
     k = min(9, n)
-    if scipy.sparse.issparse(m):
-        lam, v = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=np.ones(n) / np.sqrt(n))
+    if n <= 50:
+        lam, v = scipy.linalg.eigh(np.asarray(m.todense() if scipy.sparse.issparse(m) else m))
+        lam, v = lam[n - k :], v[:, n - k :]
     else:
-        lam, v = scipy.linalg.eigh(m, subset_by_index=[n - k, n - 1])
+        v0 = np.random.default_rng(0).standard_normal(n)
+        lam, v = scipy.sparse.linalg.eigsh(m, k=k, which="LA", v0=v0)
     order = np.argsort(lam)[::-1]
     return lam[order], v[:, order]
 
@@ -39,18 +42,18 @@ def gram_embedding(
     j: np.ndarray,
     d: np.ndarray,
     weights: np.ndarray | None = None,
-    n_iter: int = 50,
+    n_iter: int = 20,
 ) -> np.ndarray:
     """Rank-9 embedding ``X`` (n, 9) with ``X X^T ~ G = 1 + 2 cos d`` on the observed pairs.
 
     Full unweighted graph: exact top-9 eigendecomposition. Missing pairs or non-uniform weights
     (n <= DENSE_MAX): weighted low-rank completion by iterated imputation (``n_iter`` rounds,
-    missing entries start at 0, weights scaled to [0, 1]). Larger sparse graphs: one sparse
-    eigendecomposition with the observed entries scaled by ``(n - 1) / mean degree``.
+    missing entries start from graph shortest-path distances, weights scaled to [0, 1]). Larger
+    sparse graphs: one sparse eigendecomposition with the observed entries scaled by
+    ``(n - 1) / mean degree``.
     """
     g = 1.0 + 2.0 * np.cos(d)
     m_edges = i.size
-    complete = m_edges == n * (n - 1) // 2
     uniform = weights is None or np.ptp(weights) == 0
     if n > DENSE_MAX:
         scale = (n - 1) / (2.0 * m_edges / n)
@@ -60,18 +63,28 @@ def gram_embedding(
         mat = scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
         lam, v = _top9(mat)
         return v * np.sqrt(np.maximum(lam, 0.0))
-    obs = np.full((n, n), 3.0)
+    obs = np.zeros((n, n))
     obs[i, j] = g
     obs[j, i] = g
+    np.fill_diagonal(obs, 3.0)
+    wm = np.zeros((n, n))
+    wm[i, j] = 1.0 if weights is None else weights / weights.max()
+    wm[j, i] = wm[i, j]
+    np.fill_diagonal(wm, 1.0)
+    complete = int(np.count_nonzero(wm)) == n * n
     if complete and uniform:
         lam, v = _top9(obs)
         return v * np.sqrt(np.maximum(lam, 0.0))
-    wm = np.zeros((n, n))
-    w = np.ones(m_edges) if weights is None else weights / weights.max()
-    wm[i, j] = w
-    wm[j, i] = w
-    np.fill_diagonal(wm, 1.0)
-    low = np.zeros((n, n))
+    # Missing pairs start from graph shortest-path distances (upper bounds of the geodesic distance for
+    # exact data; 2 pi / 3, i.e. G = 0, the mean over random pairs, between disconnected components).
+    missing = wm == 0
+    if missing.any():
+        graph = scipy.sparse.csr_matrix((np.maximum(d, 1e-12), (i, j)), shape=(n, n))
+        sp = scipy.sparse.csgraph.shortest_path(graph, method="D", directed=False)
+        sp[~np.isfinite(sp)] = 2.0 * np.pi / 3.0
+        low = 1.0 + 2.0 * np.cos(np.minimum(sp, np.pi))
+    else:
+        low = obs
     x = np.zeros((n, 9))
     for _ in range(max(1, n_iter)):
         filled = wm * obs + (1.0 - wm) * low
@@ -81,13 +94,40 @@ def gram_embedding(
     return x
 
 
+def _alternate(x: np.ndarray, o: np.ndarray, n_iter: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Alternating Procrustes from starts ``o`` (s, 9, 9); returns (o, mean squared residual per start)."""
+    n = x.shape[0]
+    prev = np.full(o.shape[0], np.inf)
+    res = prev
+    for _ in range(n_iter):
+        y = np.einsum("nk,skl->snl", x, o)
+        r = project_to_so3(y.reshape(-1, n, 3, 3)).reshape(-1, n, 9)
+        u, _, vt = np.linalg.svd(np.einsum("nk,snl->skl", x, r))
+        o = u @ vt
+        res = np.mean(np.sum((np.einsum("nk,skl->snl", x, o) - r) ** 2, axis=2), axis=1)
+        if np.all((np.abs(prev - res) <= tol * res) | (res <= 1e-24)):
+            break
+        prev = res
+    return o, res
+
+
 def procrustes_rotations(
-    x: np.ndarray, n_starts: int = 20, seed: int = 0, max_iter: int = 200, tol: float = 1e-12
+    x: np.ndarray,
+    n_starts: int = 20,
+    seed: int = 0,
+    max_iter: int = 300,
+    tol: float = 1e-10,
+    n_probe: int = 30,
+    probe_rows: int = 400,
 ) -> tuple[np.ndarray, float]:
     """Find rotations R_i ~ reshape(X_i O) over 9x9 orthogonal O by alternating Procrustes.
 
-    ``n_starts`` deterministic random orthogonal starts (``seed``) run together; the start with the
-    smallest mean squared residual ``||X O - vec R||^2 / n`` wins. Returns (R (n, 3, 3), residual).
+    Stage 1: ``n_starts`` deterministic random orthogonal starts (``seed``) run together for
+    ``n_probe`` iterations on ``probe_rows`` seeded random rows of ``X`` (O is fixed by any
+    well-spread subset; only a fraction of the starts reach the global basin). Stage 2: the start
+    with the smallest residual is iterated on all rows until the relative change of the residual
+    is below ``tol`` or the residual below 1e-24 (at most ``max_iter`` iterations). Returns
+    (R (n, 3, 3), residual), the residual being the mean squared ``||X_i O - vec R_i||^2``.
     """
     n = x.shape[0]
     rng = np.random.default_rng(seed)
@@ -95,21 +135,12 @@ def procrustes_rotations(
     for _ in range(max(1, int(n_starts))):
         qm, rm = np.linalg.qr(rng.standard_normal((9, 9)))
         starts.append(qm * np.sign(np.diag(rm)))
-    o = np.stack(starts)  # (s, 9, 9)
-    prev = np.full(o.shape[0], np.inf)
-    for _ in range(max_iter):
-        y = np.einsum("nk,skl->snl", x, o)
-        r = project_to_so3(y.reshape(-1, n, 3, 3)).reshape(-1, n, 9)
-        u, _, vt = np.linalg.svd(np.einsum("nk,snl->skl", x, r))
-        o = u @ vt
-        res = np.mean(np.sum((np.einsum("nk,skl->snl", x, o) - r) ** 2, axis=2), axis=1)
-        if np.all(np.abs(prev - res) <= tol * np.maximum(1.0, res)):
-            break
-        prev = res
+    rows = np.sort(rng.choice(n, size=min(n, int(probe_rows)), replace=False))
+    o, res = _alternate(x[rows], np.stack(starts), n_probe, 0.0)
     best = int(np.argmin(res))
-    y = x @ o[best]
-    rot = project_to_so3(y.reshape(n, 3, 3))
-    return rot, float(res[best])
+    o, res = _alternate(x, o[best : best + 1], max_iter, tol)
+    rot = project_to_so3((x @ o[0]).reshape(n, 3, 3))
+    return rot, float(res[0])
 
 
 def spectral_init(

@@ -85,10 +85,22 @@ def simulate_to_store(
         volumes.append(vol)
         infos.append(info)
     if writer is None:
-        attrs = {"fingerprint": fingerprint, "simulation": cfg.model_dump(mode="json"), "seed": cfg.seed,
-                 "sigma2": cfg.sigma2, "sources": sources}
-        writer = create_store(out, cfg.n_per_structure * len(sources), cfg.box_px, cfg.pixel_size_A,
-                              shard_size=cfg.shard_size, attrs=attrs, overwrite=overwrite)
+        attrs = {
+            "fingerprint": fingerprint,
+            "simulation": cfg.model_dump(mode="json"),
+            "seed": cfg.seed,
+            "sigma2": cfg.sigma2,
+            "sources": sources,
+        }
+        writer = create_store(
+            out,
+            cfg.n_per_structure * len(sources),
+            cfg.box_px,
+            cfg.pixel_size_A,
+            shard_size=cfg.shard_size,
+            attrs=attrs,
+            overwrite=overwrite,
+        )
     if "proteins" not in writer.group.attrs:
         _write_references(writer, volumes, infos, cfg)
     todo = writer.missing_shards()
@@ -113,8 +125,13 @@ def simulate_to_store(
         clean = np.asarray(apply_shifts(clean, shifts[start:stop]), dtype=np.float32)
         noisy, noise_var = add_noise(clean, cfg.sigma2, seed=[cfg.seed, 2, k])
         writer.write_shard(
-            k, images=noisy, quaternions=quats[start:stop], shifts=shifts[start:stop],
-            protein=protein[start:stop], noise_var=noise_var, snr_disk=snr_disk(clean, noise_var),
+            k,
+            images=noisy,
+            quaternions=quats[start:stop],
+            shifts=shifts[start:stop],
+            protein=protein[start:stop],
+            noise_var=noise_var,
+            snr_disk=snr_disk(clean, noise_var),
         )
         if progress:
             progress(total - len(writer.missing_shards()), total)
@@ -135,8 +152,7 @@ def _existing_writer(out: Path, fingerprint: str, overwrite: bool) -> StoreWrite
     return StoreWriter(out)
 
 
-def _write_references(writer: StoreWriter, volumes: list[np.ndarray], infos: list[dict],
-                      cfg: SimulateConfig) -> None:
+def _write_references(writer: StoreWriter, volumes: list[np.ndarray], infos: list[dict], cfg: SimulateConfig) -> None:
     """Store each structure's reference volume (``volumes/<index>``) and the protein table."""
     group = writer.group.require_group("volumes")
     for p, vol in enumerate(volumes):

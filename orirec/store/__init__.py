@@ -5,6 +5,12 @@ from orirec.store.schema import CTF_COLUMNS, PER_IMAGE_ARRAYS, n_shards, shard_r
 from orirec.store.writer import StoreWriter, create_store
 
 __all__ = [
-    "CTF_COLUMNS", "PER_IMAGE_ARRAYS", "ProjectionStore", "StoreWriter", "create_store", "n_shards",
-    "open_store", "shard_rows",
+    "CTF_COLUMNS",
+    "PER_IMAGE_ARRAYS",
+    "ProjectionStore",
+    "StoreWriter",
+    "create_store",
+    "n_shards",
+    "open_store",
+    "shard_rows",
 ]

@@ -112,26 +112,34 @@ def create_store(
         shape = array_shape(spec, n_images, box_px)
         if spec.name == "images":
             group.create_array(
-                "images", shape=shape, dtype=spec.dtype, chunks=(chunk_size, box_px, box_px),
-                shards=(shard_size, box_px, box_px), fill_value=0.0,
+                "images",
+                shape=shape,
+                dtype=spec.dtype,
+                chunks=(chunk_size, box_px, box_px),
+                shards=(shard_size, box_px, box_px),
+                fill_value=0.0,
             )
         else:
             fill = 0 if spec.dtype.startswith("int") else np.nan
-            group.create_array(spec.name, shape=shape, dtype=spec.dtype, chunks=(shard_size, *shape[1:]),
-                               fill_value=fill)
+            group.create_array(
+                spec.name, shape=shape, dtype=spec.dtype, chunks=(shard_size, *shape[1:]), fill_value=fill
+            )
         group[spec.name].attrs["doc"] = spec.doc
-    group.create_array("shard_complete", shape=(n_shards(n_images, shard_size),), dtype="uint8",
-                       chunks=(1,), fill_value=0)
-    group.attrs.update({
-        "schema_version": SCHEMA_VERSION,
-        "orirec_version": __version__,
-        "n_images": int(n_images),
-        "box_px": int(box_px),
-        "pixel_size_A": float(pixel_size_A),
-        "shard_size": int(shard_size),
-        "chunk_size": int(chunk_size),
-        "complete": False,
-        "completed_shards": [],
-        **(attrs or {}),
-    })
+    group.create_array(
+        "shard_complete", shape=(n_shards(n_images, shard_size),), dtype="uint8", chunks=(1,), fill_value=0
+    )
+    group.attrs.update(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "orirec_version": __version__,
+            "n_images": int(n_images),
+            "box_px": int(box_px),
+            "pixel_size_A": float(pixel_size_A),
+            "shard_size": int(shard_size),
+            "chunk_size": int(chunk_size),
+            "complete": False,
+            "completed_shards": [],
+            **(attrs or {}),
+        }
+    )
     return StoreWriter(path)

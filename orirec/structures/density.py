@@ -14,9 +14,21 @@ __all__ = ["SIGMA_PER_RESOLUTION", "atoms_to_density", "gaussian_sigma_A", "volu
 SIGMA_PER_RESOLUTION = 0.225
 
 
+DEFAULT_RESOLUTION_PX = 4.5
+
+
+def default_resolution_A(pixel_size_A: float) -> float:
+    """Default Gaussian-atom resolution (Å) for a pixel size (Å): σ ≈ 1 px."""
+    return DEFAULT_RESOLUTION_PX * float(pixel_size_A)
+
+
 def gaussian_sigma_A(pixel_size_A: float, resolution_A: float | None = None) -> float:
-    """Standard deviation (Å) of each atom's Gaussian: 0.225 * resolution (default resolution 2 * pixel size)."""
-    res = 2.0 * pixel_size_A if resolution_A is None else float(resolution_A)
+    """Standard deviation (Å) of each atom's Gaussian: 0.225 * resolution.
+
+    The default resolution, DEFAULT_RESOLUTION_PX * pixel (Å), gives σ ≈ 1 px: the density is then
+    band-limited (its Fourier amplitude at Nyquist is below 1%), so projections do not alias.
+    """
+    res = default_resolution_A(pixel_size_A) if resolution_A is None else float(resolution_A)
     if res <= 0:
         raise ValueError(f"resolution_A must be > 0, got {res}")
     return SIGMA_PER_RESOLUTION * res
@@ -48,7 +60,7 @@ def atoms_to_density(
         atoms: the atoms (coordinates in Å).
         box_px: box edge L (px), >= 8.
         pixel_size_A: voxel size (Å), > 0.
-        resolution_A: resolution (Å) setting the Gaussian width; default 2 * pixel_size_A.
+        resolution_A: resolution (Å) setting the Gaussian width; default DEFAULT_RESOLUTION_PX * pixel_size_A.
         chunk_atoms: atoms per matmul chunk (bounds memory to chunk * L^2 floats).
 
     Returns:
@@ -105,7 +117,7 @@ def atoms_to_density(
 
 
 def _accumulate(out, pos: np.ndarray, weight: np.ndarray, zr, yr, L: int, inv: float) -> None:
-    """Add the Gaussians of ``pos`` (px, (x, y, z)) to the tile ``out`` = rho[z0:z1, y0:y1, :] by one matmul."""
+    """Add the Gaussians at ``pos`` (px, (x, y, z)) to the tile ``out`` = rho[z0:z1, y0:y1, :], one matmul."""
     import torch
 
     p = torch.from_numpy(pos)

@@ -1,0 +1,22 @@
+"""Distance learning (layer 3): the one training loop (Ray Train shaped), pair data, checkpoints."""
+
+from orirec.train.data import PairData, split_by_image
+from orirec.train.loop import (
+    DEFAULT_CONFIG,
+    binned_mae,
+    evaluate_pairs,
+    make_loss,
+    train_loop_per_worker,
+    train_step,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "PairData",
+    "binned_mae",
+    "evaluate_pairs",
+    "make_loss",
+    "split_by_image",
+    "train_loop_per_worker",
+    "train_step",
+]

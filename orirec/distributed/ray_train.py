@@ -1,0 +1,85 @@
+"""Ray Train data-parallel training over the one ``train_loop_per_worker`` (DDP; gloo on CPU, NCCL on GPU)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from orirec.train import train_loop_per_worker
+
+
+def _worker_loop(config: dict[str, Any]) -> None:
+    """Runs on each Ray Train worker: the shared loop, reporting metrics (and rank 0's checkpoint) to Ray."""
+    import ray.train
+
+    def report(metrics: dict[str, Any], checkpoint_dir: str | None) -> None:
+        ckpt = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=ckpt)
+
+    train_loop_per_worker({**config, "report": report})
+
+
+def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> None:
+    """Start (or connect to) Ray once; a local cluster of this machine by default."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=True,
+            object_store_memory=256 * 1024**2,
+        )
+
+
+def train_with_ray(
+    loop_config: dict[str, Any],
+    num_workers: int,
+    use_gpu: bool = False,
+    cpus_per_worker: int = 1,
+    max_failures: int = 1,
+) -> dict[str, Any]:
+    """Run ``train_loop_per_worker`` on ``num_workers`` Ray Train workers; returns the last reported metrics.
+
+    Checkpoints are written by rank 0 into ``loop_config['out_dir']`` (a shared path on a cluster) and
+    also handed to Ray, which keeps them in ``out_dir/ray``. After a worker failure Ray restarts the
+    group up to ``max_failures`` times and the loop resumes from ``last.pt``.
+    """
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    ensure_ray(num_cpus=max(num_workers * cpus_per_worker, 1))
+    out_dir = Path(loop_config["out_dir"]).resolve()
+    stale = out_dir / "checkpoints" / "last.pt"
+    if not loop_config.get("resume") and stale.exists():
+        stale.unlink()  # a fresh run; inside the workers resume=True then only picks up this run's epochs
+    config = {
+        **loop_config,
+        "out_dir": str(out_dir),
+        "store": str(Path(loop_config["store"]).resolve()),
+        "report": None,
+        "resume": True,
+        "progress": False,
+        "num_threads": cpus_per_worker,
+        "device": "cuda" if use_gpu else "cpu",
+    }
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(
+            num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}
+        ),
+        run_config=RunConfig(
+            name="train", storage_path=str(out_dir / "ray"), failure_config=FailureConfig(max_failures=max_failures)
+        ),
+    )
+    result = trainer.fit()
+    if result.error:
+        raise RuntimeError(f"distributed training failed: {result.error}")
+    return dict(result.metrics or {})

@@ -1,0 +1,334 @@
+"""The one distance-learning training loop (DESIGN §1.1, §5), callable in-process or by Ray Train.
+
+``train_loop_per_worker(config)`` has the shape Ray Train expects (``TorchTrainer(train_loop_per_worker=
+..., train_loop_config=config)``) but imports no Ray: the Ray wrapper in ``orirec.distributed`` passes
+``ray.train.report`` through ``config["report"]``. Data parallelism uses DistributedDataParallel iff
+``torch.distributed.is_initialized()`` (rank and world size from it; see orirec.train.data for how the
+pairs are split between ranks).
+
+Config keys (defaults in :data:`DEFAULT_CONFIG`):
+    store: path of the projection store (required).
+    out_dir: run folder; checkpoints go to ``out_dir/checkpoints/{last,best}.pt`` (required).
+    model: dict with ``preset`` ("tiny" | "small" | "paper") and optional ``channels``, ``kernels``,
+        ``feature_dim``, ``pool_every`` overrides.
+    epochs: total epochs (a resumed run continues up to this count).
+    batch_size: GLOBAL pairs per optimizer step (256 as published); a multiple of the world size.
+    lr: learning rate. optimizer: "rmsprop" (published) or "adam". loss: "l2" | "huber" | "l1" on
+        d_p - d_q (rad); huber_delta: the Huber threshold (rad).
+    pairs_per_epoch: training pairs drawn per epoch (d_q uniform on [0, π], within one protein).
+    val_fraction: fraction of images held out (per protein); val_pairs: fixed validation pairs.
+    val_bins: number of equal d_q bins over [0, π] for the binned validation MAE.
+    patience: stop after this many epochs without a better validation MAE (None: never).
+    seed: seeds the model initialization, the split and each epoch's pairs.
+    num_threads: torch threads in this worker (None: unchanged). num_workers: used by the Ray wrapper
+        only (ignored here).
+    device: "cpu", "cuda" (cuda:$LOCAL_RANK, as set by torchrun / Ray Train) or "auto" (cuda if
+        available). Images stay in host memory; each batch is copied to the device.
+    resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (epoch count continues).
+    report: optional callable(metrics: dict of scalars, checkpoint_dir: str | None), called on every
+        rank after each epoch; checkpoint_dir is set on rank 0 only.
+    progress: show a rich progress bar per epoch (rank 0).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from orirec.models import build_model, load_checkpoint, save_checkpoint
+from orirec.models.siamese import distance
+from orirec.train.data import PairData
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "binned_mae",
+    "evaluate_pairs",
+    "make_loss",
+    "train_loop_per_worker",
+    "train_step",
+]
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "store": None,
+    "out_dir": None,
+    "model": {"preset": "small"},
+    "epochs": 10,
+    "batch_size": 256,
+    "lr": 1e-3,
+    "optimizer": "rmsprop",
+    "loss": "l2",
+    "huber_delta": 0.2,
+    "pairs_per_epoch": 20000,
+    "val_fraction": 0.1,
+    "val_pairs": 4000,
+    "val_bins": 6,
+    "patience": None,
+    "seed": 0,
+    "num_threads": None,
+    "num_workers": 1,
+    "device": "cpu",
+    "resume": False,
+    "report": None,
+    "progress": False,
+}
+
+
+def make_loss(name: str, huber_delta: float = 0.2) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Mean loss between d_p and d_q (rad): "l2" (MSE), "l1" or "huber" (threshold huber_delta rad)."""
+    if name == "l2":
+        return F.mse_loss
+    if name == "l1":
+        return F.l1_loss
+    if name == "huber":
+        return lambda a, b: F.huber_loss(a, b, delta=float(huber_delta))
+    raise ValueError(f"loss: unknown {name!r}; choose 'l2', 'huber' or 'l1'")
+
+
+def _pair_forward(model: nn.Module, xi: torch.Tensor, xj: torch.Tensor) -> torch.Tensor:
+    """d_p (rad) of a batch of pairs through one forward pass of the (possibly DDP-wrapped) encoder."""
+    e = model(torch.cat([xi, xj], dim=0))
+    return distance(e[: len(xi)], e[len(xi) :])
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, batch) -> float:
+    """One optimizer step on a batch (img_i, img_j, d_q); returns the loss value."""
+    device = next(model.parameters()).device
+    xi, xj, d = (t.to(device, non_blocking=True) for t in batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(_pair_forward(model, xi, xj), d)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def binned_mae(err: np.ndarray, d_q: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of |err| and count per equal d_q bin over [0, π] (rad); returns (sums, counts)."""
+    k = np.clip((np.asarray(d_q) / math.pi * n_bins).astype(np.int64), 0, n_bins - 1)
+    return np.bincount(k, np.abs(err), n_bins), np.bincount(k, minlength=n_bins).astype(np.float64)
+
+
+@torch.no_grad()
+def evaluate_pairs(
+    model: nn.Module, data: PairData, loss_fn: Callable, n_bins: int, rank: int = 0, world_size: int = 1
+) -> dict[str, Any]:
+    """Validation loss, MAE/RMSE of d_p - d_q (rad) overall and per d_q bin, summed over ranks."""
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    sums = np.zeros(3 + 2 * n_bins)  # loss·n, |err|, err², per-bin |err| sums, per-bin counts
+    for xi, xj, d in data.val_batches(rank=rank, world_size=world_size):
+        d_p = _pair_forward(model, xi.to(device), xj.to(device)).cpu()
+        err = (d_p - d).numpy().astype(np.float64)
+        bs, bc = binned_mae(err, d.numpy(), n_bins)
+        sums += np.concatenate(
+            [
+                [
+                    float(loss_fn(torch.from_numpy(err).float(), torch.zeros(len(err)))) * len(err),
+                    np.abs(err).sum(),
+                    (err**2).sum(),
+                ],
+                bs,
+                bc,
+            ]
+        )
+    model.train(was_training)
+    if world_size > 1:
+        t = torch.from_numpy(sums).to(device)
+        dist.all_reduce(t)
+        sums = t.cpu().numpy()
+    counts = sums[3 + n_bins :]
+    n = max(counts.sum(), 1.0)
+    bins = np.where(counts > 0, sums[3 : 3 + n_bins] / np.maximum(counts, 1), np.nan)
+    return {
+        "val_loss": float(sums[0] / n),
+        "val_mae": float(sums[1] / n),
+        "val_rmse": math.sqrt(sums[2] / n),
+        "val_mae_bins": [float(b) for b in bins],
+        "val_bin_counts": [int(c) for c in counts],
+    }
+
+
+def _flat(entry: dict[str, Any]) -> dict[str, Any]:
+    """Scalar-only view of a history entry (lists become key_<k>) for report/tracking callbacks."""
+    out = {}
+    for k, v in entry.items():
+        if isinstance(v, list):
+            out.update({f"{k}_{n}": x for n, x in enumerate(v)})
+        else:
+            out[k] = v
+    return out
+
+
+def _device(name: str) -> torch.device:
+    """torch device for config["device"]: "cpu", "cuda" (index $LOCAL_RANK) or "auto"."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("train config: device 'cuda' asked but torch sees no CUDA device")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    raise ValueError(f"train config: device must be 'cpu', 'cuda' or 'auto', got {name!r}")
+
+
+def _resolve(config: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(config) - set(DEFAULT_CONFIG)
+    if unknown:
+        raise ValueError(f"train config: unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
+    cfg = {**DEFAULT_CONFIG, **config}
+    for key in ("store", "out_dir"):
+        if cfg[key] is None:
+            raise ValueError(f"train config: {key!r} is required")
+    if cfg["optimizer"] not in ("rmsprop", "adam"):
+        raise ValueError(f"train config: optimizer must be 'rmsprop' or 'adam', got {cfg['optimizer']!r}")
+    for key in ("epochs", "batch_size", "pairs_per_epoch", "val_pairs", "val_bins"):
+        if int(cfg[key]) < 1:
+            raise ValueError(f"train config: {key} must be >= 1, got {cfg[key]}")
+    return cfg
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
+    """Train the Siamese distance network; see the module docstring for the config keys.
+
+    Returns a dict with ``best_val_mae`` (rad), ``best_epoch``, ``epochs_run`` (total, resumed runs
+    included), ``stopped_early``, ``wall_time_s``, ``pairs_per_s`` (training throughput of the last
+    epoch, global pairs), ``history`` (one dict per epoch), ``checkpoint`` (best.pt), ``last_checkpoint``
+    and the last epoch's metrics.
+    """
+    t_start = time.perf_counter()
+    cfg = _resolve(config)
+    if cfg["num_threads"]:
+        torch.set_num_threads(int(cfg["num_threads"]))
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if int(cfg["batch_size"]) % world:
+        raise ValueError(f"train config: batch_size {cfg['batch_size']} is not a multiple of world size {world}")
+    torch.manual_seed(int(cfg["seed"]))
+    data = PairData.from_store(
+        cfg["store"],
+        val_fraction=float(cfg["val_fraction"]),
+        val_pairs=int(cfg["val_pairs"]),
+        seed=int(cfg["seed"]),
+    )
+    device = _device(cfg["device"])
+    model = build_model(cfg["model"], data.box_px).to(device)
+    model_config = model.config
+    opt_cls = torch.optim.RMSprop if cfg["optimizer"] == "rmsprop" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=float(cfg["lr"]))
+    loss_fn = make_loss(cfg["loss"], cfg["huber_delta"])
+    ckpt_dir = Path(cfg["out_dir"]) / "checkpoints"
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+
+    history: list[dict[str, Any]] = []
+    best_mae, best_epoch, start_epoch = math.inf, 0, 0
+    if cfg["resume"] and last_path.is_file():
+        ck = load_checkpoint(last_path)
+        if ck["model_config"] != model_config:
+            raise ValueError(f"resume: {last_path} holds model {ck['model_config']}, the config asks {model_config}")
+        model.load_state_dict(ck["state_dict"])
+        if ck.get("optimizer_state") is not None:
+            optimizer.load_state_dict(ck["optimizer_state"])
+        extra = ck.get("extra") or {}
+        history = list(extra.get("history", []))
+        best_mae, best_epoch, start_epoch = (
+            extra.get("best_val_mae", math.inf),
+            extra.get("best_epoch", 0),
+            ck["epoch"],
+        )
+    ids = [device.index] if device.type == "cuda" else None
+    net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=ids) if distributed else model
+    steps = PairData.steps_per_epoch(cfg["pairs_per_epoch"], cfg["batch_size"])
+    show = bool(cfg["progress"]) and rank == 0
+    stopped_early, pairs_per_s = False, float("nan")
+
+    for epoch in range(start_epoch, int(cfg["epochs"])):
+        if cfg["patience"] and epoch - best_epoch >= int(cfg["patience"]) and best_epoch > 0:
+            stopped_early = True
+            break
+        t0 = time.perf_counter()
+        net.train()
+        total = 0.0
+        batches = data.batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)
+        with _progress(show, f"epoch {epoch + 1}/{cfg['epochs']}", steps) as advance:
+            for batch in batches:
+                total += train_step(net, optimizer, loss_fn, batch)
+                advance()
+        train_time = time.perf_counter() - t0
+        train_loss = total / steps
+        if distributed:
+            t = torch.tensor([train_loss], dtype=torch.float64, device=device)
+            dist.all_reduce(t)
+            train_loss = float(t) / world
+        pairs_per_s = steps * int(cfg["batch_size"]) / train_time
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            **evaluate_pairs(model, data, loss_fn, int(cfg["val_bins"]), rank, world),
+            "pairs_per_s": pairs_per_s,
+            "epoch_time_s": time.perf_counter() - t0,
+        }
+        history.append(entry)
+        if entry["val_mae"] < best_mae:
+            best_mae, best_epoch = entry["val_mae"], epoch + 1
+        if rank == 0:
+            extra = {
+                "history": history,
+                "best_val_mae": best_mae,
+                "best_epoch": best_epoch,
+                "config": {k: v for k, v in cfg.items() if k != "report"},
+            }
+            save_checkpoint(last_path, model, model_config, epoch + 1, optimizer.state_dict(), entry, extra)
+            if best_epoch == epoch + 1:
+                save_checkpoint(best_path, model, model_config, epoch + 1, None, entry, extra)
+        if cfg["report"] is not None:
+            cfg["report"](_flat(entry), str(ckpt_dir) if rank == 0 else None)
+
+    last = history[-1] if history else {}
+    return {
+        **{k: v for k, v in last.items() if k != "epoch"},
+        "best_val_mae": best_mae,
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "stopped_early": stopped_early,
+        "pairs_per_s": pairs_per_s,
+        "wall_time_s": time.perf_counter() - t_start,
+        "history": history,
+        "checkpoint": str(best_path),
+        "last_checkpoint": str(last_path),
+    }
+
+
+class _progress:
+    """Context manager yielding an ``advance()`` callable; a rich progress bar when enabled."""
+
+    def __init__(self, enabled: bool, label: str, total: int) -> None:
+        self.enabled, self.label, self.total, self._bar = enabled, label, total, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.enabled:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        self._bar.start()
+        task = self._bar.add_task(self.label, total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.stop()

@@ -1,0 +1,142 @@
+"""Siamese encoder: shapes, presets, the learned distance, checkpoints, embedding, a few training steps."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from orirec.geometry import quat_distance, quat_to_matrix, uniform_quaternions
+from orirec.models import (
+    PRESETS,
+    SiameseNet,
+    build_model,
+    distance,
+    embed_images,
+    load_model,
+    preset,
+    save_checkpoint,
+)
+
+
+def blob_projections(q: np.ndarray, box: int, seed: int = 0) -> np.ndarray:
+    """Projections (N, box, box) of five 3D Gaussian blobs rotated by q (explicit function of orientation)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-0.35, 0.35, (5, 3)) * box
+    weights, widths = rng.uniform(0.5, 1.5, 5), rng.uniform(1.5, 3.0, 5)
+    p = np.einsum("nij,kj->nki", quat_to_matrix(q), centres)  # (N, 5, 3), microscope frame
+    ax = np.arange(box) - box // 2
+    gx = np.exp(-((ax[None, None, :] - p[..., 0:1]) ** 2) / (2 * widths[:, None] ** 2))
+    gy = np.exp(-((ax[None, None, :] - p[..., 1:2]) ** 2) / (2 * widths[:, None] ** 2))
+    return np.einsum("k,nky,nkx->nyx", weights, gy, gx).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("size", [8, 32])
+def test_presets_shapes(name, size):
+    net = build_model({"preset": name}, size)
+    x = torch.randn(3, size, size)
+    e = net(x)
+    assert e.shape == (3, PRESETS[name]["feature_dim"])
+    torch.testing.assert_close(net(x[:, None]), e)
+
+
+def test_paper_preset_is_the_reference_stack():
+    cfg = preset("paper")
+    assert cfg["channels"] == [32, 64, 128, 256, 256, 512, 512]
+    assert cfg["kernels"] == [7, 5, 3, 3, 3, 3, 3]
+    net = SiameseNet(64, **cfg)
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    pools = [m for m in net.features if isinstance(m, torch.nn.MaxPool2d)]
+    assert [c.kernel_size[0] for c in convs] == cfg["kernels"]
+    assert len(pools) == 6  # 64 -> 1 after six pools; the seventh is skipped on the 1x1 map
+    assert isinstance(net.head, torch.nn.Identity)  # 512 channels = 512 features
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="preset"):
+        build_model({"preset": "huge"}, 32)
+    with pytest.raises(ValueError, match="unknown keys"):
+        build_model({"depth": 3}, 32)
+    with pytest.raises(ValueError, match="kernels"):
+        SiameseNet(32, channels=(8, 8), kernels=(3,))
+    with pytest.raises(ValueError, match="forward"):
+        SiameseNet(32, channels=(4,), kernels=(3,), feature_dim=4)(torch.zeros(2, 16, 16))
+
+
+def test_distance_range_symmetry_and_safe_gradient():
+    torch.manual_seed(0)
+    e1, e2 = torch.randn(200, 16), torch.randn(200, 16)
+    d = distance(e1, e2)
+    assert torch.all((d >= 0) & (d <= math.pi))
+    torch.testing.assert_close(d, distance(e2, e1))
+    torch.testing.assert_close(distance(e1, -e1), distance(e1, e1))  # sign-blind, like quaternions
+    assert float(distance(e1[:1], 3 * e1[:1])) < 0.01
+    # orthogonal embeddings are the farthest apart: pi
+    assert float(distance(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))) == pytest.approx(math.pi)
+    x = e1.clone().requires_grad_(True)
+    distance(x, x.detach()).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_per_image_normalization_makes_scale_irrelevant():
+    torch.manual_seed(0)
+    net = build_model({"preset": "tiny"}, 16)
+    x = torch.rand(4, 16, 16)
+    torch.testing.assert_close(net(5.0 * x + 3.0), net(x), atol=1e-4, rtol=1e-4)
+
+
+def test_checkpoint_round_trip_identical_embeddings(tmp_path):
+    torch.manual_seed(1)
+    net = build_model({"preset": "tiny", "feature_dim": 12}, 24)
+    images = blob_projections(uniform_quaternions(40, seed=0), 24)
+    path = save_checkpoint(tmp_path / "c" / "m.pt", net, net.config, epoch=3, metrics={"mae": np.float32(0.5)})
+    assert path.is_file() and not list(path.parent.glob(".*tmp*"))
+    net2, meta = load_model(path)
+    assert meta["epoch"] == 3 and meta["metrics"]["mae"] == pytest.approx(0.5)
+    assert net2.config == net.config
+    np.testing.assert_array_equal(embed_images(net, images, batch_size=7), embed_images(net2, images))
+
+
+def test_load_missing_or_corrupt_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_model(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_model(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    with pytest.raises(ValueError, match="not an orirec"):
+        load_model(other)
+
+
+def test_embed_images_matches_forward_and_restores_mode():
+    torch.manual_seed(2)
+    net = build_model({"preset": "tiny"}, 16)
+    images = np.random.default_rng(0).normal(size=(10, 16, 16)).astype(np.float32)
+    seen = []
+    out = embed_images(net, images, batch_size=4, progress=seen.append)
+    assert out.dtype == np.float32 and out.shape == (10, 16)
+    assert seen == [4, 8, 10]
+    assert net.training
+    with torch.no_grad():
+        np.testing.assert_allclose(out, net(torch.from_numpy(images)).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    q = uniform_quaternions(64, seed=4)
+    images = torch.from_numpy(blob_projections(q, 24))
+    i, j = np.arange(32), np.arange(32, 64)
+    target = torch.from_numpy(quat_distance(q[i], q[j]).astype(np.float32))
+    net = build_model({"preset": "tiny"}, 24)
+    opt = torch.optim.RMSprop(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(distance(net(images[i]), net(images[j])), target)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], losses

@@ -1,0 +1,195 @@
+"""The training loop: data split and sharding, resume, checkpoints, bad stores, DDP gradient equivalence."""
+
+import math
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from orirec.geometry import quat_to_matrix, uniform_quaternions
+from orirec.models import build_model, embed_images, load_model
+from orirec.store import create_store
+from orirec.train import PairData, split_by_image, train_loop_per_worker
+
+BOX, PER_PROTEIN = 20, 150
+
+
+def blob_projections(q: np.ndarray, box: int, seed: int) -> np.ndarray:
+    """Projections (N, box, box) of five 3D Gaussian blobs rotated by q (a protein per seed)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-0.35, 0.35, (5, 3)) * box
+    weights, widths = rng.uniform(0.5, 1.5, 5), rng.uniform(1.5, 3.0, 5)
+    p = np.einsum("nij,kj->nki", quat_to_matrix(q), centres)
+    ax = np.arange(box) - box // 2
+    gx = np.exp(-((ax[None, None, :] - p[..., 0:1]) ** 2) / (2 * widths[:, None] ** 2))
+    gy = np.exp(-((ax[None, None, :] - p[..., 1:2]) ** 2) / (2 * widths[:, None] ** 2))
+    return np.einsum("k,nky,nkx->nyx", weights, gy, gx).astype(np.float32)
+
+
+def synthetic_arrays(n_proteins: int = 2):
+    q = uniform_quaternions(n_proteins * PER_PROTEIN, seed=11)
+    protein = np.repeat(np.arange(n_proteins, dtype=np.int32), PER_PROTEIN)
+    images = np.concatenate([blob_projections(q[protein == p], BOX, seed=p) for p in range(n_proteins)])
+    return images, q, protein
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    images, q, protein = synthetic_arrays()
+    path = tmp_path_factory.mktemp("store") / "proj.zarr"
+    n, shard = len(images), 128
+    w = create_store(path, n, BOX, 2.0, shard_size=shard, attrs={"proteins": [{"id": "a"}, {"id": "b"}]})
+    for k in range(math.ceil(n / shard)):
+        s = slice(k * shard, min(n, (k + 1) * shard))
+        w.write_shard(k, images=images[s], quaternions=q[s], protein=protein[s])
+    w.finalize()
+    return path
+
+
+def base_config(store_path, out_dir, **kw):
+    cfg = {
+        "store": str(store_path),
+        "out_dir": str(out_dir),
+        "model": {"preset": "tiny"},
+        "epochs": 1,
+        "batch_size": 32,
+        "pairs_per_epoch": 256,
+        "val_pairs": 128,
+        "val_fraction": 0.2,
+        "seed": 3,
+    }
+    return {**cfg, **kw}
+
+
+def test_split_and_pairs_respect_validation_images():
+    images, q, protein = synthetic_arrays()
+    train, val = split_by_image(protein, 0.2, seed=0)
+    assert len(np.intersect1d(train, val)) == 0 and len(train) + len(val) == len(protein)
+    assert all(np.sum(protein[val] == p) == 30 for p in (0, 1))
+    data = PairData(images, q, protein, val_fraction=0.2, val_pairs=200, seed=0)
+    assert np.isin(data.val_i, val).all() and np.isin(data.val_j, val).all()
+    i, j, _ = data.epoch_pairs(0, 500)
+    assert np.isin(i, train).all() and np.isin(j, train).all()
+    assert np.all(protein[i] == protein[j])
+    i2, _, _ = data.epoch_pairs(1, 500)
+    assert not np.array_equal(i, i2)  # a new draw per epoch ...
+    np.testing.assert_array_equal(i, data.epoch_pairs(0, 500)[0])  # ... reproducible by seed
+
+
+def test_rank_shards_are_disjoint_and_cover_each_global_batch():
+    images, q, protein = synthetic_arrays()
+    data = PairData(images, q, protein, val_pairs=64, seed=1)
+    full = list(data.batches(0, 100, 32, rank=0, world_size=1))
+    parts = [list(data.batches(0, 100, 32, rank=r, world_size=2)) for r in range(2)]
+    assert len(full) == 3 and all(len(p) == 3 for p in parts)
+    for s in range(3):
+        for k in range(3):
+            torch.testing.assert_close(torch.cat([parts[0][s][k], parts[1][s][k]]), full[s][k])
+    with pytest.raises(ValueError, match="batch_size"):
+        next(data.batches(0, 100, 33, rank=0, world_size=2))
+
+
+def test_train_resume_continues_and_matches_uninterrupted_run(store_path, tmp_path):
+    reports = []
+    r1 = train_loop_per_worker(base_config(store_path, tmp_path / "a", report=lambda m, c: reports.append((m, c))))
+    assert r1["epochs_run"] == 1 and len(r1["history"]) == 1
+    assert reports and reports[0][1].endswith("checkpoints")
+    assert all(isinstance(v, int | float) for v in reports[0][0].values())
+    assert len(r1["history"][0]["val_mae_bins"]) == 6
+    r2 = train_loop_per_worker(base_config(store_path, tmp_path / "a", epochs=2, resume=True))
+    assert r2["epochs_run"] == 2 and [h["epoch"] for h in r2["history"]] == [1, 2]
+    assert r2["history"][0] == r1["history"][0]
+    straight = train_loop_per_worker(base_config(store_path, tmp_path / "b", epochs=2))
+    for key in ("train_loss", "val_loss", "val_mae"):
+        assert straight["history"][1][key] == pytest.approx(r2["history"][1][key], rel=1e-5)
+    model, meta = load_model(r2["checkpoint"])
+    assert meta["metrics"]["val_mae"] == pytest.approx(r2["best_val_mae"])
+    images, _, _ = synthetic_arrays()
+    assert embed_images(model, images[:5]).shape == (5, 16)
+    assert 0 < r2["best_val_mae"] < math.pi and r2["pairs_per_s"] > 0
+
+
+def test_training_beats_the_best_constant_distance(store_path, tmp_path):
+    cfg = base_config(store_path, tmp_path, epochs=2, pairs_per_epoch=1024, optimizer="adam", progress=True)
+    r = train_loop_per_worker(cfg)
+    data = PairData.from_store(store_path, val_fraction=0.2, val_pairs=128, seed=3)
+    baseline = np.mean(np.abs(data.val_d - np.median(data.val_d)))  # best constant d_p (rad)
+    assert r["best_val_mae"] == min(h["val_mae"] for h in r["history"])
+    # measured: 0.60 vs 0.71 (ratio 0.83-0.89 over seeds 3-5); an untrained net gives d_p ~ 0, MAE ~ 1.6
+    assert r["best_val_mae"] < 0.92 * baseline, (r["best_val_mae"], baseline)
+
+
+def test_bad_store_and_config_errors(store_path, tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.zarr"):
+        train_loop_per_worker(base_config(tmp_path / "missing.zarr", tmp_path))
+    corrupt = tmp_path / "corrupt.zarr"
+    corrupt.mkdir()
+    (corrupt / "zarr.json").write_text("{ not json")
+    with pytest.raises(ValueError, match="corrupt.zarr"):
+        train_loop_per_worker(base_config(corrupt, tmp_path))
+    part = tmp_path / "partial.zarr"
+    create_store(part, 200, BOX, 2.0, shard_size=128).write_shard(0, images=np.zeros((128, BOX, BOX)))
+    with pytest.raises(ValueError, match="incomplete"):
+        train_loop_per_worker(base_config(part, tmp_path))
+    with pytest.raises(ValueError, match="unknown keys"):
+        train_loop_per_worker(base_config(store_path, tmp_path, learning_rate=1.0))
+    with pytest.raises(ValueError, match="loss"):
+        train_loop_per_worker(base_config(store_path, tmp_path, loss="l3"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ddp_world_size_one_gloo_matches_plain_run(store_path, tmp_path):
+    plain = train_loop_per_worker(base_config(store_path, tmp_path / "plain"))
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1)
+    try:
+        ddp = train_loop_per_worker(base_config(store_path, tmp_path / "ddp"))
+    finally:
+        dist.destroy_process_group()
+    for key in ("train_loss", "val_loss", "val_mae"):
+        assert ddp["history"][0][key] == pytest.approx(plain["history"][0][key], rel=1e-5)
+
+
+def _grads(model) -> list[torch.Tensor]:
+    return [p.grad.detach().clone() for p in model.parameters()]
+
+
+def _ddp_worker(rank, world, port, arrays, out_path):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        data = PairData(*arrays, val_pairs=32, seed=5)
+        torch.manual_seed(0)
+        net = torch.nn.parallel.DistributedDataParallel(build_model({"preset": "tiny"}, BOX))
+        xi, xj, d = next(data.batches(0, 64, 64, rank, world))
+        e = net(torch.cat([xi, xj]))
+        from orirec.models import distance
+
+        torch.nn.functional.mse_loss(distance(e[: len(xi)], e[len(xi) :]), d).backward()
+        torch.save(_grads(net.module), f"{out_path}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # ~7-13 s: two spawned interpreters importing torch (world size 1 runs by default)
+def test_ddp_two_ranks_average_gradient_equals_single_process(tmp_path):
+    arrays = synthetic_arrays()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), arrays, str(tmp_path / "g")), nprocs=2, join=True)
+    data = PairData(*arrays, val_pairs=32, seed=5)
+    torch.manual_seed(0)
+    net = build_model({"preset": "tiny"}, BOX)
+    xi, xj, d = next(data.batches(0, 64, 64, 0, 1))
+    from orirec.models import distance
+
+    e = net(torch.cat([xi, xj]))
+    torch.nn.functional.mse_loss(distance(e[: len(xi)], e[len(xi) :]), d).backward()
+    for r in range(2):
+        for g_ddp, g in zip(torch.load(tmp_path / f"g.{r}"), _grads(net), strict=True):
+            torch.testing.assert_close(g_ddp, g, rtol=1e-4, atol=1e-6)
