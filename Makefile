@@ -1,4 +1,6 @@
 # `make demo` and `make test` set up whatever is missing (a venv in .venv), then run.
+export OMP_WAIT_POLICY ?= PASSIVE
+export MPLBACKEND ?= Agg
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -49,6 +49,11 @@ class TrainConfig(_Strict):
     lr: float = Field(1e-3, gt=0)
     optimizer: Literal["rmsprop", "adam"] = "adam"
     loss: Literal["l2", "l1", "huber"] = "l2"
+    pairing: Literal["all", "pairs"] = Field(
+        "all",
+        description="all: every within-protein pair of the step's images, weighted to uniform d_q; "
+        "pairs: only the sampled uniform-distance pairs (as published)",
+    )
     pairs_per_epoch: int = Field(20000, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     val_pairs: int = Field(4000, gt=0)

@@ -19,7 +19,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "recover": {"max_images": 150, "steps": 50, "n_starts": 4},
     },
     "small": {
-        "simulate": {"n_per_structure": 2000, "box_px": 48, "pixel_size_A": 2.5},
+        "simulate": {"n_per_structure": 5000, "box_px": 48, "pixel_size_A": 2.5},
         "train": {
             "model": {"preset": "small"},
             "epochs": 12,

@@ -60,24 +60,13 @@ def stage_train(
 ) -> dict[str, Any]:
     """Train the Siamese distance model on ``store`` in-process; checkpoints under ``out_dir``."""
     loop_cfg = {
+        **cfg.model_dump(),  # every TrainConfig field is a key of the loop's config
+        "model": cfg.model.model_dump(exclude_none=True),
         "store": str(store),
         "out_dir": str(out_dir),
-        "model": cfg.model.model_dump(exclude_none=True),
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
-        "optimizer": cfg.optimizer,
-        "loss": cfg.loss,
-        "pairs_per_epoch": cfg.pairs_per_epoch,
-        "val_fraction": cfg.val_fraction,
-        "val_pairs": cfg.val_pairs,
-        "patience": cfg.patience,
-        "seed": cfg.seed,
-        "num_threads": cfg.num_threads,
         "resume": resume,
         "progress": progress,
         "report": report,
-        "num_workers": cfg.num_workers,
     }
     t0 = time.perf_counter()
     if cfg.num_workers > 1:

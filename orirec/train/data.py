@@ -25,6 +25,8 @@ from orirec.store.pairs import sample_uniform_pairs
 __all__ = ["PairData", "split_by_image"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+#: (images (m, L, L), quaternions (m, 4) float64, protein (m,)) of the distinct images of a step.
+ImageBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def split_by_image(protein: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,8 +120,10 @@ class PairData:
         """Global optimizer steps per epoch (the remainder of n_pairs / batch_size is dropped)."""
         return int(n_pairs) // int(batch_size)
 
-    def batches(self, epoch: int, n_pairs: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
-        """Yield this rank's share ``(img_i, img_j, d_q)`` of each global batch of the epoch.
+    def pair_indices(
+        self, epoch: int, n_pairs: int, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yield this rank's share ``(i, j, d_q)`` (image indices, rad) of each global batch of the epoch.
 
         ``batch_size`` is global and must be a multiple of ``world_size`` and <= ``n_pairs``.
         """
@@ -134,7 +138,32 @@ class PairData:
             a[: steps * batch_size].reshape(steps, world_size, b)[:, rank] for a in self.epoch_pairs(epoch, n_pairs)
         )
         for s in range(steps):
-            yield self._gather(i[s], j[s], d[s])
+            yield i[s], j[s], d[s]
+
+    def batches(self, epoch: int, n_pairs: int, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+        """Yield this rank's share ``(img_i, img_j, d_q)`` of each global batch (see :meth:`pair_indices`)."""
+        for i, j, d in self.pair_indices(epoch, n_pairs, batch_size, rank, world_size):
+            yield self._gather(i, j, d)
+
+    def image_batches(
+        self, epoch: int, n_pairs: int, batch_size: int, rank: int = 0, world_size: int = 1
+    ) -> Iterator[ImageBatch]:
+        """Yield this rank's distinct images of each step for all-pairs training (``pairing="all"``).
+
+        A global step takes ``batch_size // 2`` of the epoch's uniform-distance pairs (so that small
+        distances are present; ``n_pairs // batch_size`` steps), split between ranks like
+        :meth:`pair_indices`; the rank returns the distinct images of its pairs, among which every
+        within-protein pair enters the loss.
+        """
+        half = max(batch_size // 2 // world_size, 1) * world_size
+        steps = self.steps_per_epoch(n_pairs, batch_size)
+        for i, j, _ in self.pair_indices(epoch, steps * half, half, rank, world_size):
+            idx = np.unique(np.concatenate([i, j]))
+            yield (
+                self.images[torch.from_numpy(idx)],
+                torch.from_numpy(self.quaternions[idx]),
+                torch.from_numpy(self.protein[idx].astype(np.int64)),
+            )
 
     def val_batches(self, batch_size: int = 512, rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
         """Yield this rank's validation pairs (every ``world_size``-th, starting at ``rank``) in batches."""

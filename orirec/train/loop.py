@@ -16,6 +16,9 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
     lr: learning rate. optimizer: "rmsprop" (published) or "adam". loss: "l2" | "huber" | "l1" on
         d_p - d_q (rad); huber_delta: the Huber threshold (rad).
     pairs_per_epoch: training pairs drawn per epoch (d_q uniform on [0, π], within one protein).
+    pairing: "all" (default): each step embeds the distinct images of batch_size/2 uniform-distance pairs
+        and trains on every within-protein pair among them, weighted to a uniform d_q (many more
+        supervised pairs per forward pass); "pairs": exactly the sampled pairs, as published.
     val_fraction: fraction of images held out (per protein); val_pairs: fixed validation pairs.
     val_bins: number of equal d_q bins over [0, π] for the binned validation MAE.
     patience: stop after this many epochs without a better validation MAE (None: never).
@@ -51,6 +54,7 @@ from orirec.train.data import PairData
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "all_pairs_loss",
     "binned_mae",
     "evaluate_pairs",
     "make_loss",
@@ -77,21 +81,53 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "num_threads": None,
     "num_workers": 1,
     "device": "cpu",
+    "pairing": "all",
     "resume": False,
     "report": None,
     "progress": False,
 }
 
 
-def make_loss(name: str, huber_delta: float = 0.2) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Mean loss between d_p and d_q (rad): "l2" (MSE), "l1" or "huber" (threshold huber_delta rad)."""
+def make_loss(
+    name: str, huber_delta: float = 0.2, reduction: str = "mean"
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss between d_p and d_q (rad): "l2" (MSE), "l1" or "huber" (threshold huber_delta rad).
+
+    ``reduction`` is passed to torch ("mean", or "none" for per-pair values).
+    """
     if name == "l2":
-        return F.mse_loss
+        return lambda a, b: F.mse_loss(a, b, reduction=reduction)
     if name == "l1":
-        return F.l1_loss
+        return lambda a, b: F.l1_loss(a, b, reduction=reduction)
     if name == "huber":
-        return lambda a, b: F.huber_loss(a, b, delta=float(huber_delta))
+        return lambda a, b: F.huber_loss(a, b, delta=float(huber_delta), reduction=reduction)
     raise ValueError(f"loss: unknown {name!r}; choose 'l2', 'huber' or 'l1'")
+
+
+def all_pairs_loss(
+    model: nn.Module,
+    pair_loss: Callable,
+    images: torch.Tensor,
+    quats: torch.Tensor,
+    protein: torch.Tensor,
+    n_bins: int = 16,
+) -> torch.Tensor:
+    """Loss over every within-protein pair of a set of images, weighted so that d_q is uniform on [0, π].
+
+    One forward pass embeds m images and supervises up to m(m-1)/2 pairs; each pair is weighted by
+    the inverse count of its d_q bin among the step's pairs (``n_bins`` equal bins over [0, π]), so
+    every distance range weighs the same whatever the natural distance distribution.
+    """
+    emb = model(images)
+    i, j = torch.triu_indices(len(images), len(images), 1, device=emb.device)
+    same = protein[i] == protein[j]
+    i, j = i[same], j[same]
+    dot = (quats[i] * quats[j]).sum(-1).abs().clamp(max=1.0)
+    d_q = (2.0 * torch.acos(dot)).to(emb.dtype)
+    k = (d_q / math.pi * n_bins).long().clamp(0, n_bins - 1)
+    counts = torch.bincount(k, minlength=n_bins).to(emb.dtype)
+    w = 1.0 / counts[k]
+    return (w * pair_loss(distance(emb[i], emb[j]), d_q)).sum() / w.sum()
 
 
 def _pair_forward(model: nn.Module, xi: torch.Tensor, xj: torch.Tensor) -> torch.Tensor:
@@ -189,6 +225,8 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
     for key in ("store", "out_dir"):
         if cfg[key] is None:
             raise ValueError(f"train config: {key!r} is required")
+    if cfg["pairing"] not in ("all", "pairs"):
+        raise ValueError(f"train config: pairing must be 'all' or 'pairs', got {cfg['pairing']!r}")
     if cfg["optimizer"] not in ("rmsprop", "adam"):
         raise ValueError(f"train config: optimizer must be 'rmsprop' or 'adam', got {cfg['optimizer']!r}")
     for key in ("epochs", "batch_size", "pairs_per_epoch", "val_pairs", "val_bins"):
@@ -226,6 +264,21 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     opt_cls = torch.optim.RMSprop if cfg["optimizer"] == "rmsprop" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=float(cfg["lr"]))
     loss_fn = make_loss(cfg["loss"], cfg["huber_delta"])
+    if cfg["pairing"] == "all":
+        pair_loss = make_loss(cfg["loss"], cfg["huber_delta"], reduction="none")
+
+        def step_fn(net: nn.Module, optimizer: torch.optim.Optimizer, batch) -> float:
+            x, q, prot = (t.to(device) for t in batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss = all_pairs_loss(net, pair_loss, x, q, prot)
+            loss.backward()
+            optimizer.step()
+            return float(loss.detach())
+    else:
+
+        def step_fn(net: nn.Module, optimizer: torch.optim.Optimizer, batch) -> float:
+            return train_step(net, optimizer, loss_fn, batch)
+
     ckpt_dir = Path(cfg["out_dir"]) / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
 
@@ -258,10 +311,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         net.train()
         total = 0.0
-        batches = data.batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)
+        if cfg["pairing"] == "all":
+            batches = data.image_batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)
+        else:
+            batches = data.batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)
         with _progress(show, f"epoch {epoch + 1}/{cfg['epochs']}", steps) as advance:
             for batch in batches:
-                total += train_step(net, optimizer, loss_fn, batch)
+                total += step_fn(net, optimizer, batch)
                 advance()
         train_time = time.perf_counter() - t0
         train_loss = total / steps
