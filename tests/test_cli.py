@@ -31,7 +31,7 @@ def test_tiny_demo_end_to_end(tmp_path):
     out = tmp_path / "run"
     res = run("demo", "--preset", "tiny", "--out", out, "--no-progress")
     assert res.exit_code == 0, res.output
-    for key in ("err_o4_median", "err_rot_median", "dist_mae", "fsc_ref_true_0143_A"):
+    for key in ("err_o4_median", "err_rot_median", "dist_mae", "fsc_ref_true_05_A"):
         assert key in res.output
     metrics = json.loads((out / "evaluate" / "metrics.json").read_text())
     assert 0 <= metrics["err_o4_median"] <= 180 and metrics["n"] == 150

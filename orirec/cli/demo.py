@@ -15,8 +15,8 @@ HEADLINE = (
     "err_dir_median",
     "acc20",
     "dist_mae",
-    "fsc_ref_recovered_0143_A",
-    "fsc_ref_true_0143_A",
+    "fsc_ref_recovered_05_A",
+    "fsc_ref_true_05_A",
     "fsc_half_0143_A",
 )
 
@@ -65,7 +65,7 @@ def demo(
             res = run_all(cfg, out, overwrite=overwrite, progress=bars, train_progress=progress)
     ev = res["evaluate"]
     echo_table(f"run {out} ({res['total_time_s']:.0f} s)", {k: ev[k] for k in HEADLINE if k in ev})
-    times = {f"time_{k}_s": v.get("time_s", v.get("time_recover_s")) for k, v in res.items() if isinstance(v, dict)}
+    times = {f"time_{k}_s": v.get("time_s") for k, v in res.items() if isinstance(v, dict)}
     echo_table("stage times (s)", {k: float(v) for k, v in times.items() if v is not None})
     if res.get("tracking_uri"):
         typer.echo(f"MLflow run {res['mlflow_run_id']} at {res['tracking_uri']}")

@@ -35,4 +35,6 @@ def recover(
             raise FileNotFoundError(f"{model}: no such model checkpoint")
         with progress_bars(progress) as bars:
             res = stage_recover(cfg, store, model, out, progress=bars("recover"))
-    echo_table(f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if k != "loss_history"})
+    echo_table(
+        f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))}
+    )

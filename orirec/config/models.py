@@ -73,6 +73,11 @@ class RecoverConfig(_Strict):
     n_starts: int = Field(20, gt=0, description="random starts of the spectral rounding")
     steps: int = Field(300, ge=0, description="refinement steps on the sphere")
     loss: Literal["l2", "huber"] = "l2"
+    gauge: bool = Field(True, description="resolve the detector-frame gauge (DESIGN §1.3) without ground truth")
+    gauge_sources: int = Field(100, gt=0, description="images that get in-plane rotated copies")
+    gauge_angles_deg: tuple[float, ...] = Field((60.0, -60.0), description="in-plane angles of the copies (°)")
+    gauge_box_px: int = Field(32, ge=8, description="box of the low-resolution consistency search (px)")
+    gauge_max_images: int = Field(600, gt=1, description="images used by the consistency search")
     seed: int = 0
 
 

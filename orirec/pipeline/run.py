@@ -81,7 +81,7 @@ def run_all(
             for step, v in enumerate(out["recover"]["loss_history"]):
                 if step % 10 == 0:
                     tracker.log_metrics({"l_or": v}, step=step)
-            tracker.log_metrics({k: v for k, v in out["recover"].items() if k != "loss_history"})
+            tracker.log_metrics({k: v for k, v in out["recover"].items() if isinstance(v, (int, float))})
             tracker.log_artifact(paths.recover)
         with tracker.run("reconstruct", nested=True):
             out["reconstruct"] = stage_reconstruct(

@@ -18,7 +18,10 @@ from orirec.evaluate.metrics import distance_metrics, orientation_metrics
 from orirec.geometry import quat_distance, register_rotation
 from orirec.models import embed_images, load_checkpoint, load_model
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
+from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
 from orirec.recover import full_graph, knn_graph, recover_orientations
+from orirec.recover.gauge import fix_beam_axis, plan_inplane_copies, rotate_about_z, search_inplane_angle
+from orirec.simulate.inplane import rotate_inplane
 from orirec.simulate.to_store import reference_volume, simulate_to_store
 from orirec.store import open_store
 from orirec.store.orientations import read_orientations, write_orientations
@@ -109,32 +112,75 @@ def estimated_distances(emb: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.nda
 
 
 def stage_recover(cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Path, progress=None) -> dict:
-    """Embed images, build the pair graph, estimate distances and recover orientations into ``out_dir``."""
+    """Embed images, build the pair graph, estimate distances, recover orientations and resolve the gauge.
+
+    With ``cfg.gauge``, in-plane rotated copies of ``cfg.gauge_sources`` images join the graph; they fix
+    the inversion and the beam axis, and a 1-D search on reconstruction consistency fixes the rest.
+    Writes ``orientations.{csv,star}``, ``graph.npz`` (edges among the images) and ``recover_result.json``.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     s = open_store(store)
     idx = select_images(s.n_images, cfg.max_images)
-    t0 = time.perf_counter()
-    model, _meta = load_model(checkpoint)
-    emb = embed_images(model, s.load_images(idx))
-    t_embed = time.perf_counter() - t0
     n = len(idx)
+    images = s.load_images(idx)
+    t0 = time.perf_counter()
+    if cfg.gauge:
+        src, angle = plan_inplane_copies(n, cfg.gauge_sources, tuple(np.deg2rad(cfg.gauge_angles_deg)), cfg.seed)
+        nodes = np.concatenate([images, rotate_inplane(images[src], angle)])
+    else:
+        nodes = images
+    model, _meta = load_model(checkpoint)
+    emb = embed_images(model, nodes)
+    t_embed = time.perf_counter() - t0
     if cfg.graph == "full":
-        i, j = full_graph(n)
+        i, j = full_graph(len(nodes))
     else:
         i, j = knn_graph(emb, cfg.knn_k, cfg.n_random_edges, seed=cfg.seed)
     d_p = estimated_distances(emb, i, j)
-    res = recover_orientations(n, i, j, d_p, n_starts=cfg.n_starts, steps=cfg.steps, seed=cfg.seed, progress=progress)
-    write_orientations(out_dir / "orientations.csv", idx, res.quaternions)
-    write_orientations(out_dir / "orientations.star", idx, res.quaternions)
-    np.savez_compressed(out_dir / "graph.npz", indices=idx, i=i, j=j, d_p=d_p.astype(np.float32))
-    summary = {
+    res = recover_orientations(
+        len(nodes),
+        i,
+        j,
+        d_p,
+        n_starts=cfg.n_starts,
+        steps=cfg.steps,
+        seed=cfg.seed,
+        loss=cfg.loss,
+        progress=progress,
+    )
+    q = res.quaternions[:n]
+    summary: dict[str, Any] = {
         "n_images": n,
+        "n_nodes": len(nodes),
         "n_edges": len(i),
         "l_or": res.l_or,
         "loss_history": res.loss_history,
         "time_embed_s": t_embed,
         "time_recover_s": res.wall_time_s,
     }
+    if cfg.gauge:
+        t1 = time.perf_counter()
+        gauge = fix_beam_axis(q, res.quaternions[n:], src, angle)
+        rows, small = prepare_consistency_images(images, cfg.gauge_box_px, cfg.gauge_max_images, cfg.seed)
+        alpha, scores = search_inplane_angle(
+            gauge.quaternions, lambda qq: crossval_reprojection_score(small, qq[rows], seed=cfg.seed)
+        )
+        q = rotate_about_z(gauge.quaternions, alpha)
+        summary.update(
+            {
+                "gauge_transposed": gauge.transposed,
+                "gauge_axis_spread_deg": gauge.axis_spread_deg,
+                "gauge_alpha_deg": float(np.degrees(alpha)),
+                "gauge_scores": scores,
+                "gauge_score": max(sc for _, sc in scores),
+                "time_gauge_s": time.perf_counter() - t1,
+            }
+        )
+    write_orientations(out_dir / "orientations.csv", idx, q)
+    write_orientations(out_dir / "orientations.star", idx, q)
+    among = (i < n) & (j < n)
+    np.savez_compressed(out_dir / "graph.npz", indices=idx, i=i[among], j=j[among], d_p=d_p[among].astype(np.float32))
+    summary["time_s"] = time.perf_counter() - t0
     write_json(out_dir / "recover_result.json", summary)
     return summary
 
