@@ -42,3 +42,11 @@ def test_parse_set():
     }
     with pytest.raises(ValueError, match="key=value"):
         parse_set(["oops"])
+
+
+def test_shipped_demo_pipeline_is_the_small_preset():
+    from pathlib import Path
+
+    cfg = load_yaml(Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml", RunConfig)
+    expected = preset("small")
+    assert cfg.simulate == expected.simulate and cfg.train == expected.train and cfg.recover == expected.recover
