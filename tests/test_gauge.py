@@ -23,8 +23,7 @@ def test_planted_gauge_is_resolved(particle, transposed):
     q, images = particle
     n = len(q)
     src, angle = plan_inplane_copies(n, 40, (np.pi / 3, -np.pi / 3), seed=0)
-    qz = np.stack([np.cos(angle / 2), 0 * angle, 0 * angle, np.sin(angle / 2)], axis=1)
-    q_all = np.concatenate([q, multiply(qz, q[src])])
+    q_all = np.concatenate([q, rotate_about_z(q[src], angle)])
     a, b = uniform_quaternions(2, seed=7)
     base = conjugate(q_all) if transposed else q_all
     planted = canonicalize(multiply(multiply(a, base), b))  # what a distance-only recovery may return

@@ -3,6 +3,7 @@
 import numpy as np
 
 from orirec.geometry import multiply, uniform_quaternions
+from orirec.recover.gauge import z_rotation_quaternions
 from orirec.simulate.inplane import fourier_downsample, rotate_inplane
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
@@ -12,9 +13,7 @@ def test_rotated_projection_is_projection_of_left_rotated_orientation():
     vol = atoms_to_density(pseudo_protein(3, n_atoms=600, radius_A=20.0), 40, 2.0, resolution_A=9.0)
     q = uniform_quaternions(4, seed=11)
     phi = np.deg2rad(np.array([30.0, -75.0, 120.0, 200.0]))
-    # R_z(φ) as a quaternion: rotation by +φ about z
-    qz = np.stack([np.cos(phi / 2), 0 * phi, 0 * phi, np.sin(phi / 2)], axis=1)
-    direct = project(vol, multiply(qz, q))
+    direct = project(vol, multiply(z_rotation_quaternions(phi), q))
     rotated = rotate_inplane(project(vol, q), phi)
     L = vol.shape[0]
     yy, xx = np.mgrid[:L, :L] - L // 2

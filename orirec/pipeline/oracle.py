@@ -13,10 +13,10 @@ import numpy as np
 
 from orirec.config import RecoverConfig
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.geometry import multiply, quat_distance, uniform_quaternions
-from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
+from orirec.geometry import quat_distance, uniform_quaternions
+from orirec.pipeline.stages import consistency_score
 from orirec.recover import full_graph, knn_graph, recover_orientations
-from orirec.recover.gauge import fix_beam_axis, plan_inplane_copies, rotate_about_z, search_inplane_angle
+from orirec.recover.gauge import plan_inplane_copies, resolve_gauge, rotate_about_z
 from orirec.simulate.projector import project
 from orirec.structures import load_volume
 
@@ -43,8 +43,7 @@ def oracle_recover(
     nodes = q_true
     if cfg.gauge:
         src, angle = plan_inplane_copies(n, cfg.gauge_sources, tuple(np.deg2rad(cfg.gauge_angles_deg)), seed)
-        qz = np.stack([np.cos(angle / 2), 0 * angle, 0 * angle, np.sin(angle / 2)], axis=1)
-        nodes = np.concatenate([q_true, multiply(qz, q_true[src])])
+        nodes = np.concatenate([q_true, rotate_about_z(q_true[src], angle)])
     if cfg.graph == "full":
         i, j = full_graph(len(nodes))
     else:  # the kNN graph of the true orientations stands in for the embedding kNN
@@ -68,10 +67,7 @@ def oracle_recover(
         t1 = time.perf_counter()
         vol, _ = load_volume(f"pseudo:{seed}", box_px, pixel_size_A)
         images = project(vol, q_true)
-        g = fix_beam_axis(q, res.quaternions[n:], src, angle)
-        rows, small = prepare_consistency_images(images, cfg.gauge_box_px, cfg.gauge_max_images, seed)
-        alpha, _ = search_inplane_angle(g.quaternions, lambda qq: crossval_reprojection_score(small, qq[rows]))
-        q = rotate_about_z(g.quaternions, alpha)
+        q = resolve_gauge(q, res.quaternions[n:], src, angle, consistency_score(images, cfg)).quaternions
         out["time_gauge_s"] = time.perf_counter() - t1
     out.update(orientation_metrics(q, q_true))
     out["time_total_s"] = time.perf_counter() - t0

@@ -20,7 +20,7 @@ from orirec.models import embed_images, load_checkpoint, load_model
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
 from orirec.recover import full_graph, knn_graph, recover_orientations
-from orirec.recover.gauge import fix_beam_axis, plan_inplane_copies, rotate_about_z, search_inplane_angle
+from orirec.recover.gauge import plan_inplane_copies, resolve_gauge
 from orirec.simulate.inplane import rotate_inplane
 from orirec.simulate.to_store import reference_volume, simulate_to_store
 from orirec.store import open_store
@@ -111,6 +111,12 @@ def estimated_distances(emb: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.nda
     return 2.0 * np.arccos(np.clip(cos, 0.0, 1.0))
 
 
+def consistency_score(images: np.ndarray, cfg: RecoverConfig):
+    """``score(q)`` for the gauge search: cross-validated reprojection correlation of low-resolution maps."""
+    rows, small = prepare_consistency_images(images, cfg.gauge_box_px, cfg.gauge_max_images, cfg.seed)
+    return lambda q: crossval_reprojection_score(small, q[rows], seed=cfg.seed)
+
+
 def stage_recover(cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Path, progress=None) -> dict:
     """Embed images, build the pair graph, estimate distances, recover orientations and resolve the gauge.
 
@@ -160,19 +166,15 @@ def stage_recover(cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Pa
     }
     if cfg.gauge:
         t1 = time.perf_counter()
-        gauge = fix_beam_axis(q, res.quaternions[n:], src, angle)
-        rows, small = prepare_consistency_images(images, cfg.gauge_box_px, cfg.gauge_max_images, cfg.seed)
-        alpha, scores = search_inplane_angle(
-            gauge.quaternions, lambda qq: crossval_reprojection_score(small, qq[rows], seed=cfg.seed)
-        )
-        q = rotate_about_z(gauge.quaternions, alpha)
+        gauge = resolve_gauge(q, res.quaternions[n:], src, angle, consistency_score(images, cfg))
+        q = gauge.quaternions
         summary.update(
             {
                 "gauge_transposed": gauge.transposed,
                 "gauge_axis_spread_deg": gauge.axis_spread_deg,
-                "gauge_alpha_deg": float(np.degrees(alpha)),
-                "gauge_scores": scores,
-                "gauge_score": max(sc for _, sc in scores),
+                "gauge_alpha_deg": float(np.degrees(gauge.alpha_rad)),
+                "gauge_scores": gauge.alpha_scores,
+                "gauge_score": max(sc for _, sc in gauge.alpha_scores),
                 "time_gauge_s": time.perf_counter() - t1,
             }
         )

@@ -19,7 +19,15 @@ import numpy as np
 
 from orirec.geometry import canonicalize, conjugate, multiply
 
-__all__ = ["GaugeResult", "fix_beam_axis", "plan_inplane_copies", "rotate_about_z", "search_inplane_angle"]
+__all__ = [
+    "GaugeResult",
+    "fix_beam_axis",
+    "plan_inplane_copies",
+    "resolve_gauge",
+    "rotate_about_z",
+    "search_inplane_angle",
+    "z_rotation_quaternions",
+]
 
 
 def plan_inplane_copies(n: int, n_sources: int, angles_rad: tuple[float, ...], seed: int = 0):
@@ -35,10 +43,16 @@ def plan_inplane_copies(n: int, n_sources: int, angles_rad: tuple[float, ...], s
     return src, angle
 
 
-def rotate_about_z(q: np.ndarray, alpha_rad: float) -> np.ndarray:
+def z_rotation_quaternions(angle_rad: np.ndarray | float) -> np.ndarray:
+    """Unit quaternions of ``R_z(φ)``, rotations by φ (rad) about the beam axis; shape (..., 4)."""
+    half = np.asarray(angle_rad, dtype=np.float64) / 2
+    zero = np.zeros_like(half)
+    return np.stack([np.cos(half), zero, zero, np.sin(half)], axis=-1)
+
+
+def rotate_about_z(q: np.ndarray, alpha_rad: float | np.ndarray) -> np.ndarray:
     """Left-multiply orientations by ``R_z(α)`` (a rotation of the detector frame about the beam)."""
-    qz = np.array([np.cos(alpha_rad / 2), 0.0, 0.0, np.sin(alpha_rad / 2)])
-    return canonicalize(multiply(qz, q))
+    return canonicalize(multiply(z_rotation_quaternions(alpha_rad), q))
 
 
 def _signed_axes(q_rel: np.ndarray, sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,3 +145,21 @@ def search_inplane_angle(
         if progress:
             progress(len(coarse) + k + 1, total)
     return max(evaluated, key=lambda t: t[1])[0], evaluated
+
+
+def resolve_gauge(
+    q_images: np.ndarray,
+    q_copies: np.ndarray,
+    src: np.ndarray,
+    angle: np.ndarray,
+    score: Callable[[np.ndarray], float],
+) -> GaugeResult:
+    """The whole gauge resolution: inversion and beam axis from the copies, then α by maximizing ``score``.
+
+    ``score(q)`` rates orientations of the images by reconstruction consistency (higher is better).
+    """
+    g = fix_beam_axis(q_images, q_copies, src, angle)
+    alpha, scores = search_inplane_angle(g.quaternions, score)
+    g.quaternions = rotate_about_z(g.quaternions, alpha)
+    g.alpha_rad, g.alpha_scores = alpha, scores
+    return g
