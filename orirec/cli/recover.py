@@ -51,7 +51,7 @@ def recover(
         if not model.is_file():
             raise FileNotFoundError(f"{model}: no such model checkpoint")
         with progress_bars(progress) as bars:
-            res = stage_recover(cfg, store, model, out, progress=bars("recover"))
+            res = stage_recover(cfg, store, model, out, progress=bars("recover"), gauge_progress=bars("gauge"))
     echo_table(
         f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))}
     )

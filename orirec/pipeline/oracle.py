@@ -14,7 +14,7 @@ import numpy as np
 from orirec.config import RecoverConfig
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import quat_distance, uniform_quaternions
-from orirec.pipeline.stages import consistency_score
+from orirec.pipeline.stages import consistency_score, step_progress
 from orirec.recover import full_graph, knn_graph, recover_orientations
 from orirec.recover.gauge import plan_inplane_copies, resolve_gauge, rotate_about_z
 from orirec.simulate.projector import project
@@ -53,7 +53,15 @@ def oracle_recover(
         d = np.clip(d + np.random.default_rng([seed, 9]).normal(0.0, distance_noise_rad, len(d)), 0.0, np.pi)
     t0 = time.perf_counter()
     res = recover_orientations(
-        len(nodes), i, j, d, n_starts=cfg.n_starts, steps=cfg.steps, seed=seed, loss=cfg.loss, progress=progress
+        len(nodes),
+        i,
+        j,
+        d,
+        n_starts=cfg.n_starts,
+        steps=cfg.steps,
+        seed=seed,
+        loss=cfg.loss,
+        progress=step_progress(progress, cfg.steps),
     )
     out: dict[str, Any] = {
         "n": n,

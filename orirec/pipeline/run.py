@@ -76,7 +76,12 @@ def run_all(
         with tracker.run("recover", nested=True):
             tracker.log_params(cfg.recover.model_dump(mode="json"))
             out["recover"] = stage_recover(
-                cfg.recover, paths.store, paths.checkpoint, paths.recover, progress=cb("recover")
+                cfg.recover,
+                paths.store,
+                paths.checkpoint,
+                paths.recover,
+                progress=cb("recover"),
+                gauge_progress=cb("gauge"),
             )
             for step, v in enumerate(out["recover"]["loss_history"]):
                 if step % 10 == 0:

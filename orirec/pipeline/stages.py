@@ -117,7 +117,14 @@ def consistency_score(images: np.ndarray, cfg: RecoverConfig):
     return lambda q: crossval_reprojection_score(small, q[rows], seed=cfg.seed)
 
 
-def stage_recover(cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Path, progress=None) -> dict:
+def step_progress(progress, total: int):
+    """Adapt a ``(done, total)`` progress callback to the refinement's ``(step, l_or)`` calls."""
+    return None if progress is None else (lambda step, _l_or: progress(step, total))
+
+
+def stage_recover(
+    cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Path, progress=None, gauge_progress=None
+) -> dict:
     """Embed images, build the pair graph, estimate distances, recover orientations and resolve the gauge.
 
     With ``cfg.gauge``, in-plane rotated copies of ``cfg.gauge_sources`` images join the graph; they fix
@@ -152,7 +159,7 @@ def stage_recover(cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Pa
         steps=cfg.steps,
         seed=cfg.seed,
         loss=cfg.loss,
-        progress=progress,
+        progress=step_progress(progress, cfg.steps),
     )
     q = res.quaternions[:n]
     summary: dict[str, Any] = {
@@ -166,7 +173,7 @@ def stage_recover(cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Pa
     }
     if cfg.gauge:
         t1 = time.perf_counter()
-        gauge = resolve_gauge(q, res.quaternions[n:], src, angle, consistency_score(images, cfg))
+        gauge = resolve_gauge(q, res.quaternions[n:], src, angle, consistency_score(images, cfg), gauge_progress)
         q = gauge.quaternions
         summary.update(
             {

@@ -153,13 +153,15 @@ def resolve_gauge(
     src: np.ndarray,
     angle: np.ndarray,
     score: Callable[[np.ndarray], float],
+    progress: Callable[[int, int], None] | None = None,
 ) -> GaugeResult:
     """The whole gauge resolution: inversion and beam axis from the copies, then α by maximizing ``score``.
 
-    ``score(q)`` rates orientations of the images by reconstruction consistency (higher is better).
+    ``score(q)`` rates orientations of the images by reconstruction consistency (higher is better);
+    ``progress(done, total)`` follows the α search.
     """
     g = fix_beam_axis(q_images, q_copies, src, angle)
-    alpha, scores = search_inplane_angle(g.quaternions, score)
+    alpha, scores = search_inplane_angle(g.quaternions, score, progress=progress)
     g.quaternions = rotate_about_z(g.quaternions, alpha)
     g.alpha_rad, g.alpha_scores = alpha, scores
     return g
