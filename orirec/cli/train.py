@@ -20,6 +20,9 @@ def train(
     pairs_per_epoch: Annotated[int, typer.Option(help="pairs drawn per epoch")] = 12800,
     lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    on_the_fly: Annotated[
+        bool, typer.Option(help="simulate fresh images every step from the store's reference volumes")
+    ] = False,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
@@ -41,6 +44,7 @@ def train(
                 "pairs_per_epoch": pairs_per_epoch,
                 "lr": lr,
                 "seed": seed,
+                "on_the_fly": on_the_fly,
             },
             "command line",
         )

@@ -54,6 +54,7 @@ class TrainConfig(_Strict):
         description="all: every within-protein pair of the step's images, weighted to uniform d_q; "
         "pairs: only the sampled uniform-distance pairs (as published)",
     )
+    on_the_fly: bool = Field(False, description="simulate fresh training images every step from the store's volumes")
     pairs_per_epoch: int = Field(20000, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     val_pairs: int = Field(4000, gt=0)

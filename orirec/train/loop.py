@@ -16,6 +16,8 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
     lr: learning rate. optimizer: "rmsprop" (published) or "adam". loss: "l2" | "huber" | "l1" on
         d_p - d_q (rad); huber_delta: the Huber threshold (rad).
     pairs_per_epoch: training pairs drawn per epoch (d_q uniform on [0, π], within one protein).
+    on_the_fly: simulate every training batch afresh from the store's reference volumes (new orientations and
+        noise each step; validation stays on the store's images); needs pairing "all".
     pairing: "all" (default): each step embeds the distinct images of batch_size/2 uniform-distance pairs
         and trains on every within-protein pair among them, weighted to a uniform d_q (many more
         supervised pairs per forward pass); "pairs": exactly the sampled pairs, as published.
@@ -50,7 +52,9 @@ from torch import nn
 
 from orirec.models import build_model, load_checkpoint, save_checkpoint
 from orirec.models.siamese import distance
+from orirec.store import open_store
 from orirec.train.data import PairData
+from orirec.train.fresh import FreshImages
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -82,6 +86,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "num_workers": 1,
     "device": "cpu",
     "pairing": "all",
+    "on_the_fly": False,
     "resume": False,
     "report": None,
     "progress": False,
@@ -225,6 +230,8 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
     for key in ("store", "out_dir"):
         if cfg[key] is None:
             raise ValueError(f"train config: {key!r} is required")
+    if cfg["on_the_fly"] and cfg["pairing"] != "all":
+        raise ValueError("train config: on_the_fly needs pairing 'all'")
     if cfg["pairing"] not in ("all", "pairs"):
         raise ValueError(f"train config: pairing must be 'all' or 'pairs', got {cfg['pairing']!r}")
     if cfg["optimizer"] not in ("rmsprop", "adam"):
@@ -258,6 +265,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         val_pairs=int(cfg["val_pairs"]),
         seed=int(cfg["seed"]),
     )
+    fresh = FreshImages(open_store(cfg["store"]), seed=int(cfg["seed"])) if cfg["on_the_fly"] else None
     device = _device(cfg["device"])
     model = build_model(cfg["model"], data.box_px).to(device)
     model_config = model.config
@@ -311,7 +319,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         net.train()
         total = 0.0
-        if cfg["pairing"] == "all":
+        if cfg["on_the_fly"]:
+            batches = fresh.image_batches(epoch, steps, int(cfg["batch_size"]) // world, rank)
+        elif cfg["pairing"] == "all":
             batches = data.image_batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)
         else:
             batches = data.batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)

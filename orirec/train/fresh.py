@@ -1,0 +1,64 @@
+"""On-the-fly training data: every step projects fresh orientations of the store's reference volumes.
+
+The model never sees the same image (or the same noise) twice, which is what keeps a distance model
+from memorizing the noise of a fixed noisy set (σ² = 16). Images follow the store's own simulation
+(box, pixel size, σ², projector padding); validation stays on the store's fixed images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from orirec.geometry import canonicalize, multiply, uniform_quaternions
+from orirec.simulate.formation import add_noise
+from orirec.simulate.projector import FourierSliceProjector
+from orirec.store import ProjectionStore
+
+__all__ = ["FreshImages", "random_rotations_at_angles"]
+
+
+def random_rotations_at_angles(angles_rad: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Unit quaternions of rotations by the given angles (rad) about uniformly random axes."""
+    axes = rng.normal(size=(len(angles_rad), 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    half = np.asarray(angles_rad)[:, None] / 2
+    return np.concatenate([np.cos(half), np.sin(half) * axes], axis=1)
+
+
+class FreshImages:
+    """Freshly simulated image batches for all-pairs training (see ``orirec.train.loop.all_pairs_loss``)."""
+
+    def __init__(self, store: ProjectionStore, seed: int = 0):
+        if "volumes" not in store.group:
+            raise ValueError(f"{store.path}: on-the-fly training needs the reference volumes of a simulated store")
+        sim = store.attrs.get("simulation", {})
+        self.sigma2 = float(store.attrs.get("sigma2", sim.get("sigma2", 0.0)))
+        pad = int(sim.get("pad", 2))
+        n_proteins = max(int(store.protein.max()) + 1, 1)
+        self.projectors = [FourierSliceProjector(store.group["volumes"][str(p)][:], pad=pad) for p in range(n_proteins)]
+        self.seed = seed
+
+    def image_batches(self, epoch: int, steps: int, batch_size: int, rank: int = 0) -> Iterator:
+        """Yield ``steps`` batches ``(images, quaternions, protein)`` of ``batch_size`` fresh images.
+
+        Half the images are partners of the other half at a rotation angle uniform on [0, π], so every
+        distance range is present; each batch is one protein. Seeded by (seed, epoch, rank, step).
+        """
+        half = batch_size // 2
+        for step in range(steps):
+            rng = np.random.default_rng([self.seed, 11, epoch, rank, step])
+            p = int(rng.integers(len(self.projectors)))
+            q1 = uniform_quaternions(half, seed=int(rng.integers(2**31)))
+            q2 = canonicalize(multiply(q1, random_rotations_at_angles(rng.uniform(0, np.pi, half), rng)))
+            q = np.concatenate([q1, q2])
+            with torch.no_grad():
+                clean = self.projectors[p].project(q).cpu().numpy()
+            noisy, _ = add_noise(clean, self.sigma2, seed=int(rng.integers(2**31)))
+            yield (
+                torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)),
+                torch.from_numpy(q),
+                torch.full((len(q),), p, dtype=torch.int64),
+            )
