@@ -28,6 +28,10 @@ def simulate(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     split: Annotated[str | None, typer.Option(help="with a manifest CSV: keep only this split")] = None,
     shard_size: Annotated[int, typer.Option(help="images per shard (one writer each)")] = 256,
+    ctf: Annotated[
+        bool, typer.Option(help="apply a CTF (defocus 1.0–2.5 µm, 300 kV, Cs 2.7 mm, 10% amplitude)")
+    ] = False,
+    num_workers: Annotated[int, typer.Option(help="Ray actors writing shards in parallel (1: in-process)")] = 1,
     overwrite: Annotated[bool, typer.Option(help="replace an existing store of another config")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
@@ -51,9 +55,12 @@ def simulate(
                 "shift_px": shift,
                 "seed": seed,
                 "shard_size": shard_size,
+                "ctf": ctf,
             },
             "command line",
         )
         with progress_bars(progress) as bars:
-            res = stage_simulate(cfg, out, overwrite=overwrite, progress=bars("simulate"), split=split)
+            res = stage_simulate(
+                cfg, out, overwrite=overwrite, progress=bars("simulate"), split=split, num_workers=num_workers
+            )
     echo_table(f"store {out}", res)

@@ -26,6 +26,13 @@ class SimulateConfig(_Strict):
     shift_px: float = Field(0.0, ge=0, description="max |shift| per axis (px), uniform; 0 = centred")
     orientations: Literal["uniform", "uniform_euler"] = "uniform"
     tilt_range_rad: tuple[float, float] = (0.0, math.pi)
+    ctf: bool = Field(False, description="apply a CTF (RELION sign convention) drawn from the ranges below")
+    defocus_range_A: tuple[float, float] = Field((10000.0, 25000.0), description="defocus u range (Å)")
+    astigmatism_A: tuple[float, float] = Field((0.0, 500.0), description="defocus u - v range (Å)")
+    voltage_kV: float = Field(300.0, gt=0)
+    cs_mm: float = Field(2.7, ge=0)
+    amp_contrast: float = Field(0.1, ge=0, lt=1)
+    bfactor_range_A2: tuple[float, float] = Field((0.0, 0.0), description="B-factor range (Å²)")
     pad: int = Field(2, ge=1, description="Fourier padding factor of the projector")
     shard_size: int = Field(256, gt=0, description="images per shard (one writer each)")
     seed: int = 0

@@ -45,11 +45,21 @@ def _to_builtin(o: Any) -> Any:
 
 
 def stage_simulate(
-    cfg: SimulateConfig, store: Path, overwrite: bool = False, progress=None, split: str | None = None
+    cfg: SimulateConfig,
+    store: Path,
+    overwrite: bool = False,
+    progress=None,
+    split: str | None = None,
+    num_workers: int = 1,
 ) -> dict[str, Any]:
-    """Simulate into ``store``; returns a summary dict (images, shards, seconds)."""
+    """Simulate into ``store`` (``num_workers`` > 1: a pool of Ray actors); returns a summary dict."""
     t0 = time.perf_counter()
-    res = simulate_to_store(cfg, store, overwrite=overwrite, progress=progress, split=split)
+    runner = None
+    if num_workers > 1:
+        from orirec.distributed.simulate import ray_shard_runner
+
+        runner = ray_shard_runner(num_workers)
+    res = simulate_to_store(cfg, store, overwrite=overwrite, progress=progress, split=split, run_shards=runner)
     return {
         "n_images": res.n_images,
         "shards_written": res.shards_written,

@@ -1,10 +1,10 @@
 """Simulate projections of one or more structures into a projection store (DESIGN §4).
 
 Every input is turned into a volume before the store is created, so bad input fails before
-anything is written. Rows are ordered structure by structure; orientations and shifts are
-drawn once from the seed, and the noise of shard ``k`` from ``(seed, k)``, so a resumed run
-writes exactly the images an uninterrupted one would. Each shard is written whole by one
-writer and then marked complete.
+anything is written. Rows are ordered structure by structure. The shards themselves are computed
+by :class:`orirec.simulate.shards.ShardSimulator` (deterministic per shard), here one after the
+other; ``orirec.distributed.simulate`` hands them to a pool of Ray actors instead. Each shard is
+written whole by one writer and then marked complete.
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 import zarr
 
 from orirec.config import SimulateConfig
-from orirec.geometry import uniform_euler_quaternions, uniform_quaternions
-from orirec.simulate.formation import add_noise, apply_shifts, snr_disk
-from orirec.simulate.projector import FourierSliceProjector
-from orirec.store import StoreWriter, create_store, shard_rows
+from orirec.simulate.shards import ShardSimulator
+from orirec.store import StoreWriter, create_store
 from orirec.structures.inputs import expand_inputs
 from orirec.structures.load import load_volume
 
@@ -37,19 +34,15 @@ class SimulationResult:
     shards_skipped: int
 
 
-def sample_orientations(cfg: SimulateConfig, n: int) -> np.ndarray:
-    """(n, 4) quaternions from the configured orientation distribution."""
-    if cfg.orientations == "uniform":
-        return uniform_quaternions(n, seed=cfg.seed)
-    return uniform_euler_quaternions(n, seed=cfg.seed, tilt_range=tuple(cfg.tilt_range_rad))
+ShardRunner = Callable[[Path, SimulateConfig, list[int], Callable[[], None]], None]
 
 
-def sample_shifts(cfg: SimulateConfig, n: int) -> np.ndarray:
-    """(n, 2) shifts in px, uniform in [-shift_px, shift_px] per axis (zeros when shift_px is 0)."""
-    if cfg.shift_px == 0:
-        return np.zeros((n, 2), dtype=np.float32)
-    rng = np.random.default_rng([cfg.seed, 1])
-    return rng.uniform(-cfg.shift_px, cfg.shift_px, size=(n, 2)).astype(np.float32)
+def run_shards_locally(store: Path, cfg: SimulateConfig, shards: list[int], advance: Callable[[], None]) -> None:
+    """Write ``shards`` one after the other in this process."""
+    sim = ShardSimulator(store, cfg)
+    for k in shards:
+        sim.run(k)
+        advance()
 
 
 def config_fingerprint(cfg: SimulateConfig, sources: list[str]) -> str:
@@ -63,11 +56,14 @@ def simulate_to_store(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     split: str | None = None,
+    run_shards: ShardRunner | None = None,
 ) -> SimulationResult:
     """Simulate ``cfg`` into the store ``out``; resume an interrupted run of the same config.
 
     ``progress(done, total)`` is called after each shard. A store written with another config
-    is refused unless ``overwrite``.
+    is refused unless ``overwrite``. ``run_shards(store, cfg, shards, advance)`` computes and writes
+    the missing shards (default: :func:`run_shards_locally`; a Ray actor pool in
+    ``orirec.distributed.simulate``) and calls ``advance()`` after each.
     """
     out = Path(out)
     sources = expand_inputs(cfg.inputs, split)
@@ -108,35 +104,17 @@ def simulate_to_store(
     if progress:
         progress(total - len(todo), total)
 
-    n = writer.n_images
-    quats = sample_orientations(cfg, n)
-    shifts = sample_shifts(cfg, n)
-    protein = np.repeat(np.arange(len(sources), dtype=np.int32), cfg.n_per_structure)
-    projectors: dict[int, FourierSliceProjector] = {}
-    for k in todo:
-        start, stop = shard_rows(k, n, writer.shard_size)
-        clean = np.empty((stop - start, cfg.box_px, cfg.box_px), dtype=np.float32)
-        for p in np.unique(protein[start:stop]):
-            rows = np.flatnonzero(protein[start:stop] == p)
-            if p not in projectors:
-                projectors = {p: FourierSliceProjector(volumes[p], pad=cfg.pad)}  # keep one volume's FT
-            with torch.no_grad():
-                clean[rows] = projectors[p].project(quats[start + rows]).cpu().numpy()
-        clean = np.asarray(apply_shifts(clean, shifts[start:stop]), dtype=np.float32)
-        noisy, noise_var = add_noise(clean, cfg.sigma2, seed=[cfg.seed, 2, k])
-        writer.write_shard(
-            k,
-            images=noisy,
-            quaternions=quats[start:stop],
-            shifts=shifts[start:stop],
-            protein=protein[start:stop],
-            noise_var=noise_var,
-            snr_disk=snr_disk(clean, noise_var),
-        )
+    done = total - len(todo)
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
         if progress:
-            progress(total - len(writer.missing_shards()), total)
+            progress(done, total)
+
+    (run_shards or run_shards_locally)(out, cfg, todo, advance)
     writer.finalize()
-    return SimulationResult(out, n, len(todo), total - len(todo))
+    return SimulationResult(out, writer.n_images, len(todo), total - len(todo))
 
 
 def _existing_writer(out: Path, fingerprint: str, overwrite: bool) -> StoreWriter | None:
