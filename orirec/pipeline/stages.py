@@ -22,8 +22,8 @@ from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_
 from orirec.recover import full_graph, knn_graph, recover_orientations
 from orirec.recover.gauge import plan_inplane_copies, resolve_gauge
 from orirec.simulate.inplane import rotate_inplane
-from orirec.simulate.to_store import reference_volume, simulate_to_store
-from orirec.store import open_store
+from orirec.simulate.to_store import simulate_to_store
+from orirec.store import open_store, reference_volume
 from orirec.store.orientations import read_orientations, write_orientations
 from orirec.structures.maps import write_map
 from orirec.train import train_loop_per_worker

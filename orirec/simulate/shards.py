@@ -18,7 +18,7 @@ from orirec.geometry import uniform_euler_quaternions, uniform_quaternions
 from orirec.simulate.ctf import apply_ctf, ctf_from_params, sample_ctf_params
 from orirec.simulate.formation import add_noise, apply_shifts, snr_disk
 from orirec.simulate.projector import FourierSliceProjector
-from orirec.store import StoreWriter, shard_rows
+from orirec.store import StoreWriter, reference_volume, shard_rows
 
 __all__ = ["ShardSimulator", "sample_ctf", "sample_orientations", "sample_shifts"]
 
@@ -78,7 +78,7 @@ class ShardSimulator:
         else:
             if len(self._projectors) >= self.max_volumes:
                 self._projectors.popitem(last=False)
-            volume = self.writer.group["volumes"][str(p)][:]
+            volume = reference_volume(self.writer.group, p)
             self._projectors[p] = FourierSliceProjector(volume, pad=self.cfg.pad)
         return self._projectors[p]
 

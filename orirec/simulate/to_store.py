@@ -142,10 +142,3 @@ def _write_references(writer: StoreWriter, volumes: list[np.ndarray], infos: lis
 
 def _jsonable(info: dict) -> dict:
     return {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in info.items()}
-
-
-def reference_volume(store_group: zarr.Group, protein: int = 0) -> np.ndarray:
-    """The reference volume of ``protein`` saved by the simulation (Å scale: the store's pixel size)."""
-    if "volumes" not in store_group or str(protein) not in store_group["volumes"]:
-        raise ValueError(f"store has no reference volume for protein {protein}")
-    return store_group["volumes"][str(protein)][:]

@@ -1,6 +1,6 @@
 """The Zarr projection store (DESIGN §4): schema, one-writer-per-shard writer, reader, pair sampling."""
 
-from orirec.store.reader import ProjectionStore, open_store
+from orirec.store.reader import ProjectionStore, open_store, reference_volume
 from orirec.store.schema import CTF_COLUMNS, PER_IMAGE_ARRAYS, n_shards, shard_rows
 from orirec.store.writer import StoreWriter, create_store
 
@@ -12,5 +12,6 @@ __all__ = [
     "create_store",
     "n_shards",
     "open_store",
+    "reference_volume",
     "shard_rows",
 ]

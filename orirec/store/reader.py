@@ -74,6 +74,13 @@ class ProjectionStore:
         return da.from_zarr(self.group[name])
 
 
+def reference_volume(group: zarr.Group, protein: int = 0) -> np.ndarray:
+    """The reference volume (L, L, L) of ``protein`` saved by a simulation (voxel = the store's pixel size)."""
+    if "volumes" not in group or str(protein) not in group["volumes"]:
+        raise ValueError(f"store has no reference volume for protein {protein}")
+    return group["volumes"][str(protein)][:]
+
+
 def open_store(path: str | Path, require_complete: bool = True) -> ProjectionStore:
     """Open the store at ``path``; clear errors when it is missing, not a store, or incomplete."""
     path = Path(path)

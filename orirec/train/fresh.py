@@ -15,7 +15,7 @@ import torch
 from orirec.geometry import canonicalize, multiply, uniform_quaternions
 from orirec.simulate.formation import add_noise
 from orirec.simulate.projector import FourierSliceProjector
-from orirec.store import ProjectionStore
+from orirec.store import ProjectionStore, reference_volume
 
 __all__ = ["FreshImages", "random_rotations_at_angles"]
 
@@ -38,7 +38,7 @@ class FreshImages:
         self.sigma2 = float(store.attrs.get("sigma2", sim.get("sigma2", 0.0)))
         pad = int(sim.get("pad", 2))
         n_proteins = max(int(store.protein.max()) + 1, 1)
-        self.projectors = [FourierSliceProjector(store.group["volumes"][str(p)][:], pad=pad) for p in range(n_proteins)]
+        self.projectors = [FourierSliceProjector(reference_volume(store.group, p), pad=pad) for p in range(n_proteins)]
         self.seed = seed
 
     def image_batches(self, epoch: int, steps: int, batch_size: int, rank: int = 0) -> Iterator:
