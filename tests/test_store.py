@@ -100,3 +100,15 @@ def test_orientation_files(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="not an orirec orientation CSV"):
         read_orientations(tmp_path / "bad.csv")
+
+
+def test_dask_view(tmp_path):
+    rng = np.random.default_rng(2)
+    w = create_store(tmp_path / "s.zarr", 32, 16, 1.0, shard_size=16)
+    for k in w.missing_shards():
+        _fill(w, k, rng)
+    w.finalize()
+    s = open_store(tmp_path / "s.zarr")
+    lazy = s.to_dask("images")
+    assert lazy.shape == (32, 16, 16)
+    np.testing.assert_array_equal(lazy[5:20].compute(), s.images[5:20])

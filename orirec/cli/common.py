@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 
 import typer
@@ -58,10 +57,3 @@ def echo_table(title: str, rows: dict[str, object]) -> None:
     typer.echo(title)
     for k, v in rows.items():
         typer.echo(f"  {k:<28} {v:.4g}" if isinstance(v, float) else f"  {k:<28} {v}")
-
-
-def fail_on_stray_args(args: list[str]) -> None:
-    """Exit 2 when unexpected arguments are given."""
-    if args:
-        console.print(f"[bold red]error:[/] unexpected arguments: {' '.join(args)}")
-        sys.exit(2)

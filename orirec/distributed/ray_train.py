@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from orirec.distributed.runtime import ensure_ray
 from orirec.train import train_loop_per_worker
 
 
@@ -18,24 +18,6 @@ def _worker_loop(config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=ckpt)
 
     train_loop_per_worker({**config, "report": report})
-
-
-def ensure_ray(num_cpus: int | None = None, address: str | None = None) -> None:
-    """Start (or connect to) Ray once; a local cluster of this machine by default."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        ray.init(
-            num_cpus=num_cpus or os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=True,
-            object_store_memory=256 * 1024**2,
-        )
 
 
 def train_with_ray(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orirec.config import SimulateConfig
-from orirec.distributed.ray_train import ensure_ray
+from orirec.distributed.runtime import ensure_ray
 from orirec.simulate.shards import ShardSimulator
 
 
