@@ -21,3 +21,11 @@ def _few_threads():
 
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _volume_cache_in_tmp(tmp_path_factory):
+    """Keep orirec's density cache (orirec.structures.cache) out of the user's home during tests."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ORIREC_CACHE", str(tmp_path_factory.mktemp("orirec-cache")))
+        yield

@@ -1,4 +1,4 @@
-"""Layer 0 geometry: quaternions, rotations, RELION Euler angles, SO(3) sampling, distances, alignment.
+"""Layer 0 geometry: quaternions, rotations, RELION Euler angles, SO(3) sampling, distances, symmetry groups, alignment.
 
 All functions are numpy (float64) and broadcast over leading dimensions; angles are in radians. Conventions:
 DESIGN §2 (scalar-first unit quaternions with w >= 0; R maps particle to microscope coordinates).
@@ -19,13 +19,26 @@ from orirec.geometry.quaternions import (
     rotation_angle,
     viewing_direction,
 )
-from orirec.geometry.sampling import uniform_euler_quaternions, uniform_quaternions
+from orirec.geometry.sampling import (
+    preferred_quaternions,
+    sample_vmf_directions,
+    uniform_euler_quaternions,
+    uniform_quaternions,
+)
+from orirec.geometry.symmetry import (
+    group_quaternions,
+    parse_symmetry,
+    symmetric_quat_distance,
+    symmetry_name,
+    symmetry_order,
+)
 
 __all__ = [
     "align_o4",
     "apply_o4",
     "canonicalize",
     "conjugate",
+    "group_quaternions",
     "euler_to_matrix",
     "euler_to_quat",
     "matrix_to_euler",
@@ -33,12 +46,18 @@ __all__ = [
     "multiply",
     "normalize",
     "pairwise_quat_distance",
+    "parse_symmetry",
+    "preferred_quaternions",
     "project_to_so3",
     "quat_distance",
     "quat_to_euler",
     "quat_to_matrix",
     "register_rotation",
     "rotation_angle",
+    "sample_vmf_directions",
+    "symmetric_quat_distance",
+    "symmetry_name",
+    "symmetry_order",
     "uniform_euler_quaternions",
     "uniform_quaternions",
     "viewing_direction",

@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from orirec.geometry.euler import euler_to_quat
 from orirec.geometry.quaternions import canonicalize
 
-__all__ = ["uniform_euler_quaternions", "uniform_quaternions"]
+__all__ = ["preferred_quaternions", "sample_vmf_directions", "uniform_euler_quaternions", "uniform_quaternions"]
 
 Array = NDArray[np.float64]
 
@@ -70,4 +70,98 @@ def uniform_euler_quaternions(
     psi = rng.uniform(psi_lo, psi_hi, n)
     if n == 0:
         return np.zeros((0, 4))
+    return euler_to_quat(rot, tilt, psi)
+
+
+def _as_directions(directions) -> Array:
+    """(k, 3) unit vectors from a list mixing (tilt, rot) pairs in rad and 3-vectors (normalized)."""
+    items = list(np.asarray(directions, dtype=np.float64)) if isinstance(directions, np.ndarray) else list(directions)
+    if items and np.isscalar(items[0]):  # a single direction
+        items = [items]
+    if not items:
+        raise ValueError("preferred_directions: expected a non-empty list of (tilt, rot) pairs in rad or 3-vectors")
+    out = np.empty((len(items), 3))
+    for i, item in enumerate(items):
+        try:
+            d = np.asarray(item, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            d = np.empty(0)
+        if d.shape not in ((2,), (3,)) or not np.all(np.isfinite(d)):
+            raise ValueError(f"preferred_directions[{i}]: expected (tilt, rot) in rad or a 3-vector, got {item!r}")
+        if len(d) == 2:
+            tilt, rot = d
+            out[i] = np.sin(tilt) * np.cos(rot), np.sin(tilt) * np.sin(rot), np.cos(tilt)
+        elif np.linalg.norm(d) < 1e-12:
+            raise ValueError(f"preferred_directions[{i}]: a zero vector has no direction")
+        else:
+            out[i] = d / np.linalg.norm(d)
+    return out
+
+
+def sample_vmf_directions(n: int, mean_direction, kappa: float, seed) -> Array:
+    """``n`` unit vectors (n, 3) from the von Mises-Fisher distribution on S^2 (density ∝ exp(kappa <mu, x>)).
+
+    Exact inversion of the marginal of ``w = <mu, x>`` (Wood 1994, closed form on S^2):
+    ``w = 1 + log(u + (1 - u) exp(-2 kappa)) / kappa``, uniform azimuth about ``mu``. ``kappa = 0`` is
+    uniform on the sphere. The mean resultant length is ``coth(kappa) - 1/kappa``.
+    """
+    n = _check_n(n)
+    if not np.isfinite(kappa) or kappa < 0:
+        raise ValueError(f"kappa: expected a finite concentration >= 0, got {kappa!r}")
+    mu = _as_directions([mean_direction])[0]
+    rng = np.random.default_rng(seed)
+    u = rng.random(n)
+    phi = rng.uniform(0.0, 2 * np.pi, n)
+    if kappa < 1e-8:
+        w = 2.0 * u - 1.0
+    else:
+        w = 1.0 + np.log(u + (1.0 - u) * np.exp(-2.0 * kappa)) / kappa
+    w = np.clip(w, -1.0, 1.0)
+    # an orthonormal frame (e1, e2) perpendicular to mu
+    helper = np.array([1.0, 0.0, 0.0]) if abs(mu[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    e1 = np.cross(mu, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(mu, e1)
+    s = np.sqrt(1.0 - w * w)
+    return w[:, None] * mu + s[:, None] * (np.cos(phi)[:, None] * e1 + np.sin(phi)[:, None] * e2)
+
+
+def preferred_quaternions(
+    n: int,
+    seed: int | None,
+    directions=((0.0, 0.0),),
+    kappa: float = 10.0,
+    uniform_fraction: float = 0.0,
+) -> Array:
+    """``n`` canonical quaternions (n, 4) with a preferred-orientation distribution of viewing directions.
+
+    Each image's viewing direction (:func:`orirec.geometry.viewing_direction`, the beam axis in the particle
+    frame) comes, with probability ``uniform_fraction``, from the uniform distribution on the sphere, and
+    otherwise from a von Mises-Fisher distribution of concentration ``kappa`` about one of ``directions``
+    (chosen with equal probability) — an equal-weight vMF mixture, as for particles that stick to the air-water
+    interface in a few poses. The in-plane angle psi is uniform on [0, 2 pi). ``directions`` are (tilt, rot)
+    pairs in rad (RELION angles of the viewing direction) or 3-vectors. With ``uniform_fraction = 1`` or
+    ``kappa = 0`` this is Haar-uniform on SO(3). Deterministic given ``seed``.
+    """
+    n = _check_n(n)
+    mus = _as_directions(directions)
+    if not 0.0 <= float(uniform_fraction) <= 1.0:
+        raise ValueError(f"uniform_fraction: expected a value in [0, 1], got {uniform_fraction!r}")
+    if not np.isfinite(kappa) or kappa < 0:
+        raise ValueError(f"kappa: expected a finite concentration >= 0, got {kappa!r}")
+    rng = np.random.default_rng(seed)
+    uniform = rng.random(n) < uniform_fraction
+    component = rng.integers(0, len(mus), n)
+    psi = rng.uniform(0.0, 2 * np.pi, n)
+    dirs = np.empty((n, 3))
+    child = rng.spawn(len(mus) + 1)
+    for c, mu in enumerate(mus):
+        rows = np.flatnonzero(~uniform & (component == c))
+        dirs[rows] = sample_vmf_directions(len(rows), mu, kappa, child[c])
+    rows = np.flatnonzero(uniform)
+    dirs[rows] = sample_vmf_directions(len(rows), mus[0], 0.0, child[-1])
+    if n == 0:
+        return np.zeros((0, 4))
+    tilt = np.arccos(np.clip(dirs[:, 2], -1.0, 1.0))
+    rot = np.arctan2(dirs[:, 1], dirs[:, 0])
     return euler_to_quat(rot, tilt, psi)

@@ -38,6 +38,7 @@ from orirec.store.schema import CTF_COLUMNS
 __all__ = [
     "apply_ctf",
     "ctf_2d",
+    "ctf_on_grid",
     "ctf_from_params",
     "electron_wavelength_A",
     "phase_flip",
@@ -142,22 +143,8 @@ def ctf_2d(
         raise ValueError(f"ctf_2d: amp_contrast must be in [0, 1), got {amp}")
 
     L = int(box_px)
-    lam = np.array([electron_wavelength_A(v) for v in kv])[:, None, None]
-    k = np.fft.fftfreq(L, d=float(pixel_size_A))
-    kx, ky = k[None, :], k[:, None]
-    k2 = kx**2 + ky**2  # (L, L)
-    safe = np.where(k2 > 0, k2, 1.0)
-    cos2t = np.where(k2 > 0, (kx**2 - ky**2) / safe, 1.0)  # cos(2θ)
-    sin2t = np.where(k2 > 0, 2.0 * kx * ky / safe, 0.0)  # sin(2θ)
-    c2a, s2a = np.cos(2.0 * ang)[:, None, None], np.sin(2.0 * ang)[:, None, None]
-    # cos(2(θ - a)) = cos2θ cos2a + sin2θ sin2a
-    defocus = 0.5 * ((du + dv)[:, None, None] + (du - dv)[:, None, None] * (cos2t[None] * c2a + sin2t[None] * s2a))
-    cs_A = (cs * 1e7)[:, None, None]
-    gamma = np.pi * lam * defocus * k2 - 0.5 * np.pi * cs_A * lam**3 * k2**2 + ps[:, None, None]
-    a = amp[:, None, None]
-    ctf = sign * (np.sqrt(1.0 - a**2) * np.sin(gamma) + a * np.cos(gamma))
-    if np.any(bfac != 0):
-        ctf = ctf * np.exp(-bfac[:, None, None] * k2 / 4.0)
+    k = torch.fft.fftfreq(L, d=float(pixel_size_A), dtype=torch.float64)
+    ctf = ctf_on_grid(k[None, :], k[:, None], np.stack(params[:7], axis=1), sign, phase_shift_rad=ps).numpy()
     if L % 2 == 0:
         # fftfreq puts -1/(2 px) at index L/2, which is also +1/(2 px) (aliased). Average the two values
         # along the Nyquist row and column so that c(k) = c(-k) on the periodic grid (see Returns).
@@ -165,6 +152,51 @@ def ctf_2d(
         ctf[:, r, :] = 0.5 * (ctf[:, r, :] + ctf[:, r, m])
         ctf[:, :, r] = 0.5 * (ctf[:, :, r] + ctf[:, m, r])
     return ctf.astype(np.float32)
+
+
+def ctf_on_grid(
+    kx: torch.Tensor, ky: torch.Tensor, params: np.ndarray, sign: float = 1.0, phase_shift_rad: np.ndarray | None = None
+) -> torch.Tensor:
+    """CTF values of the model above at frequencies ``(kx, ky)`` (1/Å, broadcastable 2D tensors) -> (B, *grid).
+
+    ``params`` are (B, 7) rows in ``CTF_COLUMNS`` order (defocus u/v Å, astigmatism rad, kV, Cs mm, amplitude
+    contrast, B-factor Å²); the result has the dtype of ``kx`` (float32 is accurate to ~1e-5 rad in γ).
+    """
+    dt, dev = kx.dtype, kx.device
+    p = np.asarray(params, dtype=np.float64).reshape(-1, 7)
+    lam_A = np.array([electron_wavelength_A(float(v)) for v in p[:, 3]])
+    # Per-image coefficients of γ = c1 * defocus(θ) * k² - c2 * k⁴ + phase shift, combined in float64.
+    c1 = np.pi * lam_A
+    c2 = 0.5 * np.pi * (p[:, 4] * 1e7) * lam_A**3
+    per_image = np.stack(
+        [
+            p[:, 0] + p[:, 1],
+            p[:, 0] - p[:, 1],
+            np.cos(2 * p[:, 2]),
+            np.sin(2 * p[:, 2]),
+            c1,
+            c2,
+            np.sqrt(1.0 - p[:, 5] ** 2),
+            p[:, 5],
+            p[:, 6],
+        ]
+    )
+    dsum, ddiff, c2a, s2a, c1, c2, w_sin, w_cos, bfac = (
+        torch.as_tensor(c, device=dev).to(dt)[:, None, None] for c in per_image
+    )
+    k2 = kx**2 + ky**2
+    safe = torch.where(k2 > 0, k2, torch.ones_like(k2))
+    cos2t = torch.where(k2 > 0, (kx**2 - ky**2) / safe, torch.ones_like(k2))  # cos(2θ)
+    sin2t = torch.where(k2 > 0, 2.0 * kx * ky / safe, torch.zeros_like(k2))  # sin(2θ)
+    # cos(2(θ - a)) = cos2θ cos2a + sin2θ sin2a
+    defocus = 0.5 * (dsum + ddiff * (cos2t * c2a + sin2t * s2a))
+    gamma = (c1 * defocus - c2 * k2) * k2
+    if phase_shift_rad is not None:
+        gamma = gamma + torch.as_tensor(np.asarray(phase_shift_rad, dtype=np.float64), device=dev).to(dt)[:, None, None]
+    ctf = sign * (w_sin * torch.sin(gamma) + w_cos * torch.cos(gamma))
+    if bool((bfac != 0).any()):
+        ctf = ctf * torch.exp(-bfac * k2 / 4.0)
+    return ctf.to(dt)
 
 
 def ctf_from_params(params: np.ndarray, box_px: int, pixel_size_A: float, convention: str = "relion") -> np.ndarray:

@@ -10,7 +10,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["add_noise", "apply_shifts", "inscribed_disk", "sample_shifts", "snr_disk", "snr_frame"]
+__all__ = [
+    "RELION_BACKGROUND_FRACTION",
+    "add_noise",
+    "apply_shifts",
+    "background_radius_px",
+    "draw_shift_components",
+    "inscribed_disk",
+    "normalize_background",
+    "sample_shifts",
+    "snr_disk",
+    "snr_frame",
+]
+
+#: RELION's default background circle: diameter 75 % of the box, i.e. radius 0.375 * box (px).
+RELION_BACKGROUND_FRACTION = 0.375
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -83,6 +97,29 @@ def sample_shifts(n: int, seed: int, max_shift_px: float | None = None, std_px: 
     return out
 
 
+def draw_shift_components(n: int, seed, scale_px: float, distribution: str = "uniform") -> np.ndarray:
+    """(n, 2) float32 shifts ``(dx, dy)`` in px, each component independent.
+
+    ``distribution``: ``"uniform"`` on [-scale, scale]; ``"triangular"`` on [-scale, scale] with its mode at 0
+    (std scale/sqrt(6)); ``"gaussian"`` with standard deviation ``scale`` (unbounded). ``scale_px = 0`` gives
+    zeros. Deterministic given ``seed``.
+    """
+    if scale_px < 0 or not np.isfinite(scale_px):
+        raise ValueError(f"shift scale must be finite and >= 0 px, got {scale_px}")
+    if distribution not in ("uniform", "gaussian", "triangular"):
+        raise ValueError(f"shift distribution: expected uniform, gaussian or triangular, got {distribution!r}")
+    if scale_px == 0:
+        return np.zeros((n, 2), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    if distribution == "uniform":
+        out = rng.uniform(-scale_px, scale_px, size=(n, 2))
+    elif distribution == "triangular":
+        out = rng.triangular(-scale_px, 0.0, scale_px, size=(n, 2))
+    else:
+        out = rng.normal(0.0, scale_px, size=(n, 2))
+    return out.astype(np.float32)
+
+
 def add_noise(
     images: np.ndarray | torch.Tensor, sigma2: float | np.ndarray, seed: int
 ) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
@@ -135,3 +172,38 @@ def snr_frame(clean: np.ndarray | torch.Tensor, noise_var: float | np.ndarray) -
     if c.ndim == 2:
         c = c[None]
     return c.reshape(c.shape[0], -1).var(axis=1) / np.asarray(noise_var, dtype=np.float64)
+
+
+def background_radius_px(box_px: int, radius_px: float | None = None) -> float:
+    """The background-circle radius (px): ``radius_px`` or RELION's default 0.375 * box (75 % diameter)."""
+    r = RELION_BACKGROUND_FRACTION * box_px if radius_px is None else float(radius_px)
+    if not 0 < r < box_px / np.sqrt(2.0):
+        raise ValueError(f"normalize radius {r:g} px leaves no background pixels in a {box_px} px box")
+    return r
+
+
+def normalize_background(images: np.ndarray, radius_px: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, subtract the background mean and divide by the background std (as RELION's preprocess).
+
+    The background is every pixel farther than ``radius_px`` from the centre pixel (L//2, L//2);
+    default :func:`background_radius_px`. Returns the float32 images and the (B,) float64 scale factors
+    (1/std) applied, so a recorded noise variance can be rescaled. Raises ValueError when a background is
+    constant (e.g. noiseless images), which cannot be scaled to unit std.
+    """
+    img = np.asarray(images, dtype=np.float64)
+    if img.ndim != 3:
+        raise ValueError(f"normalize_background: images must be (B, L, L), got {img.shape}")
+    L = img.shape[-1]
+    g = np.arange(L) - L // 2
+    outside = (g[:, None] ** 2 + g[None, :] ** 2) > background_radius_px(L, radius_px) ** 2
+    bg = img[:, outside]
+    mean, std = bg.mean(axis=1), bg.std(axis=1)
+    frame = np.abs(img).reshape(len(img), -1).max(axis=1)
+    flat = np.flatnonzero(std <= 1e-6 * np.maximum(frame, 1e-30))
+    if len(flat):
+        raise ValueError(
+            f"normalize_background: image {int(flat[0])} has a constant background (no noise?); "
+            "normalization needs noise (sigma2 > 0)"
+        )
+    scale = 1.0 / std
+    return ((img - mean[:, None, None]) * scale[:, None, None]).astype(np.float32), scale

@@ -8,6 +8,9 @@ theorem ``FT2(img)(kx, ky) = FT3(vol)(R^T (kx, ky, 0))``.
 
 from __future__ import annotations
 
+import warnings
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,9 @@ from orirec.geometry import quat_to_matrix
 
 __all__ = ["FourierSliceProjector", "project"]
 
+Sampling = Literal["auto", "image", "padded"]
+_COMPILE_CHUNK = 64  # images per compiled call: one static shape, so the kernel compiles once per box size
+
 
 def _gridding_correction(n_pad: int, L: int) -> np.ndarray:
     """(L,) sinc^2 apodization per axis: FT of the trilinear kernel on an n_pad grid, over the L-box."""
@@ -23,23 +29,73 @@ def _gridding_correction(n_pad: int, L: int) -> np.ndarray:
     return np.sinc(s) ** 2
 
 
+def mass_outside_sphere(volume: torch.Tensor) -> float:
+    """Fraction of ``sum |volume|`` farther than ``L / 2`` voxels from the centre index ``L // 2``."""
+    L = volume.shape[0]
+    g = torch.arange(L, dtype=torch.float64) - L // 2
+    r2 = g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2
+    total = float(volume.abs().sum())
+    return float(volume.abs()[r2 > (L / 2) ** 2].sum()) / total if total > 0 else 0.0
+
+
+def _trilinear_inside(ft: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
+    """Trilinear samples of ``ft`` ((M, M, M, 2) [z, y, x, re/im]) at ``pts`` ((P, 3) index (x, y, z)); 0 outside.
+
+    Written as gathers so that ``torch.compile`` fuses it into one loop (eager, ``grid_sample`` is faster).
+    """
+    M = ft.shape[0]
+    flat = ft.reshape(-1, 2)
+    inside = ((pts >= 0) & (pts <= M - 1)).all(-1)
+    p = pts.clamp(0, M - 1.0001)
+    p0 = p.floor()
+    f = p - p0
+    i0 = p0.long()
+    base = (i0[:, 2] * M + i0[:, 1]) * M + i0[:, 0]
+    out = torch.zeros_like(pts[:, :2])
+    for dz in (0, 1):
+        wz = f[:, 2] if dz else 1 - f[:, 2]
+        for dy in (0, 1):
+            wy = f[:, 1] if dy else 1 - f[:, 1]
+            for dx in (0, 1):
+                wx = f[:, 0] if dx else 1 - f[:, 0]
+                out = out + (wz * wy * wx)[:, None] * flat[base + (dz * M + dy) * M + dx]
+    return out * inside[:, None]
+
+
+_COMPILED: list = []  # the one compiled interpolation of this process (compiled once per box size)
+
+
+def _compiled_trilinear():
+    if not _COMPILED:
+        _COMPILED.append(torch.compile(_trilinear_inside, dynamic=False))
+    return _COMPILED[0]
+
+
 class FourierSliceProjector:
     """Fourier-slice projector of one cubic volume.
 
     The volume is divided by the Fourier transform of the trilinear interpolation kernel
-    (``sinc^2`` per axis, the gridding pre-correction), zero-padded to ``pad * L``, and its centred
-    3D FFT is kept (as a 2-channel real tensor). Each projection samples the half-plane of the
-    central slice needed by ``irfft2`` with trilinear ``grid_sample``.
+    (``sinc^2`` per axis, the gridding pre-correction), zero-padded to ``N = pad * L``, and its centred
+    3D FFT is kept. Each projection samples the half-plane of the central slice needed by ``irfft2``
+    with trilinear interpolation (frequencies outside the padded cube are zero).
 
     Args:
         volume: (L, L, L) density indexed ``[z, y, x]`` (numpy or torch), L even or odd.
         pad: padding factor (>= 1; 2 gives < 1% relative error for smooth densities).
         device: torch device for the FFT and the projections.
         gridding_correction: divide by the trilinear kernel's transform (default). It makes projections
-            along general directions accurate (relative L2 error ~0.4% at pad 2 for a smooth particle of
-            radius L/4) but over-corrects the few orientations whose slice lies on the Fourier grid (beam
-            along a volume axis: ~2% there, the replicas of the padded volume then add up coherently).
-            Without it, axis-aligned projections are exact and general ones are off by ~2%.
+            along general directions accurate but over-corrects the few orientations whose slice lies on
+            the Fourier grid (beam along a volume axis: ~2% there); without it, axis-aligned projections
+            are exact and general ones are off by ~2%.
+        sampling: where the slice is sampled. ``"image"``: on the L x L frequency grid of the image
+            (spacing 1/L; 4x fewer samples and an L-point inverse FFT) — exact when the particle lies
+            within the sphere of diameter L, which makes its projections fit the box; measured relative
+            L2 error 0.6% mean / 0.7% max at pad 2, L = 48. ``"padded"``: on the N x N grid, inverse FFT
+            and crop to L (0.2% / 0.4%), which also handles density in the corners of the box (its
+            projections are cropped, not wrapped around). ``"auto"`` (default): ``"image"`` when less than
+            1e-3 of the volume's mass lies outside the sphere of diameter L, else ``"padded"``.
+        compile: fuse the interpolation with ``torch.compile`` (about 2x faster at 128 px on a CPU core;
+            the first call compiles for 10-30 s). Falls back to eager with a warning when compiling fails.
     """
 
     def __init__(
@@ -48,6 +104,8 @@ class FourierSliceProjector:
         pad: int = 2,
         device: str | torch.device = "cpu",
         gridding_correction: bool = True,
+        sampling: Sampling = "auto",
+        compile: bool = False,
     ):
         vol = torch.as_tensor(np.asarray(volume) if not torch.is_tensor(volume) else volume)
         if vol.ndim != 3 or len(set(vol.shape)) != 1:
@@ -56,27 +114,71 @@ class FourierSliceProjector:
             raise ValueError("FourierSliceProjector: volume contains NaN or inf")
         if int(pad) != pad or pad < 1:
             raise ValueError(f"FourierSliceProjector: pad must be an integer >= 1, got {pad}")
+        if sampling not in ("auto", "image", "padded"):
+            raise ValueError(f"FourierSliceProjector: sampling must be auto, image or padded, got {sampling!r}")
         self.L = L = int(vol.shape[0])
         self.pad = int(pad)
         self.N = N = self.pad * L
         self.device = torch.device(device)
+        if sampling == "auto":
+            sampling = "image" if mass_outside_sphere(vol.to(torch.float64)) < 1e-3 else "padded"
+        self.sampling = sampling
         w = torch.as_tensor(_gridding_correction(N, L) if gridding_correction else np.ones(L), dtype=torch.float64)
         corrected = vol.to(torch.float64) / (w[:, None, None] * w[None, :, None] * w[None, None, :])
         big = torch.zeros((N, N, N), dtype=torch.float32, device=self.device)
         o = N // 2 - L // 2
         big[o : o + L, o : o + L, o : o + L] = corrected.to(device=self.device, dtype=torch.float32)
         ft = torch.fft.fftshift(torch.fft.fftn(torch.fft.ifftshift(big)))  # zero frequency at index N // 2
-        ft = torch.stack([ft.real, ft.imag])
+        del big
         # Append the periodic copy of the -N/2 planes at +N/2 (index N) on every axis, so that frequencies up
         # to +N/2 (the Nyquist column of irfft2, 90-degree rotations of the grid) are sampled, not zeroed.
-        for dim in (1, 2, 3):
+        ft = torch.view_as_real(ft)  # (N, N, N, 2) [z, y, x, re/im]
+        for dim in (0, 1, 2):
             ft = torch.cat([ft, ft.narrow(dim, 0, 1)], dim=dim)
-        self._ft = ft[None].contiguous()  # (1, 2, N+1, N+1, N+1); frequency 0 at index N // 2
+        self._ft = ft.contiguous()  # (N+1, N+1, N+1, 2); frequency 0 at index N // 2
+        self._ft_channels = None  # (1, 2, N+1, N+1, N+1) view for grid_sample, made on first eager use
         # Frequencies (index units, 1/N cycles per voxel) of the rfft2 half-plane: ky in fft order, kx >= 0.
-        ky = torch.fft.fftfreq(N, d=1.0 / N, dtype=torch.float64)
-        kx = torch.arange(N // 2 + 1, dtype=torch.float64)
+        n_out = L if sampling == "image" else N
+        step = N / n_out
+        ky = torch.fft.fftfreq(n_out, d=1.0 / n_out, dtype=torch.float64) * step
+        kx = torch.arange(n_out // 2 + 1, dtype=torch.float64) * step
         kyy, kxx = torch.meshgrid(ky, kx, indexing="ij")
-        self._k = torch.stack([kxx, kyy], -1).to(device=self.device, dtype=torch.float32)  # (N, N//2+1, 2)
+        self._n_out = n_out
+        self._k = torch.stack([kxx, kyy], -1).to(device=self.device, dtype=torch.float32)  # (n, n//2+1, 2)
+        self._interp = None
+        if compile:
+            self._interp = _compiled_trilinear()
+
+    def _slices(self, rows: torch.Tensor) -> torch.Tensor:
+        """(B, n, n//2+1) complex slice samples for the first two rotation rows ``rows`` ((B, 2, 3))."""
+        N = self.N
+        # Particle-frame frequency R^T (kx, ky, 0) = kx * R[0, :] + ky * R[1, :], in grid index units.
+        pts = self._k[None, ..., 0:1] * rows[:, None, None, 0] + self._k[None, ..., 1:2] * rows[:, None, None, 1]
+        pts = pts + N // 2  # (B, n, n//2+1, 3): (x, y, z) index coordinates
+        if self._interp is not None:
+            try:
+                return self._compiled_slices(pts)
+            except Exception as e:  # pragma: no cover - depends on the toolchain
+                warnings.warn(f"torch.compile failed ({e}); using the eager projector", stacklevel=2)
+                self._interp = None
+        if self._ft_channels is None:
+            self._ft_channels = self._ft.permute(3, 0, 1, 2)[None].contiguous()
+        grid = pts * (2.0 / N) - 1.0  # align_corners=True: -1 / +1 are the centres of indices 0 / N
+        inside = ((grid >= -1) & (grid <= 1)).all(-1)  # as the compiled path: no partial samples at the edge
+        vals = F.grid_sample(self._ft_channels, grid[None], mode="bilinear", padding_mode="zeros", align_corners=True)
+        return torch.complex(vals[0, 0], vals[0, 1]) * inside
+
+    def _compiled_slices(self, pts: torch.Tensor) -> torch.Tensor:
+        B, shape = pts.shape[0], pts.shape[1:3]
+        out = torch.empty((B, *shape, 2), dtype=torch.float32, device=self.device)
+        for s in range(0, B, _COMPILE_CHUNK):
+            chunk = pts[s : s + _COMPILE_CHUNK]
+            n = chunk.shape[0]
+            if n < _COMPILE_CHUNK:  # pad to the compiled shape
+                chunk = torch.cat([chunk, chunk[:1].expand(_COMPILE_CHUNK - n, *chunk.shape[1:])])
+            vals = self._interp(self._ft, chunk.reshape(-1, 3)).reshape(_COMPILE_CHUNK, *shape, 2)
+            out[s : s + n] = vals[:n]
+        return torch.view_as_complex(out)
 
     def project(self, quaternions: np.ndarray) -> torch.Tensor:
         """Project the volume along the orientations ``quaternions`` ((B, 4) scalar-first).
@@ -87,18 +189,11 @@ class FourierSliceProjector:
         q = np.asarray(quaternions, dtype=np.float64)
         if q.ndim != 2 or q.shape[1] != 4:
             raise ValueError(f"project: quaternions must have shape (B, 4), got {q.shape}")
-        B, N, L = q.shape[0], self.N, self.L
+        B, L, n = q.shape[0], self.L, self._n_out
         if B == 0:
             return torch.zeros((0, L, L), dtype=torch.float32, device=self.device)
-        # Particle-frame frequency R^T (kx, ky, 0) = kx * R[0, :] + ky * R[1, :] (rows of R), mapped to
-        # grid_sample's normalized coordinates with align_corners=True: -1 / +1 are the centres of indices
-        # 0 / N (the grid has N + 1 samples per axis), and the zero frequency sits at index N // 2.
-        scale = 2.0 / N
-        rows = torch.as_tensor(quat_to_matrix(q)[:, :2, :] * scale, dtype=torch.float32, device=self.device)
-        grid = torch.matmul(self._k, rows[:, None]) + (N // 2) * scale - 1.0  # (B, N, N//2+1, 3): (x, y, z)
-        vals = F.grid_sample(self._ft, grid[None], mode="bilinear", padding_mode="zeros", align_corners=True)
-        slices = torch.complex(vals[0, 0], vals[0, 1])  # (B, N, N//2+1)
-        img = torch.fft.irfft2(slices, s=(N, N))  # origin (particle centre) at index 0
+        rows = torch.as_tensor(quat_to_matrix(q)[:, :2, :], dtype=torch.float32, device=self.device)
+        img = torch.fft.irfft2(self._slices(rows), s=(n, n))  # origin (particle centre) at index 0
         img = torch.roll(img, shifts=(L // 2, L // 2), dims=(1, 2))  # particle centre to index L // 2
         return img[:, :L, :L].contiguous()
 
@@ -112,6 +207,7 @@ def project(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     gridding_correction: bool = True,
+    sampling: Sampling = "auto",
 ) -> np.ndarray:
     """Project ``volume`` ((L, L, L), ``[z, y, x]``) along ``quaternions`` ((B, 4)) -> (B, L, L) float32.
 
@@ -119,7 +215,9 @@ def project(
     """
     if batch_size < 1:
         raise ValueError(f"project: batch_size must be >= 1, got {batch_size}")
-    proj = FourierSliceProjector(volume, pad=pad, device=device, gridding_correction=gridding_correction)
+    proj = FourierSliceProjector(
+        volume, pad=pad, device=device, gridding_correction=gridding_correction, sampling=sampling
+    )
     q = np.asarray(quaternions, dtype=np.float64).reshape(-1, 4)
     out = np.empty((q.shape[0], proj.L, proj.L), dtype=np.float32)
     with torch.no_grad():

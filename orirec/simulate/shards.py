@@ -14,28 +14,45 @@ import numpy as np
 import torch
 
 from orirec.config import SimulateConfig
-from orirec.geometry import uniform_euler_quaternions, uniform_quaternions
-from orirec.simulate.ctf import apply_ctf, ctf_from_params, sample_ctf_params
-from orirec.simulate.formation import add_noise, apply_shifts, snr_disk
+from orirec.geometry import preferred_quaternions, uniform_euler_quaternions, uniform_quaternions
+from orirec.simulate.ctf import sample_ctf_params
+from orirec.simulate.filters import apply_formation
+from orirec.simulate.formation import (
+    add_noise,
+    background_radius_px,
+    draw_shift_components,
+    normalize_background,
+    snr_disk,
+)
 from orirec.simulate.projector import FourierSliceProjector
 from orirec.store import StoreWriter, reference_volume, shard_rows
+
+COMPILE_MIN_IMAGES = 20_000  # below this the 10-30 s compilation per process does not pay
 
 __all__ = ["ShardSimulator", "sample_ctf", "sample_orientations", "sample_shifts"]
 
 
 def sample_orientations(cfg: SimulateConfig, n: int) -> np.ndarray:
-    """(n, 4) quaternions from the configured orientation distribution."""
+    """(n, 4) quaternions from the configured orientation distribution (uniform, uniform_euler, preferred)."""
     if cfg.orientations == "uniform":
         return uniform_quaternions(n, seed=cfg.seed)
+    if cfg.orientations == "preferred":
+        return preferred_quaternions(
+            n,
+            seed=cfg.seed,
+            directions=[tuple(d) for d in cfg.preferred_directions],
+            kappa=cfg.preferred_kappa,
+            uniform_fraction=cfg.preferred_uniform_fraction,
+        )
     return uniform_euler_quaternions(n, seed=cfg.seed, tilt_range=tuple(cfg.tilt_range_rad))
 
 
 def sample_shifts(cfg: SimulateConfig, n: int) -> np.ndarray:
-    """(n, 2) shifts in px, uniform in [-shift_px, shift_px] per axis (zeros when shift_px is 0)."""
-    if cfg.shift_px == 0:
-        return np.zeros((n, 2), dtype=np.float32)
-    rng = np.random.default_rng([cfg.seed, 1])
-    return rng.uniform(-cfg.shift_px, cfg.shift_px, size=(n, 2)).astype(np.float32)
+    """(n, 2) shifts in px from ``cfg.shift_distribution`` with scale ``cfg.shift_px`` (zeros when 0).
+
+    uniform / triangular: on [-shift_px, shift_px] per axis; gaussian: standard deviation shift_px per axis.
+    """
+    return draw_shift_components(n, [cfg.seed, 1], cfg.shift_px, cfg.shift_distribution)
 
 
 def sample_ctf(cfg: SimulateConfig, n: int) -> np.ndarray | None:
@@ -52,6 +69,15 @@ def sample_ctf(cfg: SimulateConfig, n: int) -> np.ndarray | None:
         amp_contrast=cfg.amp_contrast,
         bfactor_range_A2=tuple(cfg.bfactor_range_A2),
     )
+
+
+def make_projector(volume: np.ndarray, cfg: SimulateConfig, compile: bool = False):
+    """The configured projector of ``volume``: ``.project(q)`` -> (B, L, L) images (tensor or array)."""
+    if cfg.backend == "astra":
+        from orirec.simulate.astra_projector import AstraProjector
+
+        return AstraProjector(volume)
+    return FourierSliceProjector(volume, pad=cfg.pad, sampling=cfg.sampling, compile=compile, device=cfg.device)
 
 
 class ShardSimulator:
@@ -71,6 +97,7 @@ class ShardSimulator:
         self.protein = np.repeat(np.arange(n // cfg.n_per_structure, dtype=np.int32), cfg.n_per_structure)
         self.max_volumes = max_volumes
         self._projectors: OrderedDict[int, FourierSliceProjector] = OrderedDict()
+        self._compile = cfg.compile == "on" or (cfg.compile == "auto" and n >= COMPILE_MIN_IMAGES)
 
     def _projector(self, p: int) -> FourierSliceProjector:
         if p in self._projectors:
@@ -79,7 +106,7 @@ class ShardSimulator:
             if len(self._projectors) >= self.max_volumes:
                 self._projectors.popitem(last=False)
             volume = reference_volume(self.writer.group, p)
-            self._projectors[p] = FourierSliceProjector(volume, pad=self.cfg.pad)
+            self._projectors[p] = make_projector(volume, self.cfg, compile=self._compile)
         return self._projectors[p]
 
     def simulate(self, k: int) -> dict[str, np.ndarray]:
@@ -91,20 +118,23 @@ class ShardSimulator:
         for p in np.unique(prot):
             rows = np.flatnonzero(prot == p)
             with torch.no_grad():
-                clean[rows] = self._projector(int(p)).project(self.quats[start + rows]).cpu().numpy()
-        clean = np.asarray(apply_shifts(clean, self.shifts[start:stop]), dtype=np.float32)
+                imgs = self._projector(int(p)).project(self.quats[start + rows])
+                clean[rows] = imgs.cpu().numpy() if torch.is_tensor(imgs) else imgs
         ctf = None if self.ctf is None else self.ctf[start:stop]
-        if ctf is not None:
-            grid = ctf_from_params(ctf, 2 * cfg.box_px, cfg.pixel_size_A)
-            clean = np.asarray(apply_ctf(clean, grid, pad=2), dtype=np.float32)
+        shifts = self.shifts[start:stop] if np.any(self.shifts[start:stop]) else None
+        clean = apply_formation(clean, cfg.pixel_size_A, shifts, ctf, pad=2).numpy()
         noisy, noise_var = add_noise(clean, cfg.sigma2, seed=[cfg.seed, 2, k])
+        snr = snr_disk(clean, noise_var)  # a ratio: unchanged by the normalization's scaling
+        if cfg.normalize:
+            noisy, scale = normalize_background(noisy, background_radius_px(cfg.box_px, cfg.normalize_radius_px))
+            noise_var = noise_var * scale**2
         out = {
             "images": noisy,
             "quaternions": self.quats[start:stop],
             "shifts": self.shifts[start:stop],
             "protein": prot,
             "noise_var": noise_var,
-            "snr_disk": snr_disk(clean, noise_var),
+            "snr_disk": snr,
         }
         if ctf is not None:
             out["ctf"] = ctf

@@ -5,10 +5,18 @@ anything is written. Rows are ordered structure by structure. The shards themsel
 by :class:`orirec.simulate.shards.ShardSimulator` (deterministic per shard), here one after the
 other; ``orirec.distributed.simulate`` hands them to a pool of Ray actors instead. Each shard is
 written whole by one writer and then marked complete.
+
+Each structure carries a point group (``cfg.symmetry``, overridden per structure by a manifest's
+``symmetry_hint`` column), recorded in ``attrs["proteins"][p]["symmetry"]`` for symmetry-aware distances.
+A structure with a group other than C1 is rotated into that group's frame (n-fold axis on particle z, a
+2-fold on x for Dn; :func:`orirec.structures.symmetry_frame.align_to_symmetry`) before it is stored and
+projected; the rotation applied is ``proteins[p]["symmetry_frame"]`` (new = R @ old particle coordinates),
+and a declared group the density does not have is refused, naming the file.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +26,14 @@ import numpy as np
 import zarr
 
 from orirec.config import SimulateConfig
+from orirec.geometry import symmetry_name
+from orirec.simulate.astra_projector import astra_gpu_available
+from orirec.simulate.formation import background_radius_px
 from orirec.simulate.shards import ShardSimulator
 from orirec.store import StoreWriter, create_store
 from orirec.structures.inputs import expand_inputs
 from orirec.structures.load import load_volume
+from orirec.structures.symmetry_frame import align_to_symmetry
 
 
 @dataclass
@@ -37,6 +49,22 @@ class SimulationResult:
 ShardRunner = Callable[[Path, SimulateConfig, list[int], Callable[[], None]], None]
 
 
+class ShardsFailedError(RuntimeError):
+    """Some shards could not be written (e.g. a worker was killed); the others are complete and kept.
+
+    ``failed`` maps shard index -> reason. Re-running the same command writes exactly the missing shards.
+    """
+
+    def __init__(self, store: Path, failed: dict[int, str], not_started: list[int] | None = None):
+        self.store, self.failed, self.not_started = Path(store), dict(failed), list(not_started or [])
+        first = next(iter(self.failed.values()), "")
+        extra = f", {len(self.not_started)} more not started (no worker left)" if self.not_started else ""
+        super().__init__(
+            f"{store}: shard(s) {sorted(self.failed)} failed ({first}){extra}; the completed shards are kept, "
+            "re-run the same command to write the missing ones"
+        )
+
+
 def run_shards_locally(store: Path, cfg: SimulateConfig, shards: list[int], advance: Callable[[], None]) -> None:
     """Write ``shards`` one after the other in this process."""
     sim = ShardSimulator(store, cfg)
@@ -45,9 +73,16 @@ def run_shards_locally(store: Path, cfg: SimulateConfig, shards: list[int], adva
         advance()
 
 
-def config_fingerprint(cfg: SimulateConfig, sources: list[str]) -> str:
-    """A canonical JSON of what determines the images (to refuse a mismatched resume)."""
-    return json.dumps({"config": cfg.model_dump(mode="json"), "sources": sources}, sort_keys=True)
+def config_fingerprint(cfg: SimulateConfig, sources: list[str], symmetries: list[str] | None = None) -> str:
+    """A canonical JSON of what determines the store (to refuse a mismatched resume).
+
+    Every ``SimulateConfig`` field (orientation distribution, shift distribution, normalization, symmetry,
+    ...), the expanded sources and their point groups.
+    """
+    # How the images are computed (compiled or not, which device) does not change them beyond rounding.
+    config = cfg.model_dump(mode="json", exclude={"compile", "device"})
+    doc = {"config": config, "sources": sources, "symmetries": symmetries}
+    return json.dumps(doc, sort_keys=True)
 
 
 def simulate_to_store(
@@ -61,13 +96,29 @@ def simulate_to_store(
     """Simulate ``cfg`` into the store ``out``; resume an interrupted run of the same config.
 
     ``progress(done, total)`` is called after each shard. A store written with another config
-    is refused unless ``overwrite``. ``run_shards(store, cfg, shards, advance)`` computes and writes
-    the missing shards (default: :func:`run_shards_locally`; a Ray actor pool in
-    ``orirec.distributed.simulate``) and calls ``advance()`` after each.
+    (any field of ``cfg``, or other sources) is refused unless ``overwrite``. ``run_shards(store, cfg,
+    shards, advance)`` computes and writes the missing shards (default: :func:`run_shards_locally`; a Ray
+    actor pool in ``orirec.distributed.simulate``) and calls ``advance()`` after each. A runner whose workers
+    fail raises :class:`ShardsFailedError` naming the failed shards; the store then stays incomplete (the
+    written shards are kept) and re-running the same call writes exactly the missing shards.
+
+    An unreadable structure anywhere in the set stops the run cleanly: every input is turned into a volume
+    before the store is created, so the error (a ValueError naming the file and the reason) comes before
+    anything is written and no store is left behind. We stop rather than skip it because the row layout
+    and the fingerprint depend on the set of structures: a store silently missing one would not be the
+    dataset that was asked for, and a later rerun with the file fixed could not resume it. Fix or remove
+    the file and run again.
     """
     out = Path(out)
+    if cfg.backend == "astra" and not astra_gpu_available():
+        raise ValueError("backend astra: ASTRA's 3D projector needs a CUDA GPU, and astra.use_cuda() is False here")
     sources = expand_inputs(cfg.inputs, split)
-    fingerprint = config_fingerprint(cfg, sources)
+    symmetries = _symmetries(cfg, sources)
+    if cfg.normalize:
+        if cfg.sigma2 == 0:
+            raise ValueError("normalize: background normalization needs noise (sigma2 > 0); the background is flat")
+        background_radius_px(cfg.box_px, cfg.normalize_radius_px)  # a radius leaving no background fails here
+    fingerprint = config_fingerprint(cfg, sources, symmetries)
     writer = _existing_writer(out, fingerprint, overwrite)
     if writer is not None and not writer.missing_shards():
         if progress:
@@ -77,7 +128,17 @@ def simulate_to_store(
     # Every input becomes a volume before anything is written: bad input fails with no store.
     volumes, infos = [], []
     for src in sources:
-        vol, info = load_volume(src, cfg.box_px, cfg.pixel_size_A, cfg.resolution_A, seed=cfg.seed)
+        try:
+            vol, info = load_volume(src, cfg.box_px, cfg.pixel_size_A, cfg.resolution_A, seed=cfg.seed)
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # gemmi/mrcfile/gzip raise many types; name the file in one clear line
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            msg = reason if src in reason else f"{src}: cannot use this structure ({reason})"
+            raise ValueError(msg) from e
+        if symmetries[len(volumes)] != "C1":  # rotate the density into its group's frame (n-fold on z)
+            vol, frame, cc = align_to_symmetry(vol, symmetries[len(volumes)], name=src)
+            info = {**info, "symmetry_frame": frame.round(12).tolist(), "symmetry_cc": cc}
         volumes.append(vol)
         infos.append(info)
     if writer is None:
@@ -87,6 +148,7 @@ def simulate_to_store(
             "seed": cfg.seed,
             "sigma2": cfg.sigma2,
             "sources": sources,
+            "normalization": _normalization(cfg),
         }
         writer = create_store(
             out,
@@ -98,7 +160,7 @@ def simulate_to_store(
             overwrite=overwrite,
         )
     if "proteins" not in writer.group.attrs:
-        _write_references(writer, volumes, infos, cfg)
+        _write_references(writer, volumes, infos, cfg, symmetries)
     todo = writer.missing_shards()
     total = writer.n_shards
     if progress:
@@ -130,13 +192,46 @@ def _existing_writer(out: Path, fingerprint: str, overwrite: bool) -> StoreWrite
     return StoreWriter(out)
 
 
-def _write_references(writer: StoreWriter, volumes: list[np.ndarray], infos: list[dict], cfg: SimulateConfig) -> None:
-    """Store each structure's reference volume (``volumes/<index>``) and the protein table."""
+def _normalization(cfg: SimulateConfig) -> dict | None:
+    """What the per-image normalization did (None when off), recorded in the store attributes."""
+    if not cfg.normalize:
+        return None
+    radius = background_radius_px(cfg.box_px, cfg.normalize_radius_px)
+    return {"method": "background mean 0, std 1 (RELION)", "background": "outside disk", "radius_px": radius}
+
+
+def _symmetries(cfg: SimulateConfig, sources: list[str]) -> list[str]:
+    """Point group per source: a manifest's ``symmetry_hint`` where given, else ``cfg.symmetry``."""
+    hints: dict[str, str] = {}
+    for item in cfg.inputs:
+        path = Path(item)
+        if path.suffix.lower() != ".csv" or not path.is_file():
+            continue
+        with open(path, newline="") as f:
+            for row_no, row in enumerate(csv.DictReader(f), start=2):
+                hint = (row.get("symmetry_hint") or "").strip()
+                if hint and row.get("file"):
+                    try:
+                        hints[str(path.parent / row["file"])] = symmetry_name(hint)
+                    except ValueError as e:
+                        raise ValueError(f"{path}, line {row_no}: {e}") from None
+    default = symmetry_name(cfg.symmetry)
+    return [hints.get(src, default) for src in sources]
+
+
+def _write_references(
+    writer: StoreWriter, volumes: list[np.ndarray], infos: list[dict], cfg: SimulateConfig, symmetries: list[str]
+) -> None:
+    """Store each structure's reference volume (``volumes/<index>``) and the protein table (with symmetry)."""
     group = writer.group.require_group("volumes")
     for p, vol in enumerate(volumes):
         arr = group.create_array(str(p), shape=vol.shape, dtype="float32", chunks=vol.shape, overwrite=True)
         arr[:] = vol.astype(np.float32)
-    proteins = [{**_jsonable(info), "pixel_size_A": cfg.pixel_size_A, "box_px": cfg.box_px} for info in infos]
+    proteins = [
+        {**_jsonable(info), "pixel_size_A": cfg.pixel_size_A, "box_px": cfg.box_px, "symmetry": sym}
+        | ({"symmetry_frame": info["symmetry_frame"]} if "symmetry_frame" in info else {})
+        for info, sym in zip(infos, symmetries, strict=True)
+    ]
     writer.group.attrs["proteins"] = proteins
 
 

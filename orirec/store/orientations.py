@@ -21,20 +21,14 @@ def write_orientations(path: str | Path, indices: np.ndarray, quaternions: np.nd
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix.lower() == ".star":
         import pandas as pd
-        import starfile
 
-        df = pd.DataFrame(
-            {
-                "rlnImageName": [f"{i + 1:06d}@images" for i in idx],
-                "rlnAngleRot": rot,
-                "rlnAngleTilt": tilt,
-                "rlnAnglePsi": psi,
-            }
-        )
-        starfile.write({"particles": df}, tmp, overwrite=True)
-    else:
-        table = np.column_stack([idx, q, rot, tilt, psi])
-        np.savetxt(tmp, table, delimiter=",", header=CSV_HEADER, comments="", fmt=["%d"] + ["%.10f"] * 4 + ["%.6f"] * 3)
+        from orirec.store.relion import orientation_columns, write_star
+
+        df = pd.DataFrame({"rlnImageName": [f"{i + 1:06d}@images" for i in idx], **orientation_columns(q)})
+        write_star(path, {"particles": df})
+        return
+    table = np.column_stack([idx, q, rot, tilt, psi])
+    np.savetxt(tmp, table, delimiter=",", header=CSV_HEADER, comments="", fmt=["%d"] + ["%.10f"] * 4 + ["%.6f"] * 3)
     os.replace(tmp, path)
 
 

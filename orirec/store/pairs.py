@@ -5,6 +5,10 @@ Orientation pairs drawn at random follow the skewed natural distribution of the 
 :func:`sample_uniform_pairs` instead draws a target distance t ~ U[0, max_distance] per pair and picks,
 among random candidates of the same protein, the one whose d_q is closest to t; pairs still far from
 their target get fresh candidates for a few more rounds, which fills in the rare small distances.
+
+Symmetric particles: given the point group of each protein (``symmetry``, e.g. ``store.symmetries``), d_q is
+the symmetry-aware distance ``min_g d_q(q_i, q_j * g)`` (:func:`orirec.geometry.symmetric_quat_distance`),
+the distance a network can learn from images that are identical for ``q`` and ``q * g``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from orirec.geometry import quat_distance
+from orirec.geometry import group_quaternions, multiply, quat_distance, symmetry_name
 
 __all__ = ["sample_random_pairs", "sample_uniform_pairs"]
 
@@ -45,6 +49,33 @@ def _groups(quaternions: np.ndarray, protein: np.ndarray) -> tuple[np.ndarray, .
     return q, order, start, count, pos, eligible
 
 
+def _symmetric_copies(q: np.ndarray, protein: np.ndarray, symmetry: Sequence[str] | None) -> np.ndarray | None:
+    """(N, G, 4) copies ``q_i * g`` over the group of each image's protein (padded with ``q_i``); None if all C1."""
+    if symmetry is None:
+        return None
+    groups = [symmetry_name(s) for s in symmetry]
+    used = np.unique(protein)
+    if len(used) and (used.min() < 0 or used.max() >= len(groups)):
+        raise ValueError(f"symmetry: {len(groups)} groups given, but protein indices reach {int(used.max())}")
+    elements = {p: group_quaternions(groups[p]) for p in used.tolist()}
+    size = max(len(g) for g in elements.values())
+    if size == 1:
+        return None
+    copies = np.repeat(q[:, None, :], size, axis=1)
+    for p, g in elements.items():
+        rows = np.flatnonzero(protein == p)
+        copies[rows, : len(g)] = multiply(q[rows, None, :], g[None])
+    return copies
+
+
+def _pair_distance(q: np.ndarray, copies: np.ndarray | None, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """d_q (rad) of pairs (i, j): plain, or the minimum over the symmetric copies of j."""
+    if copies is None:
+        return quat_distance(q[i], q[j])
+    best = np.argmax(np.abs(np.einsum("nk,ngk->ng", q[i], copies[j])), axis=1)
+    return quat_distance(q[i], copies[j, best])
+
+
 def _draw_partners(rng, i, order, start, count, pos, k: int) -> np.ndarray:
     """k random partners j != i of the same protein for each i (shape (len(i), k))."""
     r = (rng.random((len(i), k)) * (count[i, None] - 1)).astype(np.int64)
@@ -59,17 +90,23 @@ def _check_n(n_pairs: int) -> int:
 
 
 def sample_random_pairs(
-    quaternions: np.ndarray, protein: np.ndarray, n_pairs: int, seed: int | Sequence[int]
+    quaternions: np.ndarray,
+    protein: np.ndarray,
+    n_pairs: int,
+    seed: int | Sequence[int],
+    symmetry: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i, j), i != j of the same protein, drawn uniformly: d_q follows the natural distribution.
 
+    ``symmetry``: point group per protein index (e.g. ``store.symmetries``); d_q is then symmetry-aware.
     Returns ``(i, j, d_q)``: int64 indices into ``quaternions`` and d_q (rad, float64).
     """
     q, order, start, count, pos, eligible = _groups(quaternions, protein)
+    copies = _symmetric_copies(q, np.asarray(protein), symmetry)
     rng = np.random.default_rng(seed)
     i = eligible[rng.integers(0, len(eligible), _check_n(n_pairs))]
     j = _draw_partners(rng, i, order, start, count, pos, 1)[:, 0]
-    return i, j, quat_distance(q[i], q[j])
+    return i, j, _pair_distance(q, copies, i, j)
 
 
 def sample_uniform_pairs(
@@ -81,6 +118,7 @@ def sample_uniform_pairs(
     max_distance: float = np.pi,
     tolerance: float = 0.02,
     max_rounds: int = 32,
+    symmetry: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs within one protein whose d_q is approximately uniform on [0, max_distance].
 
@@ -101,6 +139,9 @@ def sample_uniform_pairs(
         max_distance: upper end of the target distribution (rad), in (0, π].
         tolerance: accept a pair once |d_q - t| <= tolerance (rad).
         max_rounds: rounds of candidate draws at most.
+        symmetry: point group per protein index (``"C1"``, ``"C2"``, ``"D7"``, ...; e.g. ``store.symmetries``);
+            d_q is then ``min_g d_q(q_i, q_j g)``. Dihedral groups cap d_q below pi (D2: 2.09 rad, D7:
+            1.62 rad), so targets above the reachable range end at the largest distance available.
     Returns:
         ``(i, j, d_q)``: int64 indices (n_pairs,) into ``quaternions`` and d_q (rad, float64).
     """
@@ -113,6 +154,8 @@ def sample_uniform_pairs(
         raise ValueError(f"tolerance: must be >= 0 rad, got {tolerance}")
     q, order, start, count, pos, eligible = _groups(quaternions, protein)
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    copies = _symmetric_copies(q, np.asarray(protein), symmetry)
+    chunk = _CHUNK if copies is None else max(256, _CHUNK // copies.shape[1])
     rng = np.random.default_rng(seed)
     i = eligible[rng.integers(0, len(eligible), n_pairs)]
     target = rng.uniform(0.0, max_distance, n_pairs)
@@ -122,10 +165,13 @@ def sample_uniform_pairs(
     for _ in range(int(max_rounds)):
         if len(todo) == 0:
             break
-        for lo in range(0, len(todo), _CHUNK):
-            idx = todo[lo : lo + _CHUNK]
+        for lo in range(0, len(todo), chunk):
+            idx = todo[lo : lo + chunk]
             cand = _draw_partners(rng, i[idx], order, start, count, pos, int(n_candidates))
-            dot = np.abs(np.einsum("nk,nck->nc", q[i[idx]], q[cand]))
+            if copies is None:
+                dot = np.abs(np.einsum("nk,nck->nc", q[i[idx]], q[cand]))
+            else:
+                dot = np.abs(np.einsum("nk,ncgk->ncg", q[i[idx]], copies[cand])).max(axis=2)
             dc = 2.0 * np.arccos(np.minimum(dot, 1.0))  # exact d_q of the winners is recomputed below
             best = np.argmin(np.abs(dc - target[idx, None]), axis=1)
             dbest = dc[np.arange(len(idx)), best]
@@ -133,4 +179,4 @@ def sample_uniform_pairs(
             j[idx[better]] = cand[better, best[better]]
             d[idx[better]] = dbest[better]
         todo = todo[np.abs(d[todo] - target[todo]) > tolerance]
-    return i, j, quat_distance(q[i], q[j])
+    return i, j, _pair_distance(q, copies, i, j)

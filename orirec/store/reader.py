@@ -33,6 +33,22 @@ class ProjectionStore:
         """Per-protein metadata (id, source checksum, pixel size, box, ...)."""
         return list(self.attrs.get("proteins", []))
 
+    @property
+    def symmetries(self) -> list[str]:
+        """Point group per protein (``"C1"``, ``"C2"``, ``"D7"``, ...; ``"C1"`` where none was recorded).
+
+        Orientations ``q`` and ``q * g`` of a protein with group G give the same image (DESIGN §2; see
+        :mod:`orirec.geometry.symmetry`); pass this list to :mod:`orirec.store.pairs` for symmetry-aware d_q.
+        """
+        return [str(p.get("symmetry") or "C1") for p in self.proteins]
+
+    def symmetry(self, protein: int = 0) -> str:
+        """Point group of protein ``protein`` (see :attr:`symmetries`)."""
+        groups = self.symmetries
+        if not 0 <= protein < max(len(groups), 1):
+            raise ValueError(f"{self.path}: no protein {protein} (store has {len(groups)})")
+        return groups[protein] if groups else "C1"
+
     @cached_property
     def quaternions(self) -> np.ndarray:
         """(N, 4) ground-truth quaternions (NaN where unknown)."""

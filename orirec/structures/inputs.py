@@ -32,8 +32,11 @@ def read_manifest(path: Path, split: str | None = None) -> list[str]:
     return [str(path.parent / r["file"]) for r in rows]
 
 
-def expand_inputs(inputs: list[str], split: str | None = None) -> list[str]:
-    """Files, folders (their structure files, sorted), manifest CSVs, or ``pseudo[:seed]`` → sources.
+def expand_inputs(inputs: list[str], split: str | None = None, pdb_mirror: str | Path | None = None) -> list[str]:
+    """Files, folders (their structure files, sorted), manifest CSVs, ``pseudo[:seed]`` or ``pdb:ID`` → sources.
+
+    ``pdb:ID`` resolves to a local mmCIF via :func:`orirec.structures.pdb_ids.resolve_pdb_id` (mirror folder
+    ``pdb_mirror`` or env ``ORIREC_PDB_MIRROR``, else the verified download cache).
 
     Raises FileNotFoundError naming the first input that does not exist, and ValueError when
     the expansion is empty.
@@ -42,6 +45,11 @@ def expand_inputs(inputs: list[str], split: str | None = None) -> list[str]:
     for item in inputs:
         if item == "pseudo" or item.startswith("pseudo:"):
             sources.append(item)
+            continue
+        if item.lower().startswith("pdb:"):
+            from orirec.structures.pdb_ids import resolve_pdb_id
+
+            sources.append(str(resolve_pdb_id(item, mirror=pdb_mirror)))
             continue
         path = Path(item)
         if not path.exists():

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from orirec.structures.atoms import read_atoms
+from orirec.structures.cache import cached_volume, volume_cache_key
 from orirec.structures.density import atoms_to_density, default_resolution_A, volume_radius_A
 from orirec.structures.maps import prepare_map, read_map
 from orirec.structures.pseudo import pseudo_protein
@@ -73,7 +74,9 @@ def load_volume(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Load any structure source as a centred (L, L, L) float32 density.
 
-    Dispatch on the source: ``.pdb/.ent/.cif/.mmcif`` (optionally ``.gz``) -> Gaussian atoms
+    File sources are cached by content (:mod:`orirec.structures.cache`): a second load of the same bytes
+    with the same box, pixel size and resolution reads the stored density. Dispatch on the source:
+    ``.pdb/.ent/.cif/.mmcif`` (optionally ``.gz``) -> Gaussian atoms
     (:func:`atoms_to_density`); ``.mrc/.map/.mrcs`` -> :func:`read_map` + :func:`prepare_map`;
     ``"pseudo"`` or ``"pseudo:<seed>"`` -> :func:`pseudo_protein` (default seed ``seed``) + Gaussian atoms.
 
@@ -109,16 +112,31 @@ def load_volume(
     if not path.is_file():
         raise FileNotFoundError(f"structure file not found: {path}")
     stem, _ = _split_name(path)
-    info.update(name=stem, source=str(path.resolve()), sha256=file_sha256(path))
+    digest = file_sha256(path)
+    key = volume_cache_key(digest, kind, box_px, pixel_size_A, resolution_A)
+    volume, computed, _ = cached_volume(key, lambda: _file_volume(path, kind, box_px, pixel_size_A, resolution_A))
+    info.update(name=stem, source=str(path.resolve()), sha256=digest, **computed)
+    return volume, info
+
+
+def _file_volume(
+    path: Path, kind: str, box_px: int, pixel_size_A: float, resolution_A: float | None
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The density of an atom or map file and what was measured on it (JSON-serializable, cached)."""
     if kind == "atoms":
         atoms = read_atoms(path)
         volume = atoms_to_density(atoms, box_px, pixel_size_A, resolution_A)
-        info.update(n_atoms=len(atoms), radius_A=atoms.radius_A())
-        info.update(resolution_A=resolution_A or default_resolution_A(pixel_size_A))
-        info["density_radius_A"] = volume_radius_A(atoms, pixel_size_A, resolution_A)
-    else:
-        raw, voxel = read_map(path)
-        volume = prepare_map(raw, voxel, box_px, pixel_size_A)
-        info.update(n_atoms=None, radius_A=_mass_radius_A(volume, pixel_size_A), resolution_A=None)
-        info["map_voxel_size_A"] = voxel
-    return volume, info
+        return volume, {
+            "n_atoms": len(atoms),
+            "radius_A": float(atoms.radius_A()),
+            "resolution_A": resolution_A or default_resolution_A(pixel_size_A),
+            "density_radius_A": float(volume_radius_A(atoms, pixel_size_A, resolution_A)),
+        }
+    raw, voxel = read_map(path)
+    volume = prepare_map(raw, voxel, box_px, pixel_size_A)
+    return volume, {
+        "n_atoms": None,
+        "radius_A": _mass_radius_A(volume, pixel_size_A),
+        "resolution_A": None,
+        "map_voxel_size_A": float(voxel),
+    }

@@ -1,0 +1,218 @@
+"""Benchmark: simulation speed (projections/s per CPU core) and projector accuracy.
+
+Reproduce: python benchmarks/simulate_throughput.py --out benchmarks/results/simulate_throughput.json
+
+Rows:
+- ``projector``: the Fourier-slice projector alone, 1 thread, per (box, pad, sampling, compile).
+- ``formation``: a whole shard as the simulator makes it (projection + sub-pixel shift + CTF + noise at
+  σ² = 16 + SNR), 1 thread, for a ~5,000-atom and a ~50,000-atom structure of ../shared/data (the atom
+  count changes the density step only; the pixel size is chosen so the particle fits the box).
+- ``store``: ``orirec simulate`` end to end into a Zarr store with 1 and 2 Ray workers (1 thread each).
+- ``accuracy``: relative L2 error against the analytic line integral of Gaussian atoms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from orirec.config import SimulateConfig
+from orirec.geometry import quat_to_matrix, uniform_quaternions
+from orirec.simulate.projector import FourierSliceProjector
+from orirec.simulate.shards import ShardSimulator
+from orirec.simulate.to_store import simulate_to_store
+from orirec.structures import atoms_to_density, pseudo_protein, read_atoms
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
+STRUCTURES = {"5k_atoms": "3mj9.cif.gz", "50k_atoms": "4v4r_30s.cif.gz"}
+EXTENT_A = {"5k_atoms": 103.3, "50k_atoms": 240.2}  # max extent (Å), from the manifest
+
+
+class _Prepared(Exception):
+    """Raised by :func:`_prepare_only` to stop ``simulate_to_store`` once the store and volumes exist."""
+
+
+def _prepare_only(*_args) -> None:
+    raise _Prepared
+
+
+def _prepare(cfg: SimulateConfig, store: Path) -> None:
+    """Create the store and its reference volumes without simulating any shard (outside the timings)."""
+    try:
+        simulate_to_store(cfg, store, overwrite=True, run_shards=_prepare_only)
+    except _Prepared:
+        pass
+
+
+def _rate(fn, n_images: int, repeats: int = 3) -> float:
+    """Best images/s over ``repeats`` calls of ``fn`` (after one warm-up call)."""
+    fn()
+    best = min(_timed(fn) for _ in range(repeats))
+    return n_images / best
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench_projector(box: int, pad: int, sampling: str, compile_: bool, batch: int) -> dict:
+    atoms = pseudo_protein(0, n_atoms=2000, radius_A=box * 2.0 / 4)
+    proj = FourierSliceProjector(atoms_to_density(atoms, box, 2.0), pad=pad, sampling=sampling, compile=compile_)
+    q = uniform_quaternions(batch, seed=1)
+    with torch.no_grad():
+        rate = _rate(lambda: proj.project(q), batch)
+    return {
+        "kind": "projector",
+        "box_px": box,
+        "pad": pad,
+        "sampling": proj.sampling,
+        "compile": compile_,
+        "img_per_s_per_core": round(rate, 1),
+    }
+
+
+def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path) -> dict:
+    px = EXTENT_A[name] / (0.8 * box)
+    src = SHARED / STRUCTURES[name]
+    t0 = time.perf_counter()
+    atoms = read_atoms(src)
+    atoms_to_density(atoms, box, px)
+    t_density = time.perf_counter() - t0
+    cfg = SimulateConfig(
+        inputs=[str(src)],
+        n_per_structure=n,
+        box_px=box,
+        pixel_size_A=px,
+        sigma2=16.0,
+        shift_px=2.0,
+        ctf=True,
+        pad=pad,
+        shard_size=n,
+    )
+    store = tmp / f"{name}_{box}.zarr"
+    _prepare(cfg, store)
+    sim = ShardSimulator(store, cfg)
+    rate = _rate(lambda: sim.simulate(0), n)
+    return {
+        "kind": "formation",
+        "structure": src.name,
+        "n_atoms": len(atoms.atomic_number),
+        "box_px": box,
+        "pixel_size_A": round(px, 3),
+        "pad": pad,
+        "ctf": True,
+        "sigma2": 16.0,
+        "shift_px": 2.0,
+        "density_time_s": round(t_density, 2),
+        "img_per_s_per_core": round(rate, 1),
+    }
+
+
+def bench_store(workers: int, box: int, n_structures: int, n: int, tmp: Path) -> dict:
+    from orirec.distributed.simulate import ray_shard_runner
+
+    cfg = SimulateConfig(
+        inputs=[f"pseudo:{i}" for i in range(n_structures)],
+        n_per_structure=n,
+        box_px=box,
+        pixel_size_A=2.0,
+        sigma2=16.0,
+        shift_px=2.0,
+        ctf=True,
+        shard_size=256,
+    )
+    store = tmp / f"store_{workers}.zarr"
+    _prepare(cfg, store)
+    runner = ray_shard_runner(workers) if workers > 1 else None
+    t0 = time.perf_counter()
+    simulate_to_store(cfg, store, run_shards=runner)
+    wall = time.perf_counter() - t0
+    total = n * n_structures
+    return {
+        "kind": "store",
+        "workers": workers,
+        "box_px": box,
+        "n_images": total,
+        "wall_s": round(wall, 2),
+        "img_per_s": round(total / wall, 1),
+        "note": "includes Ray start-up and actor creation" if workers > 1 else "in-process",
+    }
+
+
+def bench_accuracy(box: int, pad: int, sampling: str) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    px, sig = 1.5, 1.0
+    atoms = pseudo_protein(0, n_atoms=800, radius_A=box * px / 4)
+    vol = atoms_to_density(atoms, box, px, resolution_A=sig * px / 0.225)
+    q = uniform_quaternions(24, seed=5)
+    imgs = FourierSliceProjector(vol, pad=pad, sampling=sampling).project(q).numpy()
+    g = np.arange(box) - box // 2
+    errs = []
+    for img, R in zip(imgs, quat_to_matrix(q), strict=True):
+        pos = (atoms.coords_A - atoms.center_of_mass_A()) / px @ R.T
+        gx = np.exp(-((g[None, :] - pos[:, 0:1]) ** 2) / (2 * sig**2))
+        gy = np.exp(-((g[None, :] - pos[:, 1:2]) ** 2) / (2 * sig**2))
+        ref = (gy.T * atoms.atomic_number / (2 * np.pi * sig**2)) @ gx
+        errs.append(float(np.linalg.norm(img - ref) / np.linalg.norm(ref)))
+    return {
+        "kind": "accuracy",
+        "box_px": box,
+        "pad": pad,
+        "sampling": sampling,
+        "rel_l2_mean": round(float(np.mean(errs)), 5),
+        "rel_l2_max": round(float(np.max(errs)), 5),
+        "mass_ratio": round(float(imgs.sum((1, 2)).mean() / vol.sum()), 5),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--boxes", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile rows")
+    p.add_argument("--skip-store", action="store_true", help="leave out the Ray end-to-end rows")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/simulate_throughput.json"))
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    rows = []
+    for box in a.boxes:
+        for pad, sampling in ((2, "padded"), (2, "image"), (3, "image")):
+            rows.append(bench_accuracy(box, pad, sampling))
+            for compile_ in (False,) if a.skip_compile else (False, True):
+                rows.append(bench_projector(box, pad, sampling, compile_, a.batch))
+            print(rows[-1], flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        if SHARED.exists():
+            for name in STRUCTURES:
+                for box in a.boxes:
+                    rows.append(bench_formation(name, box, a.batch, 3, Path(tmp)))
+                    print(rows[-1], flush=True)
+        if not a.skip_store:
+            for workers in (1, 2):
+                rows.append(bench_store(workers, 64, 4, 1024, Path(tmp)))
+                print(rows[-1], flush=True)
+    meta = {
+        "machine": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads_per_worker": 1,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Your own particles: import a RELION STAR + ``.mrcs`` stack into a store, recover and reconstruct from it,
+and export a store back to ``.mrcs`` + STAR + MRC maps.
+
+Import streams shard by shard (memory-mapped stacks in, one whole shard written and then marked complete),
+so a stack larger than memory works and an interrupted import resumes. Per image, in this order:
+Fourier crop/pad to the target pixel size, optional centring by the STAR origins, optional phase flip
+(``sign(CTF)``), optional normalization (background mean/std outside a disk, as RELION), then a centred
+real-space window to the target box.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from orirec.config import ReconstructConfig, RecoverConfig
+from orirec.pipeline.stages import stage_reconstruct, stage_recover
+from orirec.simulate.ctf import ctf_from_params, phase_flip
+from orirec.simulate.formation import apply_shifts, normalize_background
+from orirec.simulate.inplane import fourier_downsample
+from orirec.store import StoreWriter, create_store, open_store, reference_volume
+from orirec.store.export import export_store
+from orirec.store.orientations import read_orientations, write_orientations
+from orirec.store.relion import (
+    ANGLE_LABELS,
+    ParticleTable,
+    StackReader,
+    orientation_columns,
+    read_particles,
+    write_star,
+)
+from orirec.structures.maps import write_map
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How particles are resampled and normalized on import (px and Å).
+
+    ``box_px`` / ``pixel_size_A`` default to the stack's. ``bg_radius_frac``: normalization uses the pixels
+    outside the disk of radius ``bg_radius_frac * L / 2``. ``star_pixel_size_A`` is used only when the STAR
+    file has no pixel size. ``center`` shifts each image by its ``rlnOriginX/YAngst`` (sub-pixel Fourier shift)
+    so the particle sits at the box centre, and stores zero shifts.
+    """
+
+    box_px: int | None = None
+    pixel_size_A: float | None = None
+    normalize: bool = True
+    bg_radius_frac: float = 0.75
+    phase_flip: bool = False
+    center: bool = False
+    shard_size: int = 256
+    chunk_size: int = 16
+    star_pixel_size_A: float | None = None
+
+
+def fourier_resize(images: np.ndarray, size_px: int) -> np.ndarray:
+    """Crop or zero-pad the centred 2D spectrum of (B, L, L) images to ``size_px`` (pixel values' scale kept)."""
+    L = images.shape[-1]
+    if size_px == L:
+        return np.asarray(images, dtype=np.float32)
+    if size_px < L:
+        return fourier_downsample(images, size_px)
+    f = np.fft.fftshift(np.fft.fft2(np.asarray(images, dtype=np.float64)), axes=(-2, -1))
+    out = np.zeros((*images.shape[:-2], size_px, size_px), dtype=np.complex128)
+    lo = size_px // 2 - L // 2
+    out[..., lo : lo + L, lo : lo + L] = f
+    img = np.fft.ifft2(np.fft.ifftshift(out, axes=(-2, -1))).real * (size_px / L) ** 2
+    return img.astype(np.float32)
+
+
+def window(images: np.ndarray, box_px: int) -> np.ndarray:
+    """Centred real-space crop or zero-pad of (B, L, L) images to ``box_px`` (centre pixel ``L // 2`` kept)."""
+    L = images.shape[-1]
+    if box_px == L:
+        return images
+    out = np.zeros((images.shape[0], box_px, box_px), dtype=np.float32)
+    src, dst = max(0, L // 2 - box_px // 2), max(0, box_px // 2 - L // 2)
+    n = min(L, box_px)
+    out[:, dst : dst + n, dst : dst + n] = images[:, src : src + n, src : src + n]
+    return out
+
+
+def _normalize(img: np.ndarray, radius_px: float, table: ParticleTable, rows: np.ndarray) -> np.ndarray:
+    """RELION-style background normalization; an error names the STAR row of the offending image."""
+    try:
+        return normalize_background(img, radius_px)[0]
+    except ValueError as e:
+        m = re.search(r"image (\d+)", str(e))
+        where = (
+            table.row_label(int(rows[int(m.group(1))])) if m else f"{table.star.name} rows {rows[0] + 1}-{rows[-1] + 1}"
+        )
+        raise ValueError(f"{where}: cannot normalize ({e}); use --no-normalize") from None
+
+
+def target_geometry(table: ParticleTable, opts: ImportOptions) -> tuple[int, int, float]:
+    """``(fourier_size_px, box_px, pixel_size_A)``: the spectrum is resized to ``fourier_size_px`` first."""
+    L0, p0 = table.box_px, table.pixel_size_A
+    p = p0 if opts.pixel_size_A is None else float(opts.pixel_size_A)
+    if not p > 0:
+        raise ValueError(f"pixel size must be > 0, got {p} Å")
+    size = max(2, int(round(L0 * p0 / p)))
+    actual = p0 * L0 / size
+    if abs(actual - p) > 0.01 * p:
+        raise ValueError(
+            f"{table.star}: {p:g} Å is not reachable from {L0} px at {p0:g} Å by Fourier cropping "
+            f"(nearest {actual:.4g} Å)"
+        )
+    box = size if opts.box_px is None else int(opts.box_px)
+    return size, box, actual
+
+
+def _fingerprint(table: ParticleTable, opts: ImportOptions) -> str:
+    digest = hashlib.sha256(table.star.read_bytes()).hexdigest()
+    return json.dumps({"star": str(table.star.resolve()), "sha256": digest, "options": asdict(opts)}, sort_keys=True)
+
+
+def _writer(out: Path, fingerprint: str, overwrite: bool) -> StoreWriter | None:
+    if not out.exists() or overwrite:
+        return None
+    try:
+        existing = zarr.open_group(str(out), mode="r").attrs.get("fingerprint")
+    except Exception as e:
+        raise ValueError(f"{out}: exists and is not an orirec store; choose another --out or --overwrite") from e
+    if existing != fingerprint:
+        raise ValueError(f"{out}: exists with another import (STAR or options); use --overwrite to replace it")
+    return StoreWriter(out)
+
+
+def import_particles(
+    star: str | Path,
+    out: str | Path,
+    opts: ImportOptions | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Import a particles STAR + stacks into the store ``out``; resumes an interrupted import of the same input.
+
+    The STAR file and the stack headers are validated before the store is created; an image with NaN/inf
+    stops the import with its row named, leaving its shard (and the store) not marked complete.
+    """
+    opts = opts or ImportOptions()
+    t0 = time.perf_counter()
+    table = read_particles(star, opts.star_pixel_size_A)
+    size, box, pixel = target_geometry(table, opts)
+    if opts.phase_flip and not table.has_ctf():
+        raise ValueError(f"{star}: phase flipping needs CTF columns (rlnDefocusU, rlnVoltage, ...)")
+    out = Path(out)
+    fingerprint = _fingerprint(table, opts)
+    writer = _writer(out, fingerprint, overwrite)
+    if writer is None:
+        attrs = {
+            "fingerprint": fingerprint,
+            "source": "relion",
+            "import": {"star": str(table.star), **asdict(opts)},
+            "seed": None,
+            "proteins": [{"id": table.star.stem, "name": table.star.stem, "source": str(table.star),
+                          "pixel_size_A": pixel, "box_px": box}],
+        }  # fmt: skip
+        writer = create_store(out, table.n, box, pixel, opts.shard_size, opts.chunk_size, attrs, overwrite)
+    ctf = table.ctf_params()
+    q = table.quaternions()
+    shifts = table.shifts_px(pixel)
+    todo = writer.missing_shards()
+    with StackReader(table) as reader:
+        for done, k in enumerate(todo):
+            a = k * writer.shard_size
+            rows = np.arange(a, min(a + writer.shard_size, table.n))
+            img = fourier_resize(reader.read(rows), size)
+            if opts.center:
+                img = apply_shifts(img, -shifts[rows])
+            if opts.phase_flip:
+                img = phase_flip(img, ctf_from_params(ctf[rows], size, pixel))
+            if opts.normalize:
+                img = _normalize(img, opts.bg_radius_frac * size / 2, table, rows)
+            writer.write_shard(
+                k,
+                images=window(img, box),
+                quaternions=q[rows],
+                shifts=np.zeros_like(shifts[rows]) if opts.center else shifts[rows],
+                ctf=ctf[rows],
+                protein=np.zeros(len(rows), dtype=np.int32),
+            )
+            reader.close()  # unmap: pages read for this shard stop counting against the process
+            if progress:
+                progress(writer.n_shards - len(todo) + done + 1, writer.n_shards)
+    writer.finalize()
+    return {
+        "n_images": table.n,
+        "box_px": box,
+        "pixel_size_A": pixel,
+        "shards_written": len(todo),
+        "shards_skipped": writer.n_shards - len(todo),
+        "time_s": time.perf_counter() - t0,
+    }
+
+
+def _relative_names(table: ParticleTable, folder: Path) -> list[str]:
+    """``rlnImageName`` values that resolve from ``folder`` (the output STAR's folder)."""
+    import os
+
+    rel = {p: os.path.relpath(p.resolve(), folder.resolve()) for p in set(table.files)}
+    return [f"{s + 1:06d}@{rel[f]}" for s, f in zip(table.slices, table.files, strict=True)]
+
+
+def write_recovered_star(table: ParticleTable, rows: np.ndarray, quaternions: np.ndarray, path: Path) -> Path:
+    """The input particles (every input column kept) at ``rows`` with recovered angles, as a STAR at ``path``."""
+    df = table.particles.iloc[rows].copy()
+    df["rlnImageName"] = np.asarray(_relative_names(table, path.parent), dtype=object)[rows]
+    for label, values in orientation_columns(quaternions).items():
+        df[label] = values
+    blocks = {"particles": df.reset_index(drop=True)}
+    if table.optics is not None:
+        blocks = {"optics": table.optics, **blocks}
+    return write_star(path, blocks)
+
+
+def recover_particles(
+    cfg: RecoverConfig,
+    reconstruct_cfg: ReconstructConfig,
+    checkpoint: Path,
+    star: Path,
+    out_dir: Path,
+    opts: ImportOptions | None = None,
+    progress=None,
+    gauge_progress=None,
+) -> dict[str, Any]:
+    """Import ``star`` at the model's box, recover orientations and reconstruct.
+
+    Writes ``OUT/particles.zarr``, ``OUT/orientations.{csv,star}`` (store rows), ``OUT/particles.star`` (the
+    input rows with ``rlnAngleRot/Tilt/Psi`` set, other columns kept) and ``OUT/map.mrc`` (voxel = the
+    imported pixel size). Without a target pixel size the whole field of view is kept (Fourier crop of the
+    stack's box to the model's box).
+    """
+    from orirec.models import load_checkpoint
+
+    opts = opts or ImportOptions()
+    meta = load_checkpoint(checkpoint)
+    model_box = int(meta["model_config"]["in_size"])
+    table = read_particles(star, opts.star_pixel_size_A)
+    if opts.pixel_size_A is None:
+        opts = ImportOptions(**{**asdict(opts), "pixel_size_A": table.pixel_size_A * table.box_px / model_box})
+    opts = ImportOptions(**{**asdict(opts), "box_px": model_box})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = out_dir / "particles.zarr"
+    # an interrupted import of the same input resumes; one of other options is replaced
+    previous = zarr.open_group(str(store), mode="r").attrs.get("fingerprint") if store.exists() else None
+    stale = previous is not None and previous != _fingerprint(table, opts)
+    imported = import_particles(star, store, opts, overwrite=stale)
+    summary = stage_recover(cfg, store, checkpoint, out_dir, progress=progress, gauge_progress=gauge_progress)
+    rows, q = read_orientations(out_dir / "orientations.csv")
+    write_recovered_star(table, rows, q, out_dir / "particles.star")
+    rec = stage_reconstruct(reconstruct_cfg, store, out_dir / "orientations.csv", out_dir / "map.mrc")
+    return {**summary, "pixel_size_A": imported["pixel_size_A"], "star": str(out_dir / "particles.star"),
+            "map": rec["map"]}  # fmt: skip
+
+
+def reconstruct_particles(
+    cfg: ReconstructConfig, star: Path, out_map: Path, opts: ImportOptions | None = None
+) -> dict[str, Any]:
+    """Reconstruct a map from a STAR file's images at its own ``rlnAngleRot/Tilt/Psi`` (origins not applied)."""
+    table = read_particles(star, (opts or ImportOptions()).star_pixel_size_A)
+    q = table.quaternions()
+    if not np.isfinite(q).all():
+        raise ValueError(f"{star}: no angles (missing columns {', '.join(ANGLE_LABELS)}) to reconstruct from")
+    with tempfile.TemporaryDirectory(prefix="orirec-") as tmp:
+        store = Path(tmp) / "particles.zarr"
+        import_particles(star, store, opts)
+        write_orientations(Path(tmp) / "orientations.csv", np.arange(table.n), q)
+        return stage_reconstruct(cfg, store, Path(tmp) / "orientations.csv", out_map)
+
+
+def export_particles(store: Path, star: Path, maps: bool = True) -> dict[str, Any]:
+    """Export ``store`` to ``star`` + ``<stem>.mrcs``; with ``maps`` its reference volumes to ``<stem>_ref<k>.mrc``.
+
+    Maps carry the store's pixel size as voxel size and origin 0 (the particle centre is voxel ``L // 2``).
+    """
+    res = export_store(store, star)
+    res["maps"] = []
+    s = open_store(store)
+    if maps and "volumes" in s.group:
+        for k in sorted(s.group["volumes"].array_keys(), key=int):
+            path = Path(star).with_name(f"{Path(star).stem}_ref{k}.mrc")
+            write_map(path, reference_volume(s.group, int(k)), s.pixel_size_A)
+            res["maps"].append(str(path))
+    return res
+
+
+__all__ = [
+    "ImportOptions",
+    "export_particles",
+    "fourier_resize",
+    "import_particles",
+    "recover_particles",
+    "reconstruct_particles",
+    "window",
+    "write_recovered_star",
+]
