@@ -6,6 +6,8 @@ orientations whose slice lies on the Fourier grid (beam along a volume axis), wh
 over-corrects; without the correction those are exact (< 1e-3) and general orientations are off by ~2%.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -152,5 +154,9 @@ def test_compiled_interpolation_matches_eager(protein):
     _, vol = protein
     q = uniform_quaternions(70, seed=4)  # more than one compiled chunk, the last one padded
     eager = FourierSliceProjector(vol, pad=2).project(q).numpy()
-    compiled = FourierSliceProjector(vol, pad=2, compile=True).project(q).numpy()
+    proj = FourierSliceProjector(vol, pad=2, compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to the eager path must not pass silently
+        compiled = proj.project(q).numpy()
+    assert proj._interp is not None
     np.testing.assert_allclose(compiled, eager, atol=1e-4 * np.abs(eager).max())

@@ -150,6 +150,13 @@ def test_symmetry_axis_is_found_and_manifest_hints_are_used(tmp_path):
     with pytest.raises(ValueError, match=r"asym\.mrc: declared symmetry C3 not found"):
         simulate_to_store(bad, tmp_path / "bad.zarr")
     assert not (tmp_path / "bad.zarr").exists()
+    # ... but a manifest's hint the density does not show is advice: a warning, and the protein stored as C1
+    (tmp_path / "hint.csv").write_text("id,file,symmetry_hint\na,asym.mrc,C3\n")
+    hinted = SimulateConfig(inputs=[str(tmp_path / "hint.csv")], n_per_structure=8, box_px=32, pixel_size_A=3.0)
+    with pytest.warns(UserWarning, match=r"asym\.mrc: declared symmetry C3 not found"):
+        simulate_to_store(hinted, tmp_path / "hint.zarr")
+    store = open_store(tmp_path / "hint.zarr")
+    assert store.symmetries == ["C1"] and store.proteins[0]["symmetry_hint_rejected"] == "C3"
 
 
 def test_dihedral_frame_is_found_in_a_rotated_d3_volume():

@@ -23,9 +23,30 @@ class SimulateConfig(_Strict):
     pixel_size_A: float = Field(2.0, gt=0, description="pixel size (Å)")
     resolution_A: float | None = Field(None, gt=0, description="atom Gaussian resolution (Å); default 4.5 px")
     sigma2: float = Field(0.0, ge=0, description="noise variance / clean-image variance (DESIGN §2)")
-    shift_px: float = Field(0.0, ge=0, description="max |shift| per axis (px), uniform; 0 = centred")
-    orientations: Literal["uniform", "uniform_euler"] = "uniform"
+    shift_px: float = Field(
+        0.0, ge=0, description="shift scale per axis (px): half-width (uniform, triangular), σ (gaussian); 0 = centred"
+    )
+    shift_distribution: Literal["uniform", "gaussian", "triangular"] = Field(
+        "uniform", description="distribution of each shift component (px)"
+    )
+    orientations: Literal["uniform", "uniform_euler", "preferred"] = "uniform"
     tilt_range_rad: tuple[float, float] = (0.0, math.pi)
+    preferred_directions: list[tuple[float, ...]] = Field(
+        default_factory=lambda: [(0.0, 0.0)],
+        description="preferred viewing directions: (tilt, rot) pairs in rad or unit 3-vectors (particle frame)",
+    )
+    preferred_kappa: float = Field(10.0, ge=0, description="von Mises-Fisher concentration about each direction")
+    preferred_uniform_fraction: float = Field(0.0, ge=0, le=1, description="fraction of uniform orientations")
+    normalize: bool = Field(False, description="per image: background (outside a disk) to mean 0, std 1, as RELION")
+    normalize_radius_px: float | None = Field(
+        None, gt=0, description="background = pixels outside this radius (px); default 0.375 box (RELION's 75 %)"
+    )
+    symmetry: str = Field(
+        "C1",
+        pattern=r"^[CcDd][0-9]+$",
+        description="point group of every structure (Cn, Dn); a manifest's "
+        "symmetry_hint column overrides it per structure",
+    )
     ctf: bool = Field(False, description="apply a CTF (RELION sign convention) drawn from the ranges below")
     defocus_range_A: tuple[float, float] = Field((10000.0, 25000.0), description="defocus u range (Å)")
     astigmatism_A: tuple[float, float] = Field((0.0, 500.0), description="defocus u - v range (Å)")
@@ -33,18 +54,68 @@ class SimulateConfig(_Strict):
     cs_mm: float = Field(2.7, ge=0)
     amp_contrast: float = Field(0.1, ge=0, lt=1)
     bfactor_range_A2: tuple[float, float] = Field((0.0, 0.0), description="B-factor range (Å²)")
-    pad: int = Field(2, ge=1, description="Fourier padding factor of the projector")
-    shard_size: int = Field(256, gt=0, description="images per shard (one writer each)")
+    pad: int = Field(
+        3, ge=1, description="Fourier padding factor of the projector (3: 0.4% rel. L2 error with image sampling)"
+    )
+    sampling: Literal["auto", "image", "padded"] = Field(
+        "auto",
+        description="projector slice sampling: image grid (fast; particle within the inscribed sphere), padded "
+        "grid (density in the box corners), or auto (image unless > 0.1% of the mass is outside that sphere)",
+    )
+    backend: Literal["torch", "astra"] = Field(
+        "torch", description="projector: torch Fourier slice (CPU/GPU) or ASTRA's line integrals (CUDA only)"
+    )
+    device: str = Field("cpu", description="torch device of the projector (cpu, cuda, cuda:1, ...)")
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto", description="torch.compile the projector's interpolation (auto: on for >= 20,000 images)"
+    )
+    shard_size: int = Field(256, gt=0, description="images per shard (one writer each): < 16 or a multiple of 16")
     seed: int = 0
+
+    @field_validator("shard_size")
+    @classmethod
+    def _shard_holds_whole_chunks(cls, v: int) -> int:
+        if v > 16 and v % 16:  # the store's chunks hold 16 images; a shard holds whole chunks
+            raise ValueError(f"shard_size must be below 16 or a multiple of 16 (16 images per chunk), got {v}")
+        return v
+
+    @field_validator("preferred_directions")
+    @classmethod
+    def _directions_are_pairs_or_vectors(cls, v: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+        if not v or any(len(d) not in (2, 3) for d in v):
+            raise ValueError("preferred_directions: expected a non-empty list of (tilt, rot) pairs or 3-vectors")
+        return v
 
 
 class ModelConfig(_Strict):
-    """Siamese encoder: a named preset, optionally overridden."""
+    """Siamese encoder: a family and a named preset, optionally overridden (orirec.models.registry)."""
 
+    family: Literal["vgg", "resnet", "polar"] = Field(
+        "vgg", description="vgg: published VGG stack; resnet: residual blocks + norm; polar: rotation-equivariant"
+    )
     preset: Literal["tiny", "small", "paper"] = "small"
     channels: list[int] | None = None
     kernels: list[int] | None = None
-    feature_dim: int | None = Field(None, ge=2)
+    feature_dim: int | None = Field(None, ge=2, le=1024)
+    norm: Literal["none", "batch", "group"] | None = Field(
+        None, description="normalization after each conv; default: group for resnet, none otherwise"
+    )
+    distance: Literal["angle", "euclidean"] = Field(
+        "angle", description="d_p from embeddings: 2·arccos|cos| (angle) or π·tanh(‖e1−e2‖) (euclidean), rad"
+    )
+    downsample: int = Field(1, ge=1, le=4, description="anti-aliased Fourier down-sampling of the input (factor)")
+
+
+class AugmentConfig(_Strict):
+    """Training-time augmentations (orirec.train.augment); all off by default."""
+
+    shift_px: float = Field(0.0, ge=0, description="random sub-pixel shift, uniform in ±shift_px per axis (px)")
+    rotate: bool = Field(False, description="random in-plane rotation; the quaternion becomes z(α)·q")
+    noise_sigma2: tuple[float, float] | None = Field(
+        None, description="raise the noise to a σ² drawn uniformly in this range (relative to the clean variance)"
+    )
+    ctf: bool = Field(False, description="random CTF on fresh images (on_the_fly only)")
+    defocus_range_A: tuple[float, float] = Field((10000.0, 25000.0), description="defocus range of the CTF (Å)")
 
 
 class TrainConfig(_Strict):
@@ -62,6 +133,7 @@ class TrainConfig(_Strict):
         "pairs: only the sampled uniform-distance pairs (as published)",
     )
     on_the_fly: bool = Field(False, description="simulate fresh training images every step from the store's volumes")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
     pairs_per_epoch: int = Field(20000, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     val_pairs: int = Field(4000, gt=0)
@@ -86,6 +158,13 @@ class RecoverConfig(_Strict):
     gauge_angles_deg: tuple[float, ...] = Field((60.0, -60.0), description="in-plane angles of the copies (°)")
     gauge_box_px: int = Field(32, ge=8, description="box of the low-resolution consistency search (px)")
     gauge_max_images: int = Field(600, gt=1, description="images used by the consistency search")
+    num_workers: int = Field(1, gt=0, description="Ray actors of partitioned recovery (1: in this process)")
+    partitions: int | None = Field(
+        None, gt=0, description="parts of the pair graph (k-means on the embeddings); default num_workers, 1 = whole"
+    )
+    rounds: int = Field(20, ge=0, description="Jacobi rounds of partitioned recovery")
+    block_steps: int = Field(5, gt=0, description="L-BFGS steps per part per round")
+    relax: float = Field(0.6, gt=0, le=1, description="fraction of each part's move taken per round")
     seed: int = 0
 
 

@@ -39,18 +39,19 @@ def mass_outside_sphere(volume: torch.Tensor) -> float:
 
 
 def _trilinear_inside(ft: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
-    """Trilinear samples of ``ft`` ((M, M, M, 2) [z, y, x, re/im]) at ``pts`` ((P, 3) index (x, y, z)); 0 outside.
+    """Trilinear samples of ``ft`` ((Mz, My, Mx, 2) [z, y, x, re/im]) at ``pts`` ((P, 3) index (x, y, z)); 0 outside.
 
     Written as gathers so that ``torch.compile`` fuses it into one loop (eager, ``grid_sample`` is faster).
     """
-    M = ft.shape[0]
+    Mz, My, Mx = ft.shape[:3]
     flat = ft.reshape(-1, 2)
-    inside = ((pts >= 0) & (pts <= M - 1)).all(-1)
-    p = pts.clamp(0, M - 1.0001)
+    hi = pts.new_tensor([Mx - 1, My - 1, Mz - 1])
+    inside = ((pts >= 0) & (pts <= hi)).all(-1)
+    p = torch.minimum(pts.clamp(min=0), hi - 1e-4)
     p0 = p.floor()
     f = p - p0
     i0 = p0.long()
-    base = (i0[:, 2] * M + i0[:, 1]) * M + i0[:, 0]
+    base = (i0[:, 2] * My + i0[:, 1]) * Mx + i0[:, 0]
     out = torch.zeros_like(pts[:, :2])
     for dz in (0, 1):
         wz = f[:, 2] if dz else 1 - f[:, 2]
@@ -58,7 +59,7 @@ def _trilinear_inside(ft: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
             wy = f[:, 1] if dy else 1 - f[:, 1]
             for dx in (0, 1):
                 wx = f[:, 0] if dx else 1 - f[:, 0]
-                out = out + (wz * wy * wx)[:, None] * flat[base + (dz * M + dy) * M + dx]
+                out = out + (wz * wy * wx)[:, None] * flat[base + (dz * My + dy) * Mx + dx]
     return out * inside[:, None]
 
 
@@ -135,8 +136,11 @@ class FourierSliceProjector:
         ft = torch.view_as_real(ft)  # (N, N, N, 2) [z, y, x, re/im]
         for dim in (0, 1, 2):
             ft = torch.cat([ft, ft.narrow(dim, 0, 1)], dim=dim)
-        self._ft = ft.contiguous()  # (N+1, N+1, N+1, 2); frequency 0 at index N // 2
-        self._ft_channels = None  # (1, 2, N+1, N+1, N+1) view for grid_sample, made on first eager use
+        # The volume is real, so FT(-k) = conj FT(k): keep only kz >= 0 (half the memory) and sample -k for
+        # points with kz < 0, conjugated.
+        self._ft = ft[N // 2 :].contiguous()  # (N - N//2 + 1, N+1, N+1, 2); kz = 0 at index 0, kx = ky = 0 at N // 2
+        del ft
+        self._ft_channels = None  # (1, 2, ...) view for grid_sample, made on first eager use
         # Frequencies (index units, 1/N cycles per voxel) of the rfft2 half-plane: ky in fft order, kx >= 0.
         n_out = L if sampling == "image" else N
         step = N / n_out
@@ -154,21 +158,32 @@ class FourierSliceProjector:
         N = self.N
         # Particle-frame frequency R^T (kx, ky, 0) = kx * R[0, :] + ky * R[1, :], in grid index units.
         pts = self._k[None, ..., 0:1] * rows[:, None, None, 0] + self._k[None, ..., 1:2] * rows[:, None, None, 1]
-        pts = pts + N // 2  # (B, n, n//2+1, 3): (x, y, z) index coordinates
+        flip = pts[..., 2] < 0  # Friedel mates: sample -k and conjugate
+        pts = torch.where(flip[..., None], -pts, pts)
+        pts = pts + pts.new_tensor([N // 2, N // 2, 0])  # (B, n, n//2+1, 3): (x, y, z) indices of the half volume
+        conj = 1.0 - 2.0 * flip.to(pts.dtype)
+        return self._sample(pts, conj)
+
+    def _sample(self, pts: torch.Tensor, conj: torch.Tensor) -> torch.Tensor:
+        """Complex trilinear samples at index coordinates ``pts`` of the half volume, imaginary part times ``conj``."""
         if self._interp is not None:
             try:
-                return self._compiled_slices(pts)
+                vals = self._compiled_slices(pts)
+                return torch.complex(vals[..., 0], vals[..., 1] * conj)
             except Exception as e:  # pragma: no cover - depends on the toolchain
                 warnings.warn(f"torch.compile failed ({e}); using the eager projector", stacklevel=2)
                 self._interp = None
         if self._ft_channels is None:
             self._ft_channels = self._ft.permute(3, 0, 1, 2)[None].contiguous()
-        grid = pts * (2.0 / N) - 1.0  # align_corners=True: -1 / +1 are the centres of indices 0 / N
+        # align_corners=True: -1 / +1 are the centres of the first / last index on each axis.
+        size = pts.new_tensor([self._ft.shape[2] - 1, self._ft.shape[1] - 1, self._ft.shape[0] - 1])
+        grid = pts * (2.0 / size) - 1.0
         inside = ((grid >= -1) & (grid <= 1)).all(-1)  # as the compiled path: no partial samples at the edge
         vals = F.grid_sample(self._ft_channels, grid[None], mode="bilinear", padding_mode="zeros", align_corners=True)
-        return torch.complex(vals[0, 0], vals[0, 1]) * inside
+        return torch.complex(vals[0, 0], vals[0, 1] * conj) * inside
 
     def _compiled_slices(self, pts: torch.Tensor) -> torch.Tensor:
+        """(B, n, m, 2) real/imaginary samples from the compiled interpolation, in fixed-size chunks."""
         B, shape = pts.shape[0], pts.shape[1:3]
         out = torch.empty((B, *shape, 2), dtype=torch.float32, device=self.device)
         for s in range(0, B, _COMPILE_CHUNK):
@@ -178,7 +193,7 @@ class FourierSliceProjector:
                 chunk = torch.cat([chunk, chunk[:1].expand(_COMPILE_CHUNK - n, *chunk.shape[1:])])
             vals = self._interp(self._ft, chunk.reshape(-1, 3)).reshape(_COMPILE_CHUNK, *shape, 2)
             out[s : s + n] = vals[:n]
-        return torch.view_as_complex(out)
+        return out
 
     def project(self, quaternions: np.ndarray) -> torch.Tensor:
         """Project the volume along the orientations ``quaternions`` ((B, 4) scalar-first).

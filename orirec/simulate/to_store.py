@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +114,8 @@ def simulate_to_store(
     if cfg.backend == "astra" and not astra_gpu_available():
         raise ValueError("backend astra: ASTRA's 3D projector needs a CUDA GPU, and astra.use_cuda() is False here")
     sources = expand_inputs(cfg.inputs, split)
-    symmetries = _symmetries(cfg, sources)
+    symmetries, hinted = _symmetries(cfg, sources)
+    recorded = list(symmetries)  # what each protein is stored as (a manifest hint not found -> C1)
     if cfg.normalize:
         if cfg.sigma2 == 0:
             raise ValueError("normalize: background normalization needs noise (sigma2 > 0); the background is flat")
@@ -136,9 +138,18 @@ def simulate_to_store(
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             msg = reason if src in reason else f"{src}: cannot use this structure ({reason})"
             raise ValueError(msg) from e
-        if symmetries[len(volumes)] != "C1":  # rotate the density into its group's frame (n-fold on z)
-            vol, frame, cc = align_to_symmetry(vol, symmetries[len(volumes)], name=src)
-            info = {**info, "symmetry_frame": frame.round(12).tolist(), "symmetry_cc": cc}
+        k = len(volumes)
+        if symmetries[k] != "C1":  # rotate the density into its group's frame (n-fold on z)
+            try:
+                vol, frame, cc = align_to_symmetry(vol, symmetries[k], name=src)
+                info = {**info, "symmetry_frame": frame.round(12).tolist(), "symmetry_cc": cc}
+            except ValueError as e:
+                if src not in hinted:  # declared by the user: refuse
+                    raise
+                # A manifest's hint is advice: at a coarse pixel size a pseudo-symmetric complex may not show it.
+                warnings.warn(f"{e}; recording it as C1", stacklevel=2)
+                info = {**info, "symmetry_hint_rejected": symmetries[k]}
+                recorded[k] = "C1"
         volumes.append(vol)
         infos.append(info)
     if writer is None:
@@ -160,7 +171,7 @@ def simulate_to_store(
             overwrite=overwrite,
         )
     if "proteins" not in writer.group.attrs:
-        _write_references(writer, volumes, infos, cfg, symmetries)
+        _write_references(writer, volumes, infos, cfg, recorded)
     todo = writer.missing_shards()
     total = writer.n_shards
     if progress:
@@ -200,8 +211,9 @@ def _normalization(cfg: SimulateConfig) -> dict | None:
     return {"method": "background mean 0, std 1 (RELION)", "background": "outside disk", "radius_px": radius}
 
 
-def _symmetries(cfg: SimulateConfig, sources: list[str]) -> list[str]:
-    """Point group per source: a manifest's ``symmetry_hint`` where given, else ``cfg.symmetry``."""
+def _symmetries(cfg: SimulateConfig, sources: list[str]) -> tuple[list[str], set[str]]:
+    """Point group per source (a manifest's ``symmetry_hint`` where given, else ``cfg.symmetry``), and the
+    sources whose group came from a hint."""
     hints: dict[str, str] = {}
     for item in cfg.inputs:
         path = Path(item)
@@ -216,7 +228,7 @@ def _symmetries(cfg: SimulateConfig, sources: list[str]) -> list[str]:
                     except ValueError as e:
                         raise ValueError(f"{path}, line {row_no}: {e}") from None
     default = symmetry_name(cfg.symmetry)
-    return [hints.get(src, default) for src in sources]
+    return [hints.get(src, default) for src in sources], set(hints)
 
 
 def _write_references(
