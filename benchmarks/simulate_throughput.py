@@ -82,7 +82,7 @@ def bench_projector(box: int, pad: int, sampling: str, compile_: bool, batch: in
     }
 
 
-def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path) -> dict:
+def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path, compile_: str = "off") -> dict:
     px = EXTENT_A[name] / (0.8 * box)
     src = SHARED / STRUCTURES[name]
     t0 = time.perf_counter()
@@ -99,6 +99,7 @@ def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path) -> dict:
         ctf=True,
         pad=pad,
         shard_size=n,
+        compile=compile_,
     )
     store = tmp / f"{name}_{box}.zarr"
     _prepare(cfg, store)
@@ -111,6 +112,7 @@ def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path) -> dict:
         "box_px": box,
         "pixel_size_A": round(px, 3),
         "pad": pad,
+        "compile": compile_,
         "ctf": True,
         "sigma2": 16.0,
         "shift_px": 2.0,
@@ -185,6 +187,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/simulate_throughput.json"))
     a = p.parse_args()
     torch.set_num_threads(1)
+    os.environ["ORIREC_CACHE"] = "off"  # time the density step, not the cache
     rows = []
     for box in a.boxes:
         for pad, sampling in ((2, "padded"), (2, "image"), (3, "image")):
@@ -196,11 +199,12 @@ def main() -> None:
         if SHARED.exists():
             for name in STRUCTURES:
                 for box in a.boxes:
-                    rows.append(bench_formation(name, box, a.batch, 3, Path(tmp)))
-                    print(rows[-1], flush=True)
+                    for compile_ in ("off",) if a.skip_compile else ("off", "on"):
+                        rows.append(bench_formation(name, box, a.batch, 3, Path(tmp), compile_))
+                        print(rows[-1], flush=True)
         if not a.skip_store:
             for workers in (1, 2):
-                rows.append(bench_store(workers, 64, 4, 1024, Path(tmp)))
+                rows.append(bench_store(workers, 64, 8, 2048, Path(tmp)))
                 print(rows[-1], flush=True)
     meta = {
         "machine": platform.platform(),

@@ -140,3 +140,125 @@ def test_training_steps_lower_the_loss_on_a_fixed_batch():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+# --- encoder families, distances, front end -------------------------------------------------------------
+
+FAMILY_DISTANCE = [(f, d) for f in ("vgg", "resnet", "polar") for d in ("angle", "euclidean")]
+
+
+@pytest.mark.parametrize(("family", "kind"), FAMILY_DISTANCE)
+def test_families_embed_and_give_bounded_distances(family, kind):
+    torch.manual_seed(0)
+    net = build_model({"family": family, "preset": "tiny", "distance": kind, "feature_dim": 24}, 28)
+    x = torch.randn(6, 28, 28)
+    e = net(x)
+    assert e.shape == (6, 24) and net.family == family
+    d = net.pair_distance(x[:3], x[3:])
+    assert d.shape == (3,) and torch.all(d >= 0) and torch.all(d <= math.pi)
+    assert torch.allclose(net.pair_distance(x[:3], x[:3]), torch.zeros(3), atol=5e-3)  # |cos| clamp: 2.8e-3
+
+
+@pytest.mark.parametrize("family", ["resnet", "polar"])
+def test_family_checkpoint_round_trip(family, tmp_path):
+    torch.manual_seed(1)
+    net = build_model({"family": family, "preset": "tiny", "distance": "euclidean", "downsample": 2}, 32).eval()
+    path = save_checkpoint(tmp_path / "m.pt", net, net.config, epoch=1)
+    loaded, meta = load_model(path)
+    assert type(loaded) is type(net) and meta["model_config"]["family"] == family
+    assert loaded.distance_kind == "euclidean" and loaded.downsample == 2
+    x = torch.randn(4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net(x))
+
+
+def test_checkpoint_without_family_loads_as_vgg(tmp_path):
+    net = build_model({"preset": "tiny"}, 16)
+    cfg = {k: v for k, v in net.config.items() if k not in ("family", "distance", "downsample", "norm")}
+    loaded, _ = load_model(save_checkpoint(tmp_path / "old.pt", net, cfg, epoch=1))
+    assert isinstance(loaded, SiameseNet) and loaded.distance_kind == "angle"
+
+
+def test_unknown_family_distance_norm_and_keys_are_errors():
+    with pytest.raises(ValueError, match="family"):
+        build_model({"family": "transformer"}, 16)
+    with pytest.raises(ValueError, match="distance"):
+        build_model({"distance": "cosine"}, 16)
+    with pytest.raises(ValueError, match="norm"):
+        build_model({"family": "resnet", "norm": "layer"}, 16)
+    with pytest.raises(ValueError, match="pool_every"):
+        build_model({"family": "resnet", "pool_every": 2}, 16)
+    with pytest.raises(ValueError, match="downsample"):
+        build_model({"downsample": 8}, 16)
+
+
+def test_euclidean_distance_is_pi_tanh_of_the_norm():
+    from orirec.models import embedding_distance, embedding_distance_np
+
+    e1, e2 = torch.tensor([[0.0, 0.0], [1.0, 0.0]]), torch.tensor([[0.3, 0.4], [1.0, 0.0]])
+    d = embedding_distance(e1, e2, "euclidean")
+    torch.testing.assert_close(d, torch.tensor([math.pi * math.tanh(0.5), 0.0]), atol=1e-5, rtol=0)
+    emb = torch.cat([e1, e2]).numpy()
+    np.testing.assert_allclose(
+        embedding_distance_np(emb, np.array([0, 1]), np.array([2, 3]), "euclidean"), d, atol=1e-5
+    )
+    ang = embedding_distance_np(emb, np.array([1]), np.array([3]), "angle")
+    np.testing.assert_allclose(ang, distance(e1[1:], e2[1:]).numpy(), atol=3e-3)
+
+
+def test_polar_front_end_turns_inplane_rotation_into_a_cyclic_shift():
+    from orirec.simulate.inplane import rotate_inplane
+
+    L = 33  # odd: the centre pixel is the rotation centre of both rotate_inplane and the polar grid
+    net = build_model({"family": "polar", "preset": "tiny", "downsample": 1}, L)
+    yy, xx = np.mgrid[:L, :L] - L // 2
+    img = (np.exp(-((xx - 6) ** 2 + (yy - 2) ** 2) / 8.0) + 0.5 * np.exp(-((xx + 3) ** 2 + (yy + 7) ** 2) / 5.0))[None]
+    rotated = rotate_inplane(img.astype(np.float32), np.array([np.pi / 2]))
+    p0 = net.to_polar(torch.from_numpy(img.astype(np.float32))[:, None])[0, 0]
+    p1 = net.to_polar(torch.from_numpy(rotated)[:, None])[0, 0]
+    quarter = net.n_angles // 4
+    # content rotated counter-clockwise by 90° appears a quarter turn later in angle
+    assert torch.allclose(p1, torch.roll(p0, quarter, dims=-1), atol=2e-3)
+    assert not torch.allclose(p1, torch.roll(p0, -quarter, dims=-1), atol=2e-2)
+
+
+def test_fourier_front_end_matches_the_image_downsampler_and_cuts_white_noise_4x():
+    from orirec.models.encoder import fourier_crop
+    from orirec.simulate.inplane import fourier_downsample
+
+    rng = np.random.default_rng(0)
+    L = 48
+    yy, xx = np.mgrid[:L, :L] - L // 2
+    smooth = np.exp(-((xx - 3) ** 2 + (yy + 5) ** 2) / (2 * 6.0**2))[None].astype(np.float32)
+    ours = fourier_crop(torch.from_numpy(smooth)[:, None], 24)[:, 0].numpy()
+    np.testing.assert_allclose(ours, fourier_downsample(smooth, 24), atol=1e-5)
+    noise = rng.standard_normal((64, 1, L, L)).astype(np.float32)
+    ratio = noise.var() / fourier_crop(torch.from_numpy(noise), 24).var().item()
+    assert 3.6 < ratio < 4.4, ratio
+
+
+@pytest.mark.parametrize("family", ["resnet", "polar"])
+def test_training_steps_lower_the_loss_for_every_family(family):
+    torch.manual_seed(0)
+    q = uniform_quaternions(64, seed=4)
+    images = torch.from_numpy(blob_projections(q, 24))
+    i, j = np.arange(32), np.arange(32, 64)
+    target = torch.from_numpy(quat_distance(q[i], q[j]).astype(np.float32))
+    net = build_model({"family": family, "preset": "tiny"}, 24)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(30):
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(net.pair_distance(images[i], images[j]), target)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_vgg_without_norm_keeps_the_checkpoint_layout_of_earlier_versions():
+    """Checkpoints saved before the norm option hold conv weights at features.0/3/6 (conv, ReLU, pool)."""
+    from orirec.models import SiameseNet
+
+    keys = SiameseNet(32, channels=[4, 8, 8], kernels=[3, 3, 3], feature_dim=8).state_dict().keys()
+    assert {"features.0.weight", "features.3.weight", "features.6.weight"} <= set(keys)

@@ -227,3 +227,97 @@ def test_on_the_fly_training_runs(tmp_path):
     stage_simulate(cfg.simulate, tmp_path / "s.zarr")
     res = stage_train(cfg.train, tmp_path / "s.zarr", tmp_path / "t", progress=False)
     assert res["epochs_run"] == 1 and np.isfinite(res["val_mae"])
+
+
+# --- families and augmentations in the loop, evaluation of a trained model, MLflow ------------------------
+
+
+def test_loop_trains_a_resnet_with_euclidean_distance_and_augmentations(store_path, tmp_path):
+    from orirec.models import ResNetEncoder
+
+    aug = {"rotate": True, "shift_px": 1.0, "noise_sigma2": (0.5, 2.0)}
+    model = {"family": "resnet", "preset": "tiny", "distance": "euclidean"}
+    res = train_loop_per_worker(base_config(store_path, tmp_path / "a", model=model, augment=aug, epochs=2))
+    assert res["epochs_run"] == 2 and all(math.isfinite(h["train_loss"]) for h in res["history"])
+    net, meta = load_model(res["checkpoint"])
+    assert isinstance(net, ResNetEncoder) and net.distance_kind == "euclidean"
+    assert meta["extra"]["config"]["augment"]["rotate"] is True
+    # augmentation is seeded: the same config gives the same losses
+    again = train_loop_per_worker(base_config(store_path, tmp_path / "b", model=model, augment=aug, epochs=2))
+    assert again["history"][-1]["train_loss"] == pytest.approx(res["history"][-1]["train_loss"], rel=1e-6)
+
+
+def test_augment_options_that_cannot_work_are_errors(store_path, tmp_path):
+    with pytest.raises(ValueError, match="pairing"):
+        train_loop_per_worker(base_config(store_path, tmp_path, pairing="pairs", augment={"rotate": True}))
+    with pytest.raises(ValueError, match="on_the_fly"):
+        train_loop_per_worker(base_config(store_path, tmp_path, augment={"ctf": True}))
+    with pytest.raises(ValueError, match="unknown keys"):
+        train_loop_per_worker(base_config(store_path, tmp_path, augment={"mirror": True}))
+
+
+def _store_with_proteins(path, ids, seed):
+    q = uniform_quaternions(len(ids) * 64, seed=seed)
+    protein = np.repeat(np.arange(len(ids), dtype=np.int32), 64)
+    images = np.concatenate([blob_projections(q[protein == p], BOX, seed=p) for p in range(len(ids))])
+    w = create_store(path, len(images), BOX, 2.0, shard_size=len(images), attrs={"proteins": [{"id": i} for i in ids]})
+    w.write_shard(0, images=images, quaternions=q, protein=protein)
+    w.finalize()
+    return path
+
+
+def test_evaluate_model_reports_per_protein_and_seen_unseen(store_path, tmp_path):
+    from typer.testing import CliRunner
+
+    from orirec.cli.app import app
+    from orirec.evaluate.distances import evaluate_model_distances
+
+    ckpt = train_loop_per_worker(base_config(store_path, tmp_path / "t"))["checkpoint"]
+    other = _store_with_proteins(tmp_path / "other.zarr", ["a", "zz"], seed=4)  # "a" seen, "zz" unseen
+    res = evaluate_model_distances(ckpt, other, pairs_per_protein=100, n_bins=4, seed=1)
+    assert [(r["id"], r["seen"], r["n_pairs"]) for r in res["proteins"]] == [("a", True, 100), ("zz", False, 100)]
+    d_p, d_q, prot = res["pairs"]["d_p"], res["pairs"]["d_q"], res["pairs"]["protein"]
+    assert res["overall"]["mae_rad"] == pytest.approx(np.abs(d_p - d_q).mean())
+    assert res["seen"]["mae_rad"] == pytest.approx(np.abs(d_p - d_q)[prot == 0].mean())
+    assert res["unseen"]["mae_rad"] == pytest.approx(np.abs(d_p - d_q)[prot == 1].mean())
+    assert sum(res["overall"]["bin_count"]) == 200 and np.all((d_p >= 0) & (d_p <= np.pi))
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["evaluate-model", ckpt, str(other), "--out", str(tmp_path / "ev")])
+    assert out.exit_code == 0, out.output
+    assert {"distances.json", "distances.md", "dp_vs_dq.png"} <= {p.name for p in (tmp_path / "ev").iterdir()}
+    assert "| zz | no |" in (tmp_path / "ev" / "distances.md").read_text()
+    bad = runner.invoke(app, ["evaluate-model", ckpt, str(tmp_path / "nope.zarr")])
+    assert bad.exit_code == 2 and "nope.zarr" in bad.output
+
+
+@pytest.mark.slow  # 25-65 s: MLflow's sqlite schema set-up and model logging dominate
+def test_tracked_training_is_queryable_in_mlflow(store_path, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from orirec.cli.app import app
+
+    out = tmp_path / "run"
+    args = ["train", str(store_path), "--out", str(out), "--epochs", "2", "--preset", "tiny", "--family", "polar"]
+    args += ["--batch-size", "32", "--pairs-per-epoch", "256", "--track", "--no-progress", "--experiment", "t"]
+    res = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("t").experiment_id])
+    assert run.data.params["model.family"] == "polar"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_mae")] == [1, 2]
+    assert any(k.startswith("val_mae_bins_") for k in run.data.metrics) and "best_val_mae" in run.data.metrics
+    assert "plots/dp_vs_dq.png" in [a.path for a in client.list_artifacts(run.info.run_id, "plots")]
+    mlflow.set_tracking_uri(uri)
+    (logged,) = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    assert logged.source_run_id == run.info.run_id
+    info = mlflow.models.get_model_info(logged.model_uri)
+    assert info.signature is not None and info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"][-1] == BOX
+    loaded = mlflow.pytorch.load_model(logged.model_uri)
+    net, _ = load_model(out / "checkpoints" / "best.pt")
+    x = torch.randn(3, BOX, BOX)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net(x))

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import typer
 
+from orirec.cli.compare import compare
 from orirec.cli.demo import demo
-from orirec.cli.evaluate import evaluate
+from orirec.cli.evaluate import evaluate, evaluate_model
+from orirec.cli.launch import launch
+from orirec.cli.particles import export, import_particles
 from orirec.cli.reconstruct import reconstruct
 from orirec.cli.recover import recover
+from orirec.cli.report import report
+from orirec.cli.run import run
 from orirec.cli.simulate import simulate
 from orirec.cli.train import train
+from orirec.cli.tune import tune
 
 app = typer.Typer(
     help="orirec: recover the 3D orientations of cryo-EM projections from learned distances.",
@@ -17,8 +23,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for fn in (simulate, train, recover, reconstruct, evaluate, demo):
+for fn in (simulate, train, recover, reconstruct, evaluate, demo, run, launch, report):
     app.command()(fn)
+app.command(name="import")(import_particles)
+app.command()(export)
+app.command()(tune)
+app.command(name="evaluate-model")(evaluate_model)
+app.command()(compare)
 
 
 def main() -> None:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, progress_bars, user_errors
+from orirec.cli.common import console, echo_table, progress_bars, user_errors
+
+
+@contextlib.contextmanager
+def _failed_rounds() -> Iterator[None]:
+    """A part that failed in partitioned recovery: one line (part, round, resume hint) and exit code 1."""
+    from orirec.recover.blocks import RecoveryRoundError
+
+    try:
+        yield
+    except RecoveryRoundError as e:
+        console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        raise typer.Exit(1) from None
 
 
 def recover(
@@ -23,28 +37,66 @@ def recover(
     n: Annotated[int, typer.Option("--n", help="with --oracle: number of orientations")] = 1000,
     distance_noise: Annotated[float, typer.Option(help="with --oracle: Gaussian noise on d (rad)")] = 0.0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    particles: Annotated[
+        Path | None, typer.Option(help="particles STAR (+ .mrcs) instead of STORE: writes OUT/particles.star, map.mrc")
+    ] = None,
+    pixel_size: Annotated[
+        float | None, typer.Option(help="with --particles: pixel size (Å) to import at; default keeps the whole box")
+    ] = None,
+    num_workers: Annotated[int, typer.Option(help="Ray actors for partitioned recovery (1: in this process)")] = 1,
+    partitions: Annotated[
+        int | None, typer.Option(help="parts of the pair graph (k-means on embeddings); default --num-workers")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="rounds of partitioned recovery")] = 20,
+    embedding_noise: Annotated[float, typer.Option(help="with --oracle: noise σ on the stand-in embeddings")] = 0.0,
 ) -> None:
     """Recover orientations; writes OUT/orientations.csv, OUT/orientations.star and OUT/graph.npz.
 
     Example: orirec recover runs/demo/projections.zarr --model runs/demo/train/checkpoints/best.pt --out rec
 
+    Your particles: orirec recover --model best.pt --particles particles.star --out rec  (STAR with angles + map)
+
     Oracle (exact distances, noise σ rad): orirec recover --oracle --n 1650 --seed 0 --distance-noise 0.2
+
+    Partitioned on 2 Ray actors: orirec recover --oracle --n 10000 --graph knn --partitions 4 --num-workers 2
     """
     from orirec.config import RecoverConfig, validate
     from orirec.pipeline.stages import stage_recover
 
-    with user_errors():
+    with user_errors(), _failed_rounds():
         cfg = validate(
             RecoverConfig,
-            {"max_images": max_images, "graph": graph, "steps": steps, "seed": seed, "gauge": not no_gauge},
+            {"max_images": max_images, "graph": graph, "steps": steps, "seed": seed, "gauge": not no_gauge}
+            | {"num_workers": num_workers, "partitions": partitions, "rounds": rounds},
             "command line",
         )
         if oracle:
             from orirec.pipeline.oracle import oracle_recover
 
             with progress_bars(progress) as bars:
-                res = oracle_recover(n, seed=seed, distance_noise_rad=distance_noise, cfg=cfg, progress=bars("recover"))
+                res = oracle_recover(
+                    n, seed, distance_noise, cfg, progress=bars("recover"), embedding_noise=embedding_noise
+                )
             echo_table("oracle recovery (degrees, seconds)", res)
+            return
+        if particles is not None:
+            if model is None or not model.is_file():
+                raise FileNotFoundError(f"{model}: no such model checkpoint (--model)")
+            from orirec.config import ReconstructConfig
+            from orirec.pipeline.particles import ImportOptions, recover_particles
+
+            with progress_bars(progress) as bars:
+                res = recover_particles(
+                    cfg,
+                    ReconstructConfig(),
+                    model,
+                    particles,
+                    out,
+                    ImportOptions(pixel_size_A=pixel_size),
+                    progress=bars("recover"),
+                    gauge_progress=bars("gauge"),
+                )
+            echo_table(f"particles {res['star']}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))})
             return
         if store is None or model is None:
             raise ValueError("recover needs STORE and --model (or --oracle)")

@@ -3,50 +3,102 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from orirec.cli.common import echo_table, user_errors
 
+#: defaults of the command line when no --config file is given
+_CLI_DEFAULTS: dict[str, Any] = {
+    "epochs": 12,
+    "batch_size": 128,
+    "pairs_per_epoch": 12800,
+    "model": {"preset": "small"},
+}
+
 
 def train(
     store: Annotated[Path, typer.Argument(help="projection store (STORE.zarr)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="run folder for checkpoints")] = Path("runs/train"),
-    epochs: Annotated[int, typer.Option(help="epochs")] = 12,
-    num_workers: Annotated[int, typer.Option(help="data-parallel workers (>1 uses Ray Train)")] = 1,
-    preset: Annotated[str, typer.Option(help="model size: tiny, small or paper (DESIGN §1.1)")] = "small",
-    batch_size: Annotated[int, typer.Option(help="pairs per step")] = 128,
-    pairs_per_epoch: Annotated[int, typer.Option(help="pairs drawn per epoch")] = 12800,
-    lr: Annotated[float, typer.Option(help="learning rate")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    config: Annotated[
+        Path | None, typer.Option(help="TrainConfig YAML (e.g. best_config.yaml from orirec tune); options override")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="epochs [12]")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="data-parallel workers (>1 uses Ray Train) [1]")] = None,
+    preset: Annotated[str | None, typer.Option(help="model size: tiny, small or paper (DESIGN §1.1) [small]")] = None,
+    family: Annotated[str | None, typer.Option(help="encoder family: vgg, resnet or polar [vgg]")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="pairs per step [128]")] = None,
+    pairs_per_epoch: Annotated[int | None, typer.Option(help="pairs drawn per epoch [12800]")] = None,
+    lr: Annotated[float | None, typer.Option(help="learning rate [1e-3]")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed [0]")] = None,
     on_the_fly: Annotated[
-        bool, typer.Option(help="simulate fresh images every step from the store's reference volumes")
-    ] = False,
+        bool | None, typer.Option(help="simulate fresh images every step from the store's reference volumes")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    track: Annotated[bool, typer.Option(help="log params, metrics, model and plots to MLflow")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI; default sqlite:///OUT/mlflow.db")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-train",
 ) -> None:
     """Train the Siamese distance network; the best checkpoint is OUT/checkpoints/best.pt.
 
     Example: orirec train runs/demo/projections.zarr --epochs 12 --out runs/mytrain
+
+    With the best config of a sweep, on 2 Ray Train workers, tracked in MLflow:
+    orirec train s.zarr --config runs/tune/best_config.yaml --num-workers 2 --track
     """
-    from orirec.config import TrainConfig, validate
+    from orirec.config import TrainConfig, deep_merge, load_yaml, validate
     from orirec.pipeline.stages import stage_train
 
+    given = {
+        "epochs": epochs,
+        "num_workers": num_workers,
+        "batch_size": batch_size,
+        "pairs_per_epoch": pairs_per_epoch,
+        "lr": lr,
+        "seed": seed,
+        "on_the_fly": on_the_fly,
+    }
+    overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    model = {k: v for k, v in {"preset": preset, "family": family}.items() if v is not None}
+    if model:
+        overrides["model"] = model
     with user_errors():
-        cfg = validate(
-            TrainConfig,
-            {
-                "model": {"preset": preset},
-                "epochs": epochs,
-                "num_workers": num_workers,
-                "batch_size": batch_size,
-                "pairs_per_epoch": pairs_per_epoch,
-                "lr": lr,
-                "seed": seed,
-                "on_the_fly": on_the_fly,
-            },
-            "command line",
-        )
-        res = stage_train(cfg, store, out, resume=resume, progress=progress)
+        if config is not None:
+            cfg = load_yaml(config, TrainConfig, overrides)
+        else:
+            cfg = validate(TrainConfig, deep_merge(_CLI_DEFAULTS, overrides), "command line")
+        if track:
+            res = _tracked(cfg, store, out, resume, progress, tracking_uri, experiment)
+        else:
+            res = stage_train(cfg, store, out, resume=resume, progress=progress)
     echo_table(f"trained {out}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))})
+
+
+def _tracked(cfg, store: Path, out: Path, resume: bool, progress: bool, uri: str | None, experiment: str) -> dict:
+    """stage_train inside one MLflow run: params, per-epoch metrics, the model (with signature) and plots."""
+    from orirec.pipeline.stages import stage_train
+    from orirec.tracking import Tracker
+    from orirec.tracking.train_logging import log_trained_model
+
+    tracker = Tracker(True, uri, experiment, out)
+    tracker.enable_system_metrics()
+    live = cfg.num_workers == 1  # Ray workers report to Ray; their history is logged from the checkpoint after
+    with tracker.run(f"train-{out.name}", tags={"store": str(store)}):
+        tracker.log_params(cfg.model_dump(mode="json"))
+        res = stage_train(
+            cfg,
+            store,
+            out,
+            resume=resume,
+            progress=progress,
+            report=(lambda m, ckpt=None: tracker.log_metrics(m, step=int(m.get("epoch", 0)))) if live else None,
+        )
+        if not live:
+            tracker.log_history(res.get("history", []))
+        per_epoch = set((res.get("history") or [{}])[-1])
+        tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float)) and k not in per_epoch})
+        res["model_uri"] = log_trained_model(tracker, res["checkpoint"], store)
+    res["tracking_uri"] = tracker.uri
+    return res

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from orirec.models.siamese import SiameseNet
+from orirec.models.encoder import EncoderBase
+from orirec.models.registry import model_from_config
 
 __all__ = ["embed_images", "load_checkpoint", "load_model", "save_checkpoint"]
 
@@ -42,7 +43,7 @@ def save_checkpoint(
     Args:
         path: destination file (folders are created).
         model: the network (a DDP wrapper is unwrapped).
-        model_config: keyword arguments of :class:`SiameseNet` that rebuild it (``model.config``).
+        model_config: keyword arguments (with ``family``) that rebuild it (``model.config``).
         epoch: number of completed epochs.
         optimizer_state: ``optimizer.state_dict()`` for resuming, or None.
         metrics, extra: JSON-like values (numpy scalars are converted).
@@ -87,17 +88,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[SiameseNet, dict[str, Any]]:
-    """Rebuild the network from a checkpoint's saved config and weights.
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[EncoderBase, dict[str, Any]]:
+    """Rebuild the network (any family, :func:`orirec.models.registry.model_from_config`) from a checkpoint.
 
     Returns ``(model, meta)`` with the model in eval mode; ``meta`` holds ``model_config``,
     ``epoch``, ``metrics``, ``extra`` and ``optimizer_state``.
     """
     payload = load_checkpoint(path, map_location)
     try:
-        model = SiameseNet(**payload["model_config"])
+        model = model_from_config(payload["model_config"])
         model.load_state_dict(payload["state_dict"])
-    except (TypeError, KeyError, RuntimeError) as exc:
+    except (TypeError, KeyError, RuntimeError, ValueError) as exc:
         raise ValueError(f"checkpoint {path}: weights do not match the saved model config ({exc})") from exc
     model.to(map_location).eval()
     meta = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}

@@ -1,40 +1,81 @@
-"""Chain the stages of one run on this machine, tracked in MLflow (one parent run, a child per stage)."""
+"""Chain the stages of one run on this machine, tracked in MLflow (one parent run, a child per stage).
+
+The stages and their paths come from a :class:`~orirec.pipeline.spec.PipelineSpec` (a plain
+:class:`~orirec.config.RunConfig` runs every default stage). A stage whose ``done.json`` matches its config
+hash and whose outputs exist is skipped, so an interrupted or extended run resumes where it stopped.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orirec.config import RunConfig, dump_yaml
-from orirec.pipeline.stages import stage_evaluate, stage_reconstruct, stage_recover, stage_simulate, stage_train
+import yaml
+
+from orirec import __version__
+from orirec.config import RunConfig, TrainConfig, deep_merge, validate
+from orirec.evaluate.report import write_report
+from orirec.pipeline import spec as S
+from orirec.pipeline.stages import (
+    stage_evaluate,
+    stage_reconstruct,
+    stage_recover,
+    stage_simulate,
+    stage_train,
+    write_json,
+)
 from orirec.tracking import Tracker
+from orirec.tracking.train_logging import log_trained_model
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPaths:
-    """Where each stage of a run writes, under one run folder."""
+    """Local working paths of every stage output of one run."""
 
     root: Path
-    store: Path = field(init=False)
-    train: Path = field(init=False)
-    recover: Path = field(init=False)
-    evaluate: Path = field(init=False)
-    map: Path = field(init=False)
+    store: Path
+    eval_store: Path
+    tune: Path
+    train: Path
+    recover: Path
+    reconstruct: Path
+    evaluate: Path
+    report: Path
 
-    def __post_init__(self) -> None:
-        self.store = self.root / "projections.zarr"
-        self.train = self.root / "train"
-        self.recover = self.root / "recover"
-        self.evaluate = self.root / "evaluate"
-        self.map = self.root / "reconstruct" / "map.mrc"
+    @classmethod
+    def of(cls, spec: S.PipelineSpec, root: str | Path) -> RunPaths:
+        """Resolve the spec's ``paths`` against the run folder ``root``."""
+        root = Path(root)
+        loc = {k: S.locate(spec, root, k).local for k in S.PipelinePaths.model_fields}
+        del loc["test_store"]
+        return cls(root=root, eval_store=S.locate(spec, root, spec.eval_store_key).local, **loc)
 
     @property
     def checkpoint(self) -> Path:
         """The best checkpoint of the training stage."""
         return self.train / "checkpoints" / "best.pt"
+
+    @property
+    def map(self) -> Path:
+        """The reconstructed map (MRC)."""
+        return self.reconstruct / "map.mrc"
+
+
+def write_spec(spec: S.PipelineSpec, path: Path) -> None:
+    """Write the resolved pipeline (all defaults filled in, ``--set`` applied), stamped with the version."""
+    data = spec.model_dump(mode="json")
+    data["version"] = __version__
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def tracking_uri(cfg: RunConfig) -> str | None:
+    """``tracking.uri``, else ``$MLFLOW_TRACKING_URI`` (set by the cluster manifests), else the run's sqlite."""
+    return cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def run_all(
@@ -43,68 +84,184 @@ def run_all(
     overwrite: bool = False,
     progress: Callable[[str], Any] | None = None,
     train_progress: bool = True,
+    force: bool = False,
+    log: Callable[[str], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run simulate → train → recover → reconstruct → evaluate into ``run_dir``; returns every stage's summary.
+    """Run the pipeline's stages into ``run_dir``; returns every stage's summary (skipped ones from done.json).
 
-    ``progress(stage)`` returns a ``(done, total)`` callback for that stage (or None).
+    ``progress(stage)`` returns a ``(done, total)`` callback for that stage (or None); ``force`` reruns
+    finished stages; ``log(line)`` receives one line per stage (run / skipped).
     """
-    paths = RunPaths(Path(run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
-    dump_yaml(cfg, paths.root / "config.yaml")
-    tracker = Tracker(cfg.tracking.enabled, cfg.tracking.uri, cfg.tracking.experiment, paths.root)
+    spec = S.as_pipeline(cfg)
+    root = Path(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    paths = RunPaths.of(spec, root)
+    write_spec(spec, root / "config.yaml")
+    tracker = Tracker(spec.tracking.enabled, tracking_uri(spec), spec.tracking.experiment, root)
+    tracker.enable_system_metrics()  # CPU/memory of every run, sampled by MLflow in the background
     cb = progress or (lambda stage: None)
-    out: dict[str, Any] = {}
+    say = log or (lambda line: None)
+    hashes = S.stage_hashes(spec)
+    out: dict[str, Any] = {"skipped": []}
     t0 = time.perf_counter()
-    with tracker.run(cfg.name) as parent_id:
-        tracker.log_params(cfg.model_dump(mode="json"))
-        with tracker.run("simulate", nested=True):
-            tracker.log_params(cfg.simulate.model_dump(mode="json"))
-            out["simulate"] = stage_simulate(cfg.simulate, paths.store, overwrite=overwrite, progress=cb("simulate"))
-            tracker.log_metrics(out["simulate"])
-        with tracker.run("train", nested=True):
-            tracker.log_params(cfg.train.model_dump(mode="json"))
-            res = stage_train(
-                cfg.train,
-                paths.store,
-                paths.train,
-                progress=train_progress,
-                report=lambda m, ckpt=None: tracker.log_metrics(m, step=int(m.get("epoch", 0))),
-            )
-            out["train"] = {k: v for k, v in res.items() if k not in ("history",)}
-            tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
-            tracker.log_artifact(paths.checkpoint, "model")
-        with tracker.run("recover", nested=True):
-            tracker.log_params(cfg.recover.model_dump(mode="json"))
-            out["recover"] = stage_recover(
-                cfg.recover,
-                paths.store,
-                paths.checkpoint,
-                paths.recover,
-                progress=cb("recover"),
-                gauge_progress=cb("gauge"),
-            )
-            for step, v in enumerate(out["recover"]["loss_history"]):
-                if step % 10 == 0:
-                    tracker.log_metrics({"l_or": v}, step=step)
-            tracker.log_metrics({k: v for k, v in out["recover"].items() if isinstance(v, (int, float))})
-            tracker.log_artifact(paths.recover)
-        with tracker.run("reconstruct", nested=True):
-            out["reconstruct"] = stage_reconstruct(
-                cfg.reconstruct, paths.store, paths.recover / "orientations.csv", paths.map
-            )
-            tracker.log_artifact(paths.map)
-        with tracker.run("evaluate", nested=True):
-            out["evaluate"] = stage_evaluate(
-                paths.store,
-                paths.recover / "orientations.csv",
-                paths.evaluate,
-                graph=paths.recover / "graph.npz",
-                reconstruct_cfg=cfg.reconstruct,
-            )
+    runners = _stage_runners(spec, paths, overwrite, cb, train_progress, tracker)
+    with tracker.run(spec.name, tags={"orirec.version": __version__}) as parent_id:
+        tracker.log_params(spec.model_dump(mode="json", exclude={"stages", "paths", "test", "description"}))
+        for stage in spec.active_stages():
+            if not force and S.is_done(spec, root, stage, hashes[stage]):
+                out[stage] = (S.read_done(root, stage) or {}).get("summary", {})
+                out["skipped"].append(stage)
+                say(f"{stage}: done before with the same config (hash {hashes[stage]}), skipped")
+                continue
+            inputs, outputs = S.stage_io(spec, stage)
+            for key in inputs:
+                S.fetch(S.locate(spec, root, key))
+            S.clear_done(root, stage)
+            say(f"{stage}: running")
+            with tracker.run(stage, nested=True, tags={"orirec.stage_hash": hashes[stage]}):
+                out[stage] = runners[stage]()
+            for key in outputs:
+                S.publish(S.locate(spec, root, key))
+            S.mark_done(spec, root, stage, hashes[stage], out[stage])
+        if isinstance(out.get("evaluate"), dict):
             tracker.log_metrics(out["evaluate"])
-            tracker.log_artifact(paths.evaluate)
-        tracker.log_metrics({**out["evaluate"], "total_time_s": time.perf_counter() - t0})
+        tracker.log_metrics({"total_time_s": time.perf_counter() - t0})
     out["total_time_s"] = time.perf_counter() - t0
     out["mlflow_run_id"] = parent_id
-    out["tracking_uri"] = tracker.uri if cfg.tracking.enabled else None
+    out["tracking_uri"] = tracker.uri if spec.tracking.enabled else None
     return out
+
+
+def _stage_runners(
+    spec: S.PipelineSpec, paths: RunPaths, overwrite: bool, cb, train_progress: bool, tracker: Tracker
+) -> dict[str, Callable[[], dict[str, Any]]]:
+    """One zero-argument callable per stage, each returning the stage's JSON-able summary."""
+
+    def simulate() -> dict[str, Any]:
+        tracker.log_params({**spec.simulate.model_dump(mode="json"), "split": spec.split})
+        sim = spec.simulate.model_copy(
+            update={"inputs": S.localize_inputs(spec.simulate.inputs, paths.root / "inputs")}
+        )
+        res = stage_simulate(sim, paths.store, overwrite=overwrite, progress=cb("simulate"), split=spec.split)
+        tracker.log_metrics(res)
+        return res
+
+    def simulate_test() -> dict[str, Any]:
+        sim = spec.test_simulate_config()
+        sim = sim.model_copy(update={"inputs": S.localize_inputs(sim.inputs, paths.root / "inputs")})
+        tracker.log_params({**sim.model_dump(mode="json"), "split": spec.test.split})
+        res = stage_simulate(
+            sim, paths.eval_store, overwrite=overwrite, progress=cb("simulate_test"), split=spec.test.split
+        )
+        tracker.log_metrics(res)
+        return res
+
+    def tune() -> dict[str, Any]:
+        from orirec.distributed.tune import load_search_space, run_sweep
+
+        tc = spec.tune
+        tracker.log_params(tc.model_dump(mode="json"))
+        base = spec.train.model_copy(update={"epochs": tc.epochs, "pairs_per_epoch": tc.pairs_per_epoch})
+        space = load_search_space(tc.space)
+        sweep = run_sweep(
+            paths.store,
+            paths.tune,
+            space,
+            base,
+            tc.num_samples,
+            tc.workers_per_trial,
+            tc.max_concurrent,
+            seed=spec.seed,
+        )
+        best = {k: v for k, v in sweep["best"].items() if k not in ("history",)}
+        paths.tune.mkdir(parents=True, exist_ok=True)
+        write_json(paths.tune / "best_values.json", {"values": best["config"], "best": best})
+        tracker.log_metrics({"best_val_mae": best["best_val_mae"], "trials": len(sweep["trials"])})
+        return {"best_val_mae": best["best_val_mae"], "best_values": best["config"], "trials": len(sweep["trials"])}
+
+    def train_config() -> TrainConfig:
+        """``train`` with the sweep's best values merged on top when a tune stage ran."""
+        if spec.tune is None or "tune" not in spec.active_stages():
+            return spec.train
+        values = json.loads((paths.tune / "best_values.json").read_text())["values"]
+        return validate(TrainConfig, deep_merge(spec.train.model_dump(mode="json"), values), "tune best values")
+
+    def train() -> dict[str, Any]:
+        cfg = train_config()
+        tracker.log_params(cfg.model_dump(mode="json"))
+        res = stage_train(
+            cfg,
+            paths.store,
+            paths.train,
+            progress=train_progress,
+            report=lambda m, ckpt=None: tracker.log_metrics(m, step=int(m.get("epoch", 0))),
+        )
+        tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
+        log_trained_model(tracker, paths.checkpoint, paths.store)  # MLflow model + checkpoint + d_p vs d_q plot
+        out = {k: v for k, v in res.items() if k not in ("history", "report")}
+        if cfg is not spec.train:
+            out["tuned"] = {
+                "lr": cfg.lr,
+                "batch_size": cfg.batch_size,
+                "optimizer": cfg.optimizer,
+                "model": cfg.model.model_dump(),
+            }
+        return out
+
+    def recover() -> dict[str, Any]:
+        tracker.log_params(spec.recover.model_dump(mode="json"))
+        res = stage_recover(
+            spec.recover,
+            paths.eval_store,
+            paths.checkpoint,
+            paths.recover,
+            progress=cb("recover"),
+            gauge_progress=cb("gauge"),
+        )
+        for step, v in enumerate(res["loss_history"]):
+            if step % 10 == 0:
+                tracker.log_metrics({"l_or": v}, step=step)
+        tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
+        tracker.log_artifact(paths.recover)
+        return {k: v for k, v in res.items() if k != "loss_history"}
+
+    def reconstruct() -> dict[str, Any]:
+        res = stage_reconstruct(spec.reconstruct, paths.eval_store, paths.recover / "orientations.csv", paths.map)
+        tracker.log_artifact(paths.map)
+        return res
+
+    def evaluate() -> dict[str, Any]:
+        res = stage_evaluate(
+            paths.eval_store,
+            paths.recover / "orientations.csv",
+            paths.evaluate,
+            graph=paths.recover / "graph.npz",
+            reconstruct_cfg=spec.reconstruct,
+        )
+        tracker.log_metrics(res)
+        tracker.log_artifact(paths.evaluate)
+        return res
+
+    def report() -> dict[str, Any]:
+        res = write_report(
+            paths.report,
+            store=paths.eval_store,
+            train_dir=paths.train,
+            recover_dir=paths.recover,
+            map_path=paths.map,
+            evaluate_dir=paths.evaluate,
+            title=f"orirec run {spec.name}",
+        )
+        tracker.log_artifact(paths.report, "report")
+        return res
+
+    return {
+        "simulate": simulate,
+        "simulate_test": simulate_test,
+        "tune": tune,
+        "train": train,
+        "recover": recover,
+        "reconstruct": reconstruct,
+        "evaluate": evaluate,
+        "report": report,
+    }

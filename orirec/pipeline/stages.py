@@ -16,7 +16,7 @@ import numpy as np
 from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig, TrainConfig
 from orirec.evaluate.metrics import distance_metrics, orientation_metrics
 from orirec.geometry import quat_distance, register_rotation
-from orirec.models import embed_images, load_checkpoint, load_model
+from orirec.models import embed_images, embedding_distance_np, load_checkpoint, load_model
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
 from orirec.recover import full_graph, knn_graph, recover_orientations
@@ -114,13 +114,6 @@ def select_images(n_images: int, max_images: int | None) -> np.ndarray:
     return np.arange(n_images if max_images is None else min(max_images, n_images))
 
 
-def estimated_distances(emb: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """d_p = 2·arccos|cos(e_i, e_j)| on the edges (rad)."""
-    e = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-    cos = np.abs(np.einsum("ef,ef->e", e[i], e[j]))
-    return 2.0 * np.arccos(np.clip(cos, 0.0, 1.0))
-
-
 def consistency_score(images: np.ndarray, cfg: RecoverConfig):
     """``score(q)`` for the gauge search: cross-validated reprojection correlation of low-resolution maps."""
     rows, small = prepare_consistency_images(images, cfg.gauge_box_px, cfg.gauge_max_images, cfg.seed)
@@ -130,6 +123,50 @@ def consistency_score(images: np.ndarray, cfg: RecoverConfig):
 def step_progress(progress, total: int):
     """Adapt a ``(done, total)`` progress callback to the refinement's ``(step, l_or)`` calls."""
     return None if progress is None else (lambda step, _l_or: progress(step, total))
+
+
+FULL_GRAPH_MAX = 20_000  # nodes; a full graph above this holds > 2e8 edges: use the kNN graph
+
+
+def pair_graph(cfg: RecoverConfig, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pair graph of ``cfg.graph`` over the embeddings (n, f); a clear error for a full graph too large."""
+    if cfg.graph == "full":
+        if len(emb) > FULL_GRAPH_MAX:
+            raise ValueError(
+                f"graph 'full' over {len(emb)} nodes would hold {len(emb) * (len(emb) - 1) // 2} pairs; "
+                f"use --graph knn above {FULL_GRAPH_MAX} nodes"
+            )
+        return full_graph(len(emb))
+    return knn_graph(emb, cfg.knn_k, cfg.n_random_edges, seed=cfg.seed)
+
+
+def recover_graph(cfg: RecoverConfig, emb: np.ndarray, i, j, d, progress=None, checkpoint: Path | None = None):
+    """Recover orientations on the graph (i, j, d): in one piece, or partitioned over the embeddings' k-means.
+
+    ``cfg.partitions`` (default ``cfg.num_workers``) > 1 runs block-Jacobi rounds
+    (``orirec.recover.blocks``), on ``cfg.num_workers`` Ray actors when > 1; ``checkpoint`` (.npz) makes
+    an interrupted partitioned run resumable. Returns a ``RecoveryResult``.
+    """
+    parts = cfg.partitions or cfg.num_workers
+    if parts <= 1 and cfg.num_workers <= 1:
+        return recover_orientations(
+            len(emb), i, j, d, n_starts=cfg.n_starts, steps=cfg.steps, seed=cfg.seed, loss=cfg.loss,
+            progress=step_progress(progress, cfg.steps),
+        )  # fmt: skip
+    from orirec.recover.blocks import recover_partitioned
+    from orirec.recover.partition import balanced_kmeans
+
+    runner = None
+    if cfg.num_workers > 1:
+        from orirec.distributed.recover import RayBlockRunner
+
+        runner = RayBlockRunner(cfg.num_workers)
+    labels = balanced_kmeans(emb, max(parts, 1), seed=cfg.seed)
+    return recover_partitioned(
+        len(emb), i, j, d, labels, rounds=cfg.rounds, block_steps=cfg.block_steps, relax=cfg.relax,
+        n_starts=cfg.n_starts, seed=cfg.seed, loss=cfg.loss, checkpoint=checkpoint, runner=runner,
+        progress=step_progress(progress, cfg.rounds),
+    )  # fmt: skip
 
 
 def stage_recover(
@@ -155,22 +192,11 @@ def stage_recover(
     model, _meta = load_model(checkpoint)
     emb = embed_images(model, nodes)
     t_embed = time.perf_counter() - t0
-    if cfg.graph == "full":
-        i, j = full_graph(len(nodes))
-    else:
-        i, j = knn_graph(emb, cfg.knn_k, cfg.n_random_edges, seed=cfg.seed)
-    d_p = estimated_distances(emb, i, j)
-    res = recover_orientations(
-        len(nodes),
-        i,
-        j,
-        d_p,
-        n_starts=cfg.n_starts,
-        steps=cfg.steps,
-        seed=cfg.seed,
-        loss=cfg.loss,
-        progress=step_progress(progress, cfg.steps),
-    )
+    i, j = pair_graph(cfg, emb)
+    d_p = embedding_distance_np(emb, i, j, model.distance_kind)  # the distance the model was trained with
+    checkpoint = out_dir / "recover_checkpoint.npz"  # partitioned runs: resume after an interruption
+    res = recover_graph(cfg, emb, i, j, d_p, progress, checkpoint=checkpoint)
+    checkpoint.unlink(missing_ok=True)
     q = res.quaternions[:n]
     summary: dict[str, Any] = {
         "n_images": n,
@@ -180,6 +206,7 @@ def stage_recover(
         "loss_history": res.loss_history,
         "time_embed_s": t_embed,
         "time_recover_s": res.wall_time_s,
+        "partitions": cfg.partitions or cfg.num_workers,
     }
     if cfg.gauge:
         t1 = time.perf_counter()
@@ -251,14 +278,18 @@ def stage_evaluate(
         ref = reference_volume(s.group, int(s.protein[idx][0]))
         images = s.load_images(idx)
         q_reg, _ = register_rotation(q, q_true)
+        curves: dict[str, dict] = {}
         for label, qq in (("recovered", q_reg), ("true", q_true)):
             vol = reconstruct(images, qq, pad=rc.pad, wiener=rc.wiener)
             rep = fsc_report(vol, ref, s.pixel_size_A)
             metrics[f"fsc_ref_{label}_05_A"] = rep["fsc_05_A"]
             metrics[f"fsc_ref_{label}_0143_A"] = rep["fsc_0143_A"]
+            curves[f"reference vs {label}"] = {"freq_per_A": rep["freq_per_A"], "curve": rep["curve"]}
         h1, h2 = reconstruct_half_maps(images, q, pad=rc.pad, wiener=rc.wiener, seed=rc.seed)
         half = fsc_report(h1, h2, s.pixel_size_A)
         metrics["fsc_half_0143_A"] = half["fsc_0143_A"]
         metrics["fsc_half_05_A"] = half["fsc_05_A"]
+        curves["half-maps"] = {"freq_per_A": half["freq_per_A"], "curve": half["curve"]}
+        write_json(out_dir / "fsc_curves.json", curves)  # for the run report
     write_json(out_dir / "metrics.json", metrics)
     return metrics

@@ -1,21 +1,30 @@
-"""Orientation recovery from pairwise distances: pair graphs, spectral initialization, refinement."""
+"""Orientation recovery from pairwise distances: pair graphs, spectral initialization, refinement,
+and partitioned (block-Jacobi) recovery over parts of the pair graph."""
 
 from .api import RecoveryResult, recover_from_matrix, recover_orientations
+from .blocks import LocalBlockRunner, RecoveryRoundError, recover_partitioned
 from .graph import distance_weights, full_graph, knn_graph, validate_distances
-from .refine import refine, torch_quat_distance
+from .partition import balanced_kmeans, split_graph
+from .refine import l_or_value, refine, torch_quat_distance
 from .spectral import gram_embedding, procrustes_rotations, spectral_init
 
 __all__ = [
+    "LocalBlockRunner",
     "RecoveryResult",
+    "RecoveryRoundError",
+    "balanced_kmeans",
     "distance_weights",
     "full_graph",
     "gram_embedding",
     "knn_graph",
+    "l_or_value",
     "procrustes_rotations",
     "recover_from_matrix",
     "recover_orientations",
+    "recover_partitioned",
     "refine",
     "spectral_init",
+    "split_graph",
     "torch_quat_distance",
     "validate_distances",
 ]

@@ -137,6 +137,15 @@ def _edge_objective(
     return objective
 
 
+def l_or_value(q: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """L_OR (rad^2) of quaternions ``q`` (n, 4): the weighted mean squared distance error over edges (i, j)."""
+    q = np.asarray(q, dtype=np.float64)
+    i, j, d = validate_graph(q.shape[0], i, j, d)
+    w = validate_weights(weights, i.size)
+    param = torch.from_numpy(q / np.linalg.norm(q, axis=1, keepdims=True))
+    return _edge_objective(param, i, j, d, w, "l2", 1.0, 2_000_000)(False)[1]
+
+
 def refine(
     q0: np.ndarray,
     i: np.ndarray,
@@ -152,6 +161,7 @@ def refine(
     delta: float = 0.2,
     chunk_size: int = 2_000_000,
     tol: float = 1e-14,
+    fixed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[float]]:
     """Refine unit quaternions ``q0`` (n, 4) to fit distances ``d`` (rad) on edges ``(i, j)``.
 
@@ -167,6 +177,8 @@ def refine(
     optimizer: 'lbfgs' or 'adam'.
     chunk_size: edges per chunk when accumulating the full-batch gradient.
     tol: stop early when the relative change of the objective falls below ``tol``.
+    fixed: optional (n,) bool mask of quaternions held fixed (their gradient is zeroed; block-wise
+        recovery refines one part with its boundary neighbours fixed).
 
     Returns (q (n, 4) canonical unit quaternions, history): history[k] is L_OR after step k, the
     weighted mean squared distance error ``sum w r^2 / sum w`` in rad^2 (history[0] = initial).
@@ -182,6 +194,12 @@ def refine(
     _rho(torch.zeros(1), loss, delta)  # validates the loss name
     torch.manual_seed(seed)
     param = torch.nn.Parameter(torch.from_numpy(q0 / np.linalg.norm(q0, axis=1, keepdims=True)).clone())
+    if fixed is not None:
+        fixed = np.asarray(fixed, dtype=bool).ravel()
+        if fixed.size != n:
+            raise ValueError(f"fixed: expected {n} flags (one per quaternion), got {fixed.size}")
+        free = torch.from_numpy((~fixed).astype(np.float64))[:, None]
+        param.register_hook(lambda g: g * free)
     objective = None
     if n <= DENSE_MAX and i.size >= n * (n - 1) // 8:
         objective = _dense_objective(param, i, j, d, w, loss, delta)

@@ -168,32 +168,24 @@ def ctf_on_grid(
     # Per-image coefficients of γ = c1 * defocus(θ) * k² - c2 * k⁴ + phase shift, combined in float64.
     c1 = np.pi * lam_A
     c2 = 0.5 * np.pi * (p[:, 4] * 1e7) * lam_A**3
+    # sqrt(1 - A²) sin γ + A cos γ = sin(γ + asin A): one transcendental per sample (RELION's K3).
     per_image = np.stack(
-        [
-            p[:, 0] + p[:, 1],
-            p[:, 0] - p[:, 1],
-            np.cos(2 * p[:, 2]),
-            np.sin(2 * p[:, 2]),
-            c1,
-            c2,
-            np.sqrt(1.0 - p[:, 5] ** 2),
-            p[:, 5],
-            p[:, 6],
-        ]
-    )
-    dsum, ddiff, c2a, s2a, c1, c2, w_sin, w_cos, bfac = (
+        [0.5 * c1 * (p[:, 0] + p[:, 1]), 0.5 * c1 * (p[:, 0] - p[:, 1]), np.cos(2 * p[:, 2]), np.sin(2 * p[:, 2]),
+         c2, np.arcsin(p[:, 5]), p[:, 6]]
+    )  # fmt: skip
+    mean_term, astig_term, c2a, s2a, c2, amp_phase, bfac = (
         torch.as_tensor(c, device=dev).to(dt)[:, None, None] for c in per_image
     )
     k2 = kx**2 + ky**2
     safe = torch.where(k2 > 0, k2, torch.ones_like(k2))
     cos2t = torch.where(k2 > 0, (kx**2 - ky**2) / safe, torch.ones_like(k2))  # cos(2θ)
     sin2t = torch.where(k2 > 0, 2.0 * kx * ky / safe, torch.zeros_like(k2))  # sin(2θ)
-    # cos(2(θ - a)) = cos2θ cos2a + sin2θ sin2a
-    defocus = 0.5 * (dsum + ddiff * (cos2t * c2a + sin2t * s2a))
-    gamma = (c1 * defocus - c2 * k2) * k2
+    # π λ defocus(θ) with cos(2(θ - a)) = cos2θ cos2a + sin2θ sin2a
+    c1_defocus = mean_term + astig_term * (cos2t * c2a + sin2t * s2a)
+    gamma = (c1_defocus - c2 * k2) * k2 + amp_phase
     if phase_shift_rad is not None:
         gamma = gamma + torch.as_tensor(np.asarray(phase_shift_rad, dtype=np.float64), device=dev).to(dt)[:, None, None]
-    ctf = sign * (w_sin * torch.sin(gamma) + w_cos * torch.cos(gamma))
+    ctf = sign * torch.sin(gamma)
     if bool((bfac != 0).any()):
         ctf = ctf * torch.exp(-bfac * k2 / 4.0)
     return ctf.to(dt)

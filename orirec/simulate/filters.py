@@ -17,6 +17,8 @@ from orirec.simulate.ctf import ctf_on_grid
 
 __all__ = ["apply_formation", "formation_filter"]
 
+_CHUNK = 32  # images per Fourier pass
+
 
 def formation_filter(
     n_px: int,
@@ -67,12 +69,20 @@ def apply_formation(
     for name, arr, cols in (("shifts_px", shifts_px, 2), ("ctf_params", ctf_params, 7)):
         if arr is not None and np.shape(arr) != (B, cols):
             raise ValueError(f"apply_formation: {name} must be ({B}, {cols}), got {np.shape(arr)}")
-    P = int(pad) * L
-    filt = formation_filter(P, pixel_size_A, shifts_px, ctf_params, device=img.device)
-    if filt is None:
+    if shifts_px is None and ctf_params is None:
         return img
-    o = (P - L) // 2
-    x = torch.zeros((B, P, P), dtype=torch.float32, device=img.device)
-    x[:, o : o + L, o : o + L] = img
-    out = torch.fft.irfft2(torch.fft.rfft2(x) * filt, s=(P, P))
-    return out[:, o : o + L, o : o + L].contiguous()
+    P, o = int(pad) * L, (int(pad) * L - L) // 2
+    out = torch.empty_like(img)
+    for s in range(0, B, _CHUNK):  # chunks keep the (chunk, P, P/2+1) temporaries in cache
+        sl = slice(s, s + _CHUNK)
+        filt = formation_filter(
+            P,
+            pixel_size_A,
+            None if shifts_px is None else np.asarray(shifts_px)[sl],
+            None if ctf_params is None else np.asarray(ctf_params)[sl],
+            device=img.device,
+        )
+        x = torch.zeros((img[sl].shape[0], P, P), dtype=torch.float32, device=img.device)
+        x[:, o : o + L, o : o + L] = img[sl]
+        out[sl] = torch.fft.irfft2(torch.fft.rfft2(x) * filt, s=(P, P))[:, o : o + L, o : o + L]
+    return out

@@ -20,6 +20,7 @@ from orirec.geometry import quat_to_matrix
 __all__ = ["FourierSliceProjector", "project"]
 
 Sampling = Literal["auto", "image", "padded"]
+_CPU_CHUNK = 32  # images per pass on a CPU
 _COMPILE_CHUNK = 64  # images per compiled call: one static shape, so the kernel compiles once per box size
 
 
@@ -208,9 +209,13 @@ class FourierSliceProjector:
         if B == 0:
             return torch.zeros((0, L, L), dtype=torch.float32, device=self.device)
         rows = torch.as_tensor(quat_to_matrix(q)[:, :2, :], dtype=torch.float32, device=self.device)
-        img = torch.fft.irfft2(self._slices(rows), s=(n, n))  # origin (particle centre) at index 0
-        img = torch.roll(img, shifts=(L // 2, L // 2), dims=(1, 2))  # particle centre to index L // 2
-        return img[:, :L, :L].contiguous()
+        out = torch.empty((B, L, L), dtype=torch.float32, device=self.device)
+        chunk = B if self.device.type != "cpu" else _CPU_CHUNK  # on a CPU, chunks keep the temporaries in cache
+        for s in range(0, B, chunk):
+            img = torch.fft.irfft2(self._slices(rows[s : s + chunk]), s=(n, n))  # particle centre at index 0
+            img = torch.roll(img, shifts=(L // 2, L // 2), dims=(1, 2))  # particle centre to index L // 2
+            out[s : s + chunk] = img[:, :L, :L]
+        return out
 
     __call__ = project
 

@@ -36,6 +36,10 @@ from orirec.structures.inputs import expand_inputs
 from orirec.structures.load import load_volume
 from orirec.structures.symmetry_frame import align_to_symmetry
 
+#: Bumped whenever the same config would give different images (projector, formation, noise draws), so that a
+#: store written by an older orirec is refused for resume instead of being completed with different images.
+IMAGE_MODEL_VERSION = 2
+
 
 @dataclass
 class SimulationResult:
@@ -82,7 +86,7 @@ def config_fingerprint(cfg: SimulateConfig, sources: list[str], symmetries: list
     """
     # How the images are computed (compiled or not, which device) does not change them beyond rounding.
     config = cfg.model_dump(mode="json", exclude={"compile", "device"})
-    doc = {"config": config, "sources": sources, "symmetries": symmetries}
+    doc = {"config": config, "sources": sources, "symmetries": symmetries, "images": IMAGE_MODEL_VERSION}
     return json.dumps(doc, sort_keys=True)
 
 

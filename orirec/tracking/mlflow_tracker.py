@@ -49,6 +49,10 @@ class Tracker:
             import mlflow
 
             mlflow.set_tracking_uri(self.uri)
+            if self.uri.startswith("sqlite:") and mlflow.get_experiment_by_name(self.experiment) is None:
+                # A local database keeps its artifacts beside it, not in ./mlruns of whatever folder we run from.
+                where = (self.run_dir / "mlartifacts").resolve().as_uri()
+                mlflow.create_experiment(self.experiment, artifact_location=where)
             mlflow.set_experiment(self.experiment)
             self._mlflow = mlflow
         return self._mlflow
@@ -87,3 +91,66 @@ class Tracker:
         """Set tags on the active run."""
         if self.enabled:
             self._client().set_tags(tags)
+
+    def enable_system_metrics(self) -> bool:
+        """Turn on MLflow's system metrics (CPU, memory, ...) for runs started afterwards; needs psutil.
+
+        Returns True when enabled (False when disabled or psutil is missing).
+        """
+        if not self.enabled:
+            return False
+        import importlib.util
+
+        if importlib.util.find_spec("psutil") is None:
+            return False
+        self._client().enable_system_metrics_logging()
+        return True
+
+    def log_model(self, model, example_images, name: str = "model") -> str | None:
+        """Log a torch encoder as an MLflow pytorch model with a signature (images (B, L, L) → embeddings (B, F)).
+
+        ``example_images`` is a float32 numpy batch; the signature is inferred from it and the model's output
+        (``mlflow.models.infer_signature``). Returns the model URI, or None when disabled.
+        """
+        if not self.enabled:
+            return None
+        import numpy as np
+        import torch
+
+        mlflow = self._client()
+        from mlflow.models import infer_signature
+
+        x = np.ascontiguousarray(example_images, dtype=np.float32)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                emb = model(torch.from_numpy(x)).cpu().numpy()
+        finally:
+            model.train(was_training)
+        # pickle (not MLflow 3's default pt2 export): every encoder family round-trips, loading needs orirec
+        info = mlflow.pytorch.log_model(
+            model, name=name, signature=infer_signature(x, emb), input_example=x[:2], serialization_format="pickle"
+        )
+        return info.model_uri
+
+    def log_figure(self, figure, filename: str) -> None:
+        """Log a matplotlib figure as an image artifact (e.g. ``"plots/dp_vs_dq.png"``)."""
+        if self.enabled:
+            self._client().log_figure(figure, filename)
+
+    def log_dict(self, data: dict, filename: str) -> None:
+        """Log a dict as a JSON/YAML artifact (by the file extension)."""
+        if self.enabled:
+            self._client().log_dict(data, filename)
+
+    def log_history(self, history: list[dict[str, Any]], step_key: str = "epoch") -> None:
+        """Log per-epoch metrics (one dict per epoch; list values become ``key_<k>``) at step ``entry[step_key]``."""
+        for n, entry in enumerate(history):
+            flat: dict[str, Any] = {}
+            for k, v in entry.items():
+                if isinstance(v, (list, tuple)):
+                    flat.update({f"{k}_{i}": x for i, x in enumerate(v)})
+                else:
+                    flat[k] = v
+            self.log_metrics(flat, step=int(entry.get(step_key, n + 1)))

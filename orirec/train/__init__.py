@@ -1,4 +1,4 @@
-"""Distance learning (layer 3): the one training loop (Ray Train shaped), pair data, checkpoints."""
+"""Distance learning (layer 3): the one training loop (Ray Train shaped), pair data, steps, augmentations."""
 
 from orirec.train.data import PairData, split_by_image
 from orirec.train.loop import (

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from orirec.geometry import canonicalize, multiply, uniform_quaternions
+from orirec.simulate.ctf import sample_ctf_params
+from orirec.simulate.filters import apply_formation
 from orirec.simulate.formation import add_noise
 from orirec.simulate.projector import FourierSliceProjector
 from orirec.store import ProjectionStore, reference_volume
@@ -29,9 +31,19 @@ def random_rotations_at_angles(angles_rad: np.ndarray, rng: np.random.Generator)
 
 
 class FreshImages:
-    """Freshly simulated image batches for all-pairs training (see ``orirec.train.loop.all_pairs_loss``)."""
+    """Freshly simulated image batches for all-pairs training (see ``orirec.train.steps.all_pairs_loss``).
 
-    def __init__(self, store: ProjectionStore, seed: int = 0):
+    Args:
+        store: a simulated store (reference volumes, pixel size, σ² and the simulation's CTF constants).
+        seed: base seed.
+        ctf_defocus_range_A: when set, every fresh projection gets a random CTF (defocus u uniform in this
+            range (Å); astigmatism, voltage, Cs, amplitude contrast and B-factor from the store's simulation
+            config, else the SimulateConfig defaults) before the noise, through ``apply_formation``.
+    """
+
+    def __init__(
+        self, store: ProjectionStore, seed: int = 0, ctf_defocus_range_A: tuple[float, float] | None = None
+    ) -> None:
         if "volumes" not in store.group:
             raise ValueError(f"{store.path}: on-the-fly training needs the reference volumes of a simulated store")
         sim = store.attrs.get("simulation", {})
@@ -40,6 +52,17 @@ class FreshImages:
         n_proteins = max(int(store.protein.max()) + 1, 1)
         self.projectors = [FourierSliceProjector(reference_volume(store.group, p), pad=pad) for p in range(n_proteins)]
         self.seed = seed
+        self.pixel_size_A = float(store.pixel_size_A)
+        self.ctf_kwargs = None
+        if ctf_defocus_range_A is not None:
+            self.ctf_kwargs = {
+                "defocus_range_A": tuple(float(v) for v in ctf_defocus_range_A),
+                "astigmatism_A": tuple(sim.get("astigmatism_A", (0.0, 500.0))),
+                "voltage_kV": float(sim.get("voltage_kV", 300.0)),
+                "cs_mm": float(sim.get("cs_mm", 2.7)),
+                "amp_contrast": float(sim.get("amp_contrast", 0.1)),
+                "bfactor_range_A2": tuple(sim.get("bfactor_range_A2", (0.0, 0.0))),
+            }
 
     def image_batches(self, epoch: int, steps: int, batch_size: int, rank: int = 0) -> Iterator:
         """Yield ``steps`` batches ``(images, quaternions, protein)`` of ``batch_size`` fresh images.
@@ -55,7 +78,11 @@ class FreshImages:
             q2 = canonicalize(multiply(q1, random_rotations_at_angles(rng.uniform(0, np.pi, half), rng)))
             q = np.concatenate([q1, q2])
             with torch.no_grad():
-                clean = self.projectors[p].project(q).cpu().numpy()
+                clean = self.projectors[p].project(q).cpu()
+                if self.ctf_kwargs is not None:
+                    params = sample_ctf_params(len(q), int(rng.integers(2**31)), **self.ctf_kwargs)
+                    clean = apply_formation(clean, self.pixel_size_A, ctf_params=params)
+                clean = clean.numpy()
             noisy, _ = add_noise(clean, self.sigma2, seed=int(rng.integers(2**31)))
             yield (
                 torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)),

@@ -9,8 +9,9 @@ pairs are split between ranks).
 Config keys (defaults in :data:`DEFAULT_CONFIG`):
     store: path of the projection store (required).
     out_dir: run folder; checkpoints go to ``out_dir/checkpoints/{last,best}.pt`` (required).
-    model: dict with ``preset`` ("tiny" | "small" | "paper") and optional ``channels``, ``kernels``,
-        ``feature_dim``, ``pool_every`` overrides.
+    model: dict with ``family`` ("vgg" | "resnet" | "polar"), ``preset`` ("tiny" | "small" | "paper") and
+        optional overrides (``channels``, ``kernels``, ``feature_dim``, ``norm``, ``distance``, ``downsample``,
+        ...; see orirec.models.registry.build_model).
     epochs: total epochs (a resumed run continues up to this count).
     batch_size: GLOBAL pairs per optimizer step (256 as published); a multiple of the world size.
     lr: learning rate. optimizer: "rmsprop" (published) or "adam". loss: "l2" | "huber" | "l1" on
@@ -18,6 +19,8 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
     pairs_per_epoch: training pairs drawn per epoch (d_q uniform on [0, π], within one protein).
     on_the_fly: simulate every training batch afresh from the store's reference volumes (new orientations and
         noise each step; validation stays on the store's images); needs pairing "all".
+    augment: dict of training augmentations (orirec.train.augment: ``shift_px``, ``rotate``, ``noise_sigma2``,
+        ``ctf``, ``defocus_range_A``); rotation needs pairing "all", CTF needs on_the_fly.
     pairing: "all" (default): each step embeds the distinct images of batch_size/2 uniform-distance pairs
         and trains on every within-protein pair among them, weighted to a uniform d_q (many more
         supervised pairs per forward pass); "pairs": exactly the sampled pairs, as published.
@@ -47,14 +50,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from orirec.models import build_model, load_checkpoint, save_checkpoint
-from orirec.models.siamese import distance
 from orirec.store import open_store
+from orirec.train.augment import augment_images, check_augment, is_active
 from orirec.train.data import PairData
 from orirec.train.fresh import FreshImages
+from orirec.train.steps import all_pairs_loss, binned_mae, evaluate_pairs, make_loss, train_step
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -87,115 +90,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "device": "cpu",
     "pairing": "all",
     "on_the_fly": False,
+    "augment": None,
     "resume": False,
     "report": None,
     "progress": False,
 }
-
-
-def make_loss(
-    name: str, huber_delta: float = 0.2, reduction: str = "mean"
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Loss between d_p and d_q (rad): "l2" (MSE), "l1" or "huber" (threshold huber_delta rad).
-
-    ``reduction`` is passed to torch ("mean", or "none" for per-pair values).
-    """
-    if name == "l2":
-        return lambda a, b: F.mse_loss(a, b, reduction=reduction)
-    if name == "l1":
-        return lambda a, b: F.l1_loss(a, b, reduction=reduction)
-    if name == "huber":
-        return lambda a, b: F.huber_loss(a, b, delta=float(huber_delta), reduction=reduction)
-    raise ValueError(f"loss: unknown {name!r}; choose 'l2', 'huber' or 'l1'")
-
-
-def all_pairs_loss(
-    model: nn.Module,
-    pair_loss: Callable,
-    images: torch.Tensor,
-    quats: torch.Tensor,
-    protein: torch.Tensor,
-    n_bins: int = 16,
-) -> torch.Tensor:
-    """Loss over every within-protein pair of a set of images, weighted so that d_q is uniform on [0, π].
-
-    One forward pass embeds m images and supervises up to m(m-1)/2 pairs; each pair is weighted by
-    the inverse count of its d_q bin among the step's pairs (``n_bins`` equal bins over [0, π]), so
-    every distance range weighs the same whatever the natural distance distribution.
-    """
-    emb = model(images)
-    i, j = torch.triu_indices(len(images), len(images), 1, device=emb.device)
-    same = protein[i] == protein[j]
-    i, j = i[same], j[same]
-    dot = (quats[i] * quats[j]).sum(-1).abs().clamp(max=1.0)
-    d_q = (2.0 * torch.acos(dot)).to(emb.dtype)
-    k = (d_q / math.pi * n_bins).long().clamp(0, n_bins - 1)
-    counts = torch.bincount(k, minlength=n_bins).to(emb.dtype)
-    w = 1.0 / counts[k]
-    return (w * pair_loss(distance(emb[i], emb[j]), d_q)).sum() / w.sum()
-
-
-def _pair_forward(model: nn.Module, xi: torch.Tensor, xj: torch.Tensor) -> torch.Tensor:
-    """d_p (rad) of a batch of pairs through one forward pass of the (possibly DDP-wrapped) encoder."""
-    e = model(torch.cat([xi, xj], dim=0))
-    return distance(e[: len(xi)], e[len(xi) :])
-
-
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, batch) -> float:
-    """One optimizer step on a batch (img_i, img_j, d_q); returns the loss value."""
-    device = next(model.parameters()).device
-    xi, xj, d = (t.to(device, non_blocking=True) for t in batch)
-    optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(_pair_forward(model, xi, xj), d)
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
-
-
-def binned_mae(err: np.ndarray, d_q: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of |err| and count per equal d_q bin over [0, π] (rad); returns (sums, counts)."""
-    k = np.clip((np.asarray(d_q) / math.pi * n_bins).astype(np.int64), 0, n_bins - 1)
-    return np.bincount(k, np.abs(err), n_bins), np.bincount(k, minlength=n_bins).astype(np.float64)
-
-
-@torch.no_grad()
-def evaluate_pairs(
-    model: nn.Module, data: PairData, loss_fn: Callable, n_bins: int, rank: int = 0, world_size: int = 1
-) -> dict[str, Any]:
-    """Validation loss, MAE/RMSE of d_p - d_q (rad) overall and per d_q bin, summed over ranks."""
-    was_training, device = model.training, next(model.parameters()).device
-    model.eval()
-    sums = np.zeros(3 + 2 * n_bins)  # loss·n, |err|, err², per-bin |err| sums, per-bin counts
-    for xi, xj, d in data.val_batches(rank=rank, world_size=world_size):
-        d_p = _pair_forward(model, xi.to(device), xj.to(device)).cpu()
-        err = (d_p - d).numpy().astype(np.float64)
-        bs, bc = binned_mae(err, d.numpy(), n_bins)
-        sums += np.concatenate(
-            [
-                [
-                    float(loss_fn(torch.from_numpy(err).float(), torch.zeros(len(err)))) * len(err),
-                    np.abs(err).sum(),
-                    (err**2).sum(),
-                ],
-                bs,
-                bc,
-            ]
-        )
-    model.train(was_training)
-    if world_size > 1:
-        t = torch.from_numpy(sums).to(device)
-        dist.all_reduce(t)
-        sums = t.cpu().numpy()
-    counts = sums[3 + n_bins :]
-    n = max(counts.sum(), 1.0)
-    bins = np.where(counts > 0, sums[3 : 3 + n_bins] / np.maximum(counts, 1), np.nan)
-    return {
-        "val_loss": float(sums[0] / n),
-        "val_mae": float(sums[1] / n),
-        "val_rmse": math.sqrt(sums[2] / n),
-        "val_mae_bins": [float(b) for b in bins],
-        "val_bin_counts": [int(c) for c in counts],
-    }
 
 
 def _flat(entry: dict[str, Any]) -> dict[str, Any]:
@@ -232,6 +131,11 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"train config: {key!r} is required")
     if cfg["on_the_fly"] and cfg["pairing"] != "all":
         raise ValueError("train config: on_the_fly needs pairing 'all'")
+    cfg["augment"] = check_augment(cfg["augment"])
+    if cfg["augment"]["rotate"] and cfg["pairing"] != "all":
+        raise ValueError("train config: augment.rotate changes d_q and needs pairing 'all'")
+    if cfg["augment"]["ctf"] and not cfg["on_the_fly"]:
+        raise ValueError("train config: augment.ctf needs on_the_fly (the CTF is applied to fresh clean projections)")
     if cfg["pairing"] not in ("all", "pairs"):
         raise ValueError(f"train config: pairing must be 'all' or 'pairs', got {cfg['pairing']!r}")
     if cfg["optimizer"] not in ("rmsprop", "adam"):
@@ -240,6 +144,12 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
         if int(cfg[key]) < 1:
             raise ValueError(f"train config: {key} must be >= 1, got {cfg[key]}")
     return cfg
+
+
+def _store_sigma2(path: str) -> float:
+    """The noise level σ² already in a store's images (attrs ``sigma2``; 0 when absent)."""
+    attrs = open_store(path).attrs
+    return float(attrs.get("sigma2", attrs.get("simulation", {}).get("sigma2", 0.0)) or 0.0)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +175,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         val_pairs=int(cfg["val_pairs"]),
         seed=int(cfg["seed"]),
     )
-    fresh = FreshImages(open_store(cfg["store"]), seed=int(cfg["seed"])) if cfg["on_the_fly"] else None
+    aug = cfg["augment"]
+    fresh = None
+    if cfg["on_the_fly"]:
+        ctf_range = tuple(aug["defocus_range_A"]) if aug["ctf"] else None
+        fresh = FreshImages(open_store(cfg["store"]), seed=int(cfg["seed"]), ctf_defocus_range_A=ctf_range)
+    sigma2_now = fresh.sigma2 if fresh is not None else _store_sigma2(cfg["store"])
     device = _device(cfg["device"])
     model = build_model(cfg["model"], data.box_px).to(device)
     model_config = model.config
@@ -275,8 +190,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     if cfg["pairing"] == "all":
         pair_loss = make_loss(cfg["loss"], cfg["huber_delta"], reduction="none")
 
-        def step_fn(net: nn.Module, optimizer: torch.optim.Optimizer, batch) -> float:
-            x, q, prot = (t.to(device) for t in batch)
+        def step_fn(net: nn.Module, optimizer: torch.optim.Optimizer, batch, rng) -> float:
+            x, q, prot = batch
+            x, q = augment_images(x, q, aug, rng, sigma2_now)
+            x, q, prot = x.to(device), q.to(device), prot.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = all_pairs_loss(net, pair_loss, x, q, prot)
             loss.backward()
@@ -284,8 +201,12 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             return float(loss.detach())
     else:
 
-        def step_fn(net: nn.Module, optimizer: torch.optim.Optimizer, batch) -> float:
-            return train_step(net, optimizer, loss_fn, batch)
+        def step_fn(net: nn.Module, optimizer: torch.optim.Optimizer, batch, rng) -> float:
+            xi, xj, d = batch
+            if is_active(aug):
+                xi, _ = augment_images(xi, None, aug, rng, sigma2_now)
+                xj, _ = augment_images(xj, None, aug, rng, sigma2_now)
+            return train_step(net, optimizer, loss_fn, (xi, xj, d))
 
     ckpt_dir = Path(cfg["out_dir"]) / "checkpoints"
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
@@ -326,8 +247,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         else:
             batches = data.batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)
         with _progress(show, f"epoch {epoch + 1}/{cfg['epochs']}", steps) as advance:
-            for batch in batches:
-                total += step_fn(net, optimizer, batch)
+            for step, batch in enumerate(batches):
+                rng = np.random.default_rng([int(cfg["seed"]), 21, epoch, rank, step])  # augmentation stream
+                total += step_fn(net, optimizer, batch, rng)
                 advance()
         train_time = time.perf_counter() - t0
         train_loss = total / steps

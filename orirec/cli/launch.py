@@ -1,0 +1,92 @@
+"""``orirec launch``: run a pipeline file on a Ray cluster (Jobs API) or on Kubernetes (a KubeRay RayJob)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orirec.cli.common import user_errors
+
+
+def launch(
+    pipeline: Annotated[Path, typer.Argument(help="pipeline YAML inside this checkout (pipelines/*.yaml)")],
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray dashboard address of a running cluster, e.g. http://HOST:8265")
+    ] = None,
+    kubernetes: Annotated[
+        bool, typer.Option("--kubernetes", help="render a KubeRay RayJob and kubectl apply it")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="with --kubernetes: write the manifest, apply nothing")
+    ] = False,
+    profile: Annotated[str, typer.Option(help="with --kubernetes: cluster shape, cpu or gpu")] = "cpu",
+    image: Annotated[
+        str | None, typer.Option(help="container image (default ghcr.io/orirec/orirec:<ver>-<cpu|cuda>)")
+    ] = None,
+    namespace: Annotated[str, typer.Option(help="with --kubernetes: namespace")] = "default",
+    storage: Annotated[
+        str | None, typer.Option(help="object-storage prefix for stage outputs, e.g. s3://bucket/orirec/runs")
+    ] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI the job logs to")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="with --dry-run: write the manifest here (default stdout)")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override any pipeline key (repeatable)")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", "-o", help="with --ray-address: run folder on the cluster (default runs/<name>)"),
+    ] = None,
+    follow: Annotated[bool, typer.Option(help="with --ray-address: stream the job's log until it ends")] = True,
+) -> None:
+    """Submit a pipeline to a Ray cluster, or render / apply a KubeRay RayJob for it.
+
+    Example: orirec launch pipelines/demo.yaml --ray-address http://127.0.0.1:8265
+             orirec launch pipelines/paper-5j0n.yaml --kubernetes --profile gpu --dry-run --manifest job.yaml
+    """
+    from orirec.config import parse_set
+    from orirec.launch.kuberay import LaunchOptions, render_rayjob, to_yaml
+    from orirec.launch.submit import checkout_root, kubectl_apply, launch_ray, relative_pipeline
+    from orirec.pipeline.spec import load_pipeline
+
+    with user_errors():
+        sets = list(set_ or [])
+        if tracking_uri:
+            sets.append(f"tracking.uri={tracking_uri}")
+        spec = load_pipeline(pipeline, parse_set(sets))  # fail here, not on the cluster
+        if kubernetes == (ray_address is not None):
+            raise ValueError("give exactly one of --ray-address URL and --kubernetes")
+        if ray_address is not None:
+            run_dir = out or str((Path("runs") / spec.name).resolve())
+            job_id, status = launch_ray(pipeline, ray_address, run_dir, sets, follow=follow, echo=typer.echo)
+            typer.echo(f"Ray job {job_id}: {status}")
+            if status not in ("SUCCEEDED", "PENDING"):
+                raise typer.Exit(1)
+            return
+        rel = relative_pipeline(pipeline, checkout_root())
+        opts = LaunchOptions(
+            profile=profile,
+            image=image,
+            namespace=namespace,
+            storage_uri=storage,
+            tracking_uri=tracking_uri,
+            overrides=list(set_ or []),
+        )
+        header = (
+            f"# KubeRay RayJob for {rel} (profile {profile}), rendered by orirec/launch/kuberay.py; regenerate:\n"
+            f"# orirec launch {rel} --kubernetes --dry-run --profile {profile}"
+            + (f" --storage {storage}" if storage else "")
+            + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
+            + "".join(f" --set {s}" for s in set_ or [])
+            + " --manifest FILE"
+        )
+        text = to_yaml(render_rayjob(rel, spec.name, opts), header=header)
+        if dry_run:
+            if manifest is None:
+                typer.echo(text, nl=False)
+            else:
+                manifest.write_text(text)
+                typer.echo(f"wrote {manifest}")
+            return
+        typer.echo(kubectl_apply(text))

@@ -1,0 +1,53 @@
+"""The method itself: distances learned by a Siamese network (DESIGN §1.1), from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
+from orirec.models import embed_images, embedding_distance_np, load_model
+
+__all__ = ["SiameseEstimator"]
+
+
+class SiameseEstimator:
+    """Distance estimator: embeddings of a trained Siamese encoder and its d_p (rad) on the edges.
+
+    Training is ``orirec train``'s job (long); this estimator only loads the checkpoint ``model``.
+    """
+
+    kind: ClassVar[str] = "distances"
+    needs_training = False
+    uses_ground_truth = False
+
+    def __init__(self, model: Path | None) -> None:
+        if model is None:
+            raise ValueError("siamese: needs a trained checkpoint (--model CKPT, from `orirec train`)")
+        self.name, self.checkpoint = "siamese", Path(model)
+        self.model, self.meta = load_model(self.checkpoint)
+
+    def fit(self, train: TrainingData) -> dict[str, Any]:
+        """Nothing to do: the network was trained by ``orirec train``."""
+        return {"checkpoint": str(self.checkpoint)}
+
+    def features(self, data: EstimatorData) -> np.ndarray:
+        """Embeddings (n, F)."""
+        if data.images.shape[-1] != self.model.in_size:
+            raise ValueError(
+                f"siamese: checkpoint {self.checkpoint} expects {self.model.in_size} px images, "
+                f"got {data.images.shape[-1]} px"
+            )
+        return embed_images(self.model, data.images)
+
+    def distances(self, data: EstimatorData, features: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """The model's d_p (rad) on the edges."""
+        kind = getattr(self.model, "distance_kind", "angle")
+        return per_edge(lambda a, b: embedding_distance_np(features, a, b, kind), i, j)
+
+
+@register("siamese")
+def _make(options: EstimatorOptions) -> SiameseEstimator:
+    return SiameseEstimator(options.model)

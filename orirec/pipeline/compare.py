@@ -1,0 +1,237 @@
+"""``orirec compare``: every orientation estimator on the same test images, scored by DESIGN §6.
+
+Distance estimators (siamese, euclidean, oracle, oracle-noise) go through the same recovery as a real
+run: in-plane rotated copies join the pair graph, orientations are recovered from the distances
+(:func:`orirec.pipeline.stages.recover_graph`) and the detector-frame gauge is resolved without ground
+truth (:func:`orirec.recover.gauge.resolve_gauge`). Orientation estimators (regress-*, cvae, aspire-cl)
+give orientations directly. For every estimator: ``err_o4``, ``err_rot`` (registered by a global rotation
+and handedness only), ``err_dir``, acc@10/20, R² of the registered rotation matrices, wall times, and FSC:
+between half-maps reconstructed with the estimator's own orientations (no ground truth) and against the
+reference map with the orientations registered to the truth (evaluation only, as ``orirec evaluate``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orirec.config import ReconstructConfig, RecoverConfig
+from orirec.evaluate.estimators import EstimatorData, EstimatorOptions, TrainingData, estimator_names, make_estimator
+from orirec.evaluate.estimators.aspire_cl import aspire_available
+from orirec.evaluate.metrics import orientation_metrics
+from orirec.geometry import quat_to_matrix, register_rotation
+from orirec.pipeline.oracle import orientation_features
+from orirec.pipeline.stages import consistency_score, pair_graph, recover_graph, write_json
+from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
+from orirec.recover.gauge import plan_inplane_copies, resolve_gauge, rotate_about_z
+from orirec.simulate.inplane import rotate_inplane
+from orirec.store import open_store, reference_volume
+
+__all__ = ["COLUMNS", "compare_estimators", "default_estimators", "markdown_table", "rotation_r2"]
+
+NEEDS_TRAIN = {"euclidean", "regress-6d", "regress-quat", "regress-euler", "cvae"}
+
+#: (key, header, format) of the printed table
+COLUMNS = [
+    ("estimator", "estimator", "{}"),
+    ("err_o4_median", "err_o4 med (°)", "{:.1f}"),
+    ("err_rot_median", "err_rot med (°)", "{:.1f}"),
+    ("err_rot_mean", "err_rot mean (°)", "{:.1f}"),
+    ("err_dir_median", "err_dir med (°)", "{:.1f}"),
+    ("acc10", "acc@10", "{:.2f}"),
+    ("acc20", "acc@20", "{:.2f}"),
+    ("r2", "R²", "{:.2f}"),
+    ("fsc_half_0143_A", "FSC half 0.143 (Å)", "{:.1f}"),
+    ("fsc_ref_05_A", "FSC ref 0.5 (Å)", "{:.1f}"),
+    ("time_fit_s", "fit (s)", "{:.1f}"),
+    ("time_estimate_s", "estimate (s)", "{:.1f}"),
+]
+
+
+def default_estimators(model: Path | None, train_store: Path | None) -> list[str]:
+    """All estimators that can run with what was given: siamese needs a model, the learned ones a training
+    store, aspire-cl the optional ``aspire`` package."""
+    out = []
+    for name in estimator_names():
+        if (name == "siamese" and model is None) or (name in NEEDS_TRAIN and train_store is None):
+            continue
+        if name == "aspire-cl" and not aspire_available():
+            continue
+        out.append(name)
+    return out
+
+
+def rotation_r2(q_est: np.ndarray, q_true: np.ndarray) -> float:
+    """R² of the rotation matrices' 9 entries after registration by a global rotation and handedness."""
+    q_reg, _ = register_rotation(q_est, q_true)
+    a, b = quat_to_matrix(q_reg).reshape(len(q_reg), 9), quat_to_matrix(q_true).reshape(len(q_true), 9)
+    return float(1.0 - np.sum((a - b) ** 2) / np.sum((b - b.mean(axis=0)) ** 2))
+
+
+def _training_data(train_store: Path, n_train: int | None) -> TrainingData:
+    s = open_store(train_store)
+    rows = np.arange(s.n_images if n_train is None else min(n_train, s.n_images))
+    q = s.quaternions[rows]
+    if not np.isfinite(q).all():
+        raise ValueError(f"{train_store}: a training store needs ground-truth orientations (NaN found)")
+    return TrainingData(s.load_images(rows), q, s.pixel_size_A, source=str(train_store))
+
+
+def _via_distances(est, data: EstimatorData, cfg: RecoverConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Recover orientations from an estimator's distances, gauge resolved as ``stage_recover`` does."""
+    n, info = len(data.images), {}
+    nodes = data
+    if cfg.gauge:
+        src, angle = plan_inplane_copies(n, cfg.gauge_sources, tuple(np.deg2rad(cfg.gauge_angles_deg)), cfg.seed)
+        q_nodes = None
+        if data.true_quaternions is not None:
+            q_nodes = np.concatenate([data.true_quaternions, rotate_about_z(data.true_quaternions[src], angle)])
+        imgs = np.concatenate([data.images, rotate_inplane(data.images[src], angle)])
+        nodes = EstimatorData(imgs, data.pixel_size_A, q_nodes)
+    feats = est.features(nodes)
+    i, j = pair_graph(cfg, feats)
+    d = est.distances(nodes, feats, i, j)
+    res = recover_graph(cfg, feats, i, j, d)
+    q = res.quaternions[:n]
+    info.update({"n_edges": int(len(i)), "l_or": float(res.l_or)})
+    if cfg.gauge:
+        g = resolve_gauge(q, res.quaternions[n:], src, angle, consistency_score(data.images, cfg))
+        q = g.quaternions
+        info.update({"gauge_transposed": bool(g.transposed), "gauge_copy_angle_error_deg": g.copy_angle_error_deg})
+    return q, info
+
+
+def _fsc(images, q, q_true, ref, pixel_size_A: float, rc: ReconstructConfig) -> dict[str, float]:
+    h1, h2 = reconstruct_half_maps(images, q, pad=rc.pad, wiener=rc.wiener, seed=rc.seed)
+    half = fsc_report(h1, h2, pixel_size_A)
+    out = {"fsc_half_05_A": half["fsc_05_A"], "fsc_half_0143_A": half["fsc_0143_A"]}
+    if ref is not None:
+        q_reg, _ = register_rotation(q, q_true)
+        rep = fsc_report(reconstruct(images, q_reg, pad=rc.pad, wiener=rc.wiener), ref, pixel_size_A)
+        out.update({"fsc_ref_05_A": rep["fsc_05_A"], "fsc_ref_0143_A": rep["fsc_0143_A"]})
+    return out
+
+
+def _gauge_note(est, cfg: RecoverConfig) -> str:
+    if est.kind == "distances":
+        return "in-plane copies + consistency search (no truth)" if cfg.gauge else "none (gauge off)"
+    return getattr(est, "gauge_note", "absolute frame learned from the training store")
+
+
+def compare_estimators(
+    store: Path,
+    out_dir: Path,
+    names: list[str] | None = None,
+    model: Path | None = None,
+    train_store: Path | None = None,
+    n: int = 1650,
+    n_train: int | None = 2000,
+    options: EstimatorOptions | None = None,
+    recover_cfg: RecoverConfig | None = None,
+    reconstruct_cfg: ReconstructConfig | None = None,
+    tracker=None,
+    log=None,
+) -> list[dict[str, Any]]:
+    """Run each estimator of ``names`` (default :func:`default_estimators`) on the first ``n`` images of
+    ``store``; write ``compare.md``, ``compare.csv``, ``compare.json`` (and estimator artifacts) under
+    ``out_dir``; log each estimator as a nested MLflow run of ``tracker``. Returns one row per estimator."""
+    opts = options or EstimatorOptions()
+    opts.oracle_features = opts.oracle_features or orientation_features
+    cfg = (recover_cfg or RecoverConfig()).model_copy(update={"seed": opts.seed})
+    rc = reconstruct_cfg or ReconstructConfig()
+    names = list(names) if names else default_estimators(model, train_store)
+    if not names:
+        raise ValueError("compare: no estimator can run (give --model, --train-store or --estimators)")
+    known = estimator_names()
+    for name in names:
+        if name not in known:
+            raise ValueError(f"compare: unknown estimator {name!r}; choose from {', '.join(known)}")
+        if name in NEEDS_TRAIN and train_store is None:
+            raise ValueError(f"compare: estimator {name!r} needs a training store (--train-store STORE)")
+    s = open_store(store)
+    if n < 3:
+        raise ValueError(f"compare: --n must be at least 3, got {n}")
+    rows = np.arange(min(n, s.n_images))
+    q_true = s.quaternions[rows]
+    if not np.isfinite(q_true).all():
+        raise ValueError(f"{store}: no ground-truth orientations to compare against")
+    images = s.load_images(rows)
+    ref = (
+        reference_volume(s.group, int(s.protein[0]))
+        if "volumes" in s.group and len(set(s.protein[rows])) == 1
+        else None
+    )
+    data = EstimatorData(images, s.pixel_size_A, q_true)
+    estimators = [make_estimator(name, opts) for name in names]  # bad settings fail before any work
+    train = _training_data(Path(train_store), n_train) if any(e.needs_training for e in estimators) else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda line: None)
+    results: list[dict[str, Any]] = []
+    for est in estimators:
+        say(f"{est.name}: running")
+        row: dict[str, Any] = {"estimator": est.name, "kind": est.kind, "gauge": _gauge_note(est, cfg)}
+        t0 = time.perf_counter()
+        if est.needs_training:
+            row.update({f"fit_{k}": v for k, v in est.fit(train).items() if k != "time_fit_s"})
+        row["time_fit_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if est.kind == "distances":
+            q, info = _via_distances(est, data, cfg)
+            row.update(info)
+        else:
+            q = est.estimate(data)
+        row["time_estimate_s"] = time.perf_counter() - t1
+        row.update(orientation_metrics(q, q_true))
+        row["r2"] = rotation_r2(q, q_true)
+        row.update(_fsc(images, q, q_true, ref, s.pixel_size_A, rc))
+        if hasattr(est, "save_artifacts"):
+            row["artifacts"] = [str(p) for p in est.save_artifacts(out_dir, data)]
+        results.append(row)
+        say(f"{est.name}: err_rot median {row['err_rot_median']:.1f}° in {row['time_estimate_s']:.1f} s")
+    _write_outputs(results, out_dir, store, train_store, len(rows))
+    _track(tracker, results, out_dir, {"store": str(store), "train_store": str(train_store), "n": len(rows)})
+    return results
+
+
+def markdown_table(results: list[dict[str, Any]]) -> str:
+    """The comparison as a markdown table (columns :data:`COLUMNS`; missing values as '–')."""
+    head = "| " + " | ".join(h for _, h, _ in COLUMNS) + " |"
+    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+    lines = [head, sep]
+    for r in results:
+        cells = []
+        for key, _, fmt in COLUMNS:
+            v = r.get(key)
+            ok = v is not None and not (isinstance(v, float) and not np.isfinite(v))
+            cells.append(fmt.format(v) if ok else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write_outputs(results, out_dir: Path, store, train_store, n: int) -> None:
+    import pandas as pd
+
+    header = f"Estimators on {store} (first {n} images; training store {train_store or '–'})\n\n"
+    notes = "\n".join(f"- {r['estimator']}: gauge {r['gauge']}" for r in results)
+    (out_dir / "compare.md").write_text(header + markdown_table(results) + "\n\n" + notes + "\n")
+    flat = [{k: v for k, v in r.items() if not isinstance(v, list | dict)} for r in results]
+    pd.DataFrame(flat).to_csv(out_dir / "compare.csv", index=False)
+    write_json(out_dir / "compare.json", {"store": str(store), "train_store": str(train_store), "results": results})
+
+
+def _track(tracker, results, out_dir: Path, params: dict[str, Any]) -> None:
+    if tracker is None:
+        return
+    with tracker.run("compare"):
+        tracker.log_params(params)
+        for r in results:
+            with tracker.run(r["estimator"], nested=True, tags={"kind": r["kind"]}):
+                tracker.log_params({"estimator": r["estimator"], "gauge": r["gauge"]})
+                tracker.log_metrics(
+                    {k: v for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+                )
+        for name in ("compare.md", "compare.csv", "compare.json"):
+            tracker.log_artifact(out_dir / name)

@@ -1,0 +1,147 @@
+"""Losses, one optimizer step, and validation of the distance network (used by orirec.train.loop).
+
+Every function takes the network (possibly DDP-wrapped) and uses that network's own embedding distance
+(``model.distance``: angle or euclidean, orirec.models.encoder), so every family trains the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from orirec.train.data import PairData
+
+__all__ = [
+    "all_pairs_loss",
+    "binned_mae",
+    "evaluate_pairs",
+    "make_loss",
+    "model_distance",
+    "pair_forward",
+    "train_step",
+]
+
+
+def make_loss(
+    name: str, huber_delta: float = 0.2, reduction: str = "mean"
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Loss between d_p and d_q (rad): "l2" (MSE), "l1" or "huber" (threshold huber_delta rad).
+
+    ``reduction`` is passed to torch ("mean", or "none" for per-pair values).
+    """
+    if name == "l2":
+        return lambda a, b: F.mse_loss(a, b, reduction=reduction)
+    if name == "l1":
+        return lambda a, b: F.l1_loss(a, b, reduction=reduction)
+    if name == "huber":
+        return lambda a, b: F.huber_loss(a, b, delta=float(huber_delta), reduction=reduction)
+    raise ValueError(f"loss: unknown {name!r}; choose 'l2', 'huber' or 'l1'")
+
+
+def model_distance(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The embedding distance d_p(e1, e2) (rad) of a model, looking through a DDP wrapper."""
+    return (model.module if hasattr(model, "module") else model).distance
+
+
+def all_pairs_loss(
+    model: nn.Module,
+    pair_loss: Callable,
+    images: torch.Tensor,
+    quats: torch.Tensor,
+    protein: torch.Tensor,
+    n_bins: int = 16,
+) -> torch.Tensor:
+    """Loss over every within-protein pair of a set of images, weighted so that d_q is uniform on [0, π].
+
+    One forward pass embeds m images and supervises up to m(m-1)/2 pairs; each pair is weighted by
+    the inverse count of its d_q bin among the step's pairs (``n_bins`` equal bins over [0, π]), so
+    every distance range weighs the same whatever the natural distance distribution.
+    """
+    emb = model(images)
+    i, j = torch.triu_indices(len(images), len(images), 1, device=emb.device)
+    same = protein[i] == protein[j]
+    i, j = i[same], j[same]
+    dot = (quats[i] * quats[j]).sum(-1).abs().clamp(max=1.0)
+    d_q = (2.0 * torch.acos(dot)).to(emb.dtype)
+    k = (d_q / math.pi * n_bins).long().clamp(0, n_bins - 1)
+    counts = torch.bincount(k, minlength=n_bins).to(emb.dtype)
+    w = 1.0 / counts[k]
+    return (w * pair_loss(model_distance(model)(emb[i], emb[j]), d_q)).sum() / w.sum()
+
+
+def pair_forward(model: nn.Module, xi: torch.Tensor, xj: torch.Tensor) -> torch.Tensor:
+    """d_p (rad) of a batch of pairs through one forward pass of the (possibly DDP-wrapped) encoder."""
+    e = model(torch.cat([xi, xj], dim=0))
+    return model_distance(model)(e[: len(xi)], e[len(xi) :])
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, batch) -> float:
+    """One optimizer step on a batch (img_i, img_j, d_q); returns the loss value."""
+    device = next(model.parameters()).device
+    xi, xj, d = (t.to(device, non_blocking=True) for t in batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(pair_forward(model, xi, xj), d)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def binned_mae(err: np.ndarray, d_q: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of |err| and count per equal d_q bin over [0, π] (rad); returns (sums, counts)."""
+    k = np.clip((np.asarray(d_q) / math.pi * n_bins).astype(np.int64), 0, n_bins - 1)
+    return np.bincount(k, np.abs(err), n_bins), np.bincount(k, minlength=n_bins).astype(np.float64)
+
+
+@torch.no_grad()
+def evaluate_pairs(
+    model: nn.Module,
+    data: PairData,
+    loss_fn: Callable,
+    n_bins: int,
+    rank: int = 0,
+    world_size: int = 1,
+    keep_pairs: bool = False,
+) -> dict[str, Any]:
+    """Validation loss, MAE/RMSE of d_p - d_q (rad) overall and per d_q bin, summed over ranks.
+
+    With ``keep_pairs`` the result also holds this rank's ``d_p`` and ``d_q`` arrays (rad) for plots.
+    """
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    sums = np.zeros(3 + 2 * n_bins)  # loss·n, |err|, err², per-bin |err| sums, per-bin counts
+    kept_p, kept_q = [], []
+    for xi, xj, d in data.val_batches(rank=rank, world_size=world_size):
+        d_p = pair_forward(model, xi.to(device), xj.to(device)).cpu()
+        err = (d_p - d).numpy().astype(np.float64)
+        bs, bc = binned_mae(err, d.numpy(), n_bins)
+        loss_sum = float(loss_fn(torch.from_numpy(err).float(), torch.zeros(len(err)))) * len(err)
+        sums += np.concatenate([[loss_sum, np.abs(err).sum(), (err**2).sum()], bs, bc])
+        if keep_pairs:
+            kept_p.append(d_p.numpy())
+            kept_q.append(d.numpy())
+    model.train(was_training)
+    if world_size > 1:
+        t = torch.from_numpy(sums).to(device)
+        dist.all_reduce(t)
+        sums = t.cpu().numpy()
+    counts = sums[3 + n_bins :]
+    n = max(counts.sum(), 1.0)
+    bins = np.where(counts > 0, sums[3 : 3 + n_bins] / np.maximum(counts, 1), np.nan)
+    out: dict[str, Any] = {
+        "val_loss": float(sums[0] / n),
+        "val_mae": float(sums[1] / n),
+        "val_rmse": math.sqrt(sums[2] / n),
+        "val_mae_bins": [float(b) for b in bins],
+        "val_bin_counts": [int(c) for c in counts],
+    }
+    if keep_pairs:
+        out["d_p"] = np.concatenate(kept_p) if kept_p else np.zeros(0)
+        out["d_q"] = np.concatenate(kept_q) if kept_q else np.zeros(0)
+    return out

@@ -1,0 +1,88 @@
+"""``orirec compare``: one table with every requested estimator; clear errors for bad requests."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from orirec.cli.app import app
+from orirec.pipeline.compare import markdown_table
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cmp")
+    out = {}
+    for name, n, seed in (("train", 64, 1), ("test", 32, 2)):
+        path = root / f"{name}.zarr"
+        res = run("simulate", "pseudo:1", "--n-per-structure", n, "--box", 24, "--pixel-size", 4.0, "--seed", seed,
+                  "--shard-size", 32, "--out", path, "--no-progress")  # fmt: skip
+        assert res.exit_code == 0, res.output
+        out[name] = path
+    return out
+
+
+FAST = ["--calibration-pairs", 2000, "--steps", 3, "--cvae-steps", 3, "--grid-size", 50, "--encoder", "tiny",
+        "--recover-steps", 10, "--no-track"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_compare_prints_one_table_with_every_requested_estimator(stores, tmp_path):
+    names = ["euclidean", "oracle", "oracle-noise", "regress-6d", "regress-quat", "regress-euler", "cvae"]
+    res = run("compare", stores["test"], "--train-store", stores["train"], "--estimators", ",".join(names),
+              "--no-gauge", "--out", tmp_path / "c", *FAST)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    table = [line for line in res.output.splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| estimator | err_o4 med")
+    assert [line.split("|")[1].strip() for line in table[1:]] == names
+    data = json.loads((tmp_path / "c" / "compare.json").read_text())
+    rows = {r["estimator"]: r for r in data["results"]}
+    # exact distances: perfect up to the O(4) gauge; without the gauge search the detector-frame rotation A stays
+    assert rows["oracle"]["err_o4_median"] < 5.0
+    assert rows["oracle"]["err_rot_median"] > rows["oracle"]["err_o4_median"]
+    assert (tmp_path / "c" / "compare.csv").is_file() and (tmp_path / "c" / "cvae_samples.png").is_file()
+
+
+@pytest.mark.slow
+def test_compare_with_gauge_resolution_and_mlflow(stores, tmp_path):
+    res = run("compare", stores["test"], "--train-store", stores["train"], "--estimators", "oracle,euclidean",
+              "--out", tmp_path / "c", *FAST[:-1])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c" / "mlflow.db").is_file()
+    rows = {r["estimator"]: r for r in json.loads((tmp_path / "c" / "compare.json").read_text())["results"]}
+    assert rows["oracle"]["err_rot_median"] < 5.0
+
+
+def test_compare_fast_subset_prints_table(stores, tmp_path):
+    res = run("compare", stores["test"], "--train-store", stores["train"], "--estimators", "oracle,regress-6d",
+              "--no-gauge", "--n", 16, "--out", tmp_path / "c", *FAST)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    table = [line.split("|")[1].strip() for line in res.output.splitlines() if line.startswith("| ")]
+    assert table == ["estimator", "oracle", "regress-6d"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--estimators", "oracle,nope"], "unknown estimator 'nope'"),
+        (["--estimators", "regress-6d"], "needs a training store"),
+        (["--estimators", "siamese"], "--model"),
+        (["--cvae-condition", "matrix"], "--cvae-condition"),
+    ],
+)
+def test_bad_requests_exit_2_with_a_clear_message(stores, tmp_path, extra, message):
+    res = run("compare", stores["test"], "--out", tmp_path / "c", "--no-track", *extra)
+    assert res.exit_code == 2
+    assert message in res.output
+    assert not (tmp_path / "c" / "compare.md").exists()
+
+
+def test_markdown_table_marks_missing_values():
+    text = markdown_table([{"estimator": "x", "err_rot_median": 1.234, "fsc_ref_05_A": float("nan")}])
+    assert "| x | – | 1.2 |" in text and text.count("–") >= 10
