@@ -20,8 +20,7 @@ def report(
 
     Example: orirec report runs/demo
     """
-    from orirec.evaluate.report import write_report
-    from orirec.pipeline.run import RunPaths
+    from orirec.pipeline.run import RunPaths, run_report
     from orirec.pipeline.spec import PipelineSpec, load_pipeline
 
     with user_errors():
@@ -29,16 +28,7 @@ def report(
             raise FileNotFoundError(f"{run_dir}: no such run folder")
         cfg_file = run_dir / "config.yaml"
         spec = load_pipeline(cfg_file) if cfg_file.is_file() else PipelineSpec()
-        paths = RunPaths.of(spec, run_dir)
-        res = write_report(
-            out or paths.report,
-            store=paths.eval_store,
-            train_dir=paths.train,
-            recover_dir=paths.recover,
-            map_path=paths.map,
-            evaluate_dir=paths.evaluate,
-            title=f"orirec run {spec.name}",
-        )
+        res = run_report(spec, RunPaths.of(spec, run_dir), out)
     typer.echo(res["html"])
     for name in res["missing"]:
         typer.echo(f"  missing: {name}")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from orirec.models.encoder import EncoderBase
-from orirec.models.norms import norm_layer
+from orirec.models.norms import conv_stack, norm_layer
 
 __all__ = ["ResidualBlock", "ResNetEncoder"]
 
@@ -57,11 +57,7 @@ class ResNetEncoder(EncoderBase):
         downsample: int = 1,
     ) -> None:
         super().__init__(in_size, feature_dim, distance, downsample)
-        channels, kernels = [int(c) for c in channels], [int(k) for k in kernels]
-        if not channels or len(channels) != len(kernels):
-            raise ValueError(f"ResNetEncoder: channels {channels} and kernels {kernels} must be non-empty, same length")
-        if any(c < 1 for c in channels) or any(k < 1 or k % 2 == 0 for k in kernels):
-            raise ValueError(f"ResNetEncoder: channels must be >= 1 and kernels odd, got {channels}, {kernels}")
+        channels, kernels = conv_stack("ResNetEncoder", channels, kernels)
         self.channels, self.kernels, self.norm = channels, kernels, str(norm)
         self.stem = nn.Sequential(
             nn.Conv2d(1, channels[0], kernels[0], padding=kernels[0] // 2, bias=False),

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from orirec.models.encoder import EncoderBase, embedding_distance
-from orirec.models.norms import norm_layer
+from orirec.models.norms import conv_stack, norm_layer
 
 __all__ = ["PRESETS", "SiameseNet", "distance", "preset"]
 
@@ -80,14 +80,7 @@ class SiameseNet(EncoderBase):
         downsample: int = 1,
     ) -> None:
         super().__init__(in_size, feature_dim, distance, downsample)
-        channels, kernels = [int(c) for c in channels], [int(k) for k in kernels]
-        if not channels or len(channels) != len(kernels):
-            raise ValueError(
-                f"SiameseNet: channels ({len(channels)}) and kernels ({len(kernels)}) must be non-empty "
-                "and of equal length"
-            )
-        if any(c < 1 for c in channels) or any(k < 1 or k % 2 == 0 for k in kernels):
-            raise ValueError(f"SiameseNet: channels must be >= 1 and kernels odd, got {channels}, {kernels}")
+        channels, kernels = conv_stack("SiameseNet", channels, kernels)
         if int(pool_every) < 1:
             raise ValueError(f"SiameseNet: pool_every must be >= 1, got {pool_every}")
         self.pool_every, self.norm = int(pool_every), str(norm)

@@ -28,7 +28,7 @@ from orirec.pipeline.stages import stage_reconstruct, stage_recover
 from orirec.simulate.ctf import ctf_from_params, phase_flip
 from orirec.simulate.formation import apply_shifts, normalize_background
 from orirec.simulate.inplane import fourier_downsample
-from orirec.store import StoreWriter, create_store, open_store, reference_volume
+from orirec.store import create_store, open_store, reference_volume, writer_to_resume
 from orirec.store.export import export_store
 from orirec.store.orientations import read_orientations, write_orientations
 from orirec.store.relion import (
@@ -124,18 +124,6 @@ def _fingerprint(table: ParticleTable, opts: ImportOptions) -> str:
     return json.dumps({"star": str(table.star.resolve()), "sha256": digest, "options": asdict(opts)}, sort_keys=True)
 
 
-def _writer(out: Path, fingerprint: str, overwrite: bool) -> StoreWriter | None:
-    if not out.exists() or overwrite:
-        return None
-    try:
-        existing = zarr.open_group(str(out), mode="r").attrs.get("fingerprint")
-    except Exception as e:
-        raise ValueError(f"{out}: exists and is not an orirec store; choose another --out or --overwrite") from e
-    if existing != fingerprint:
-        raise ValueError(f"{out}: exists with another import (STAR or options); use --overwrite to replace it")
-    return StoreWriter(out)
-
-
 def import_particles(
     star: str | Path,
     out: str | Path,
@@ -156,7 +144,7 @@ def import_particles(
         raise ValueError(f"{star}: phase flipping needs CTF columns (rlnDefocusU, rlnVoltage, ...)")
     out = Path(out)
     fingerprint = _fingerprint(table, opts)
-    writer = _writer(out, fingerprint, overwrite)
+    writer = writer_to_resume(out, fingerprint, overwrite, "another import (STAR or options)")
     if writer is None:
         attrs = {
             "fingerprint": fingerprint,

@@ -73,6 +73,19 @@ def write_spec(spec: S.PipelineSpec, path: Path) -> None:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+def run_report(spec: S.PipelineSpec, paths: RunPaths, out: Path | None = None) -> dict[str, Any]:
+    """Write the run's HTML report (and PNGs) into ``out`` (default ``paths.report``); see ``write_report``."""
+    return write_report(
+        out or paths.report,
+        store=paths.eval_store,
+        train_dir=paths.train,
+        recover_dir=paths.recover,
+        map_path=paths.map,
+        evaluate_dir=paths.evaluate,
+        title=f"orirec run {spec.name}",
+    )
+
+
 def tracking_uri(cfg: RunConfig) -> str | None:
     """``tracking.uri``, else ``$MLFLOW_TRACKING_URI`` (set by the cluster manifests), else the run's sqlite."""
     return cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or None
@@ -243,15 +256,7 @@ def _stage_runners(
         return res
 
     def report() -> dict[str, Any]:
-        res = write_report(
-            paths.report,
-            store=paths.eval_store,
-            train_dir=paths.train,
-            recover_dir=paths.recover,
-            map_path=paths.map,
-            evaluate_dir=paths.evaluate,
-            title=f"orirec run {spec.name}",
-        )
+        res = run_report(spec, paths)
         tracker.log_artifact(paths.report, "report")
         return res
 

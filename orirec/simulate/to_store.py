@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import zarr
 
 from orirec.config import SimulateConfig
 from orirec.geometry import symmetry_name
 from orirec.simulate.astra_projector import astra_gpu_available
 from orirec.simulate.formation import background_radius_px
 from orirec.simulate.shards import ShardSimulator
-from orirec.store import StoreWriter, create_store
+from orirec.store import StoreWriter, create_store, writer_to_resume
 from orirec.structures.inputs import expand_inputs
 from orirec.structures.load import load_volume
 from orirec.structures.symmetry_frame import align_to_symmetry
@@ -125,7 +124,7 @@ def simulate_to_store(
             raise ValueError("normalize: background normalization needs noise (sigma2 > 0); the background is flat")
         background_radius_px(cfg.box_px, cfg.normalize_radius_px)  # a radius leaving no background fails here
     fingerprint = config_fingerprint(cfg, sources, symmetries)
-    writer = _existing_writer(out, fingerprint, overwrite)
+    writer = writer_to_resume(out, fingerprint, overwrite, "a different simulation config")
     if writer is not None and not writer.missing_shards():
         if progress:
             progress(writer.n_shards, writer.n_shards)
@@ -192,19 +191,6 @@ def simulate_to_store(
     (run_shards or run_shards_locally)(out, cfg, todo, advance)
     writer.finalize()
     return SimulationResult(out, writer.n_images, len(todo), total - len(todo))
-
-
-def _existing_writer(out: Path, fingerprint: str, overwrite: bool) -> StoreWriter | None:
-    """The writer of a store of the same config at ``out`` (to resume), None when there is none."""
-    if not out.exists() or overwrite:
-        return None
-    try:
-        existing = zarr.open_group(str(out), mode="r").attrs.get("fingerprint")
-    except Exception as e:
-        raise ValueError(f"{out}: exists and is not an orirec store; choose another --out or --overwrite") from e
-    if existing != fingerprint:
-        raise ValueError(f"{out}: exists with a different simulation config; use --overwrite to replace it")
-    return StoreWriter(out)
 
 
 def _normalization(cfg: SimulateConfig) -> dict | None:

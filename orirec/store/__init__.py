@@ -2,13 +2,14 @@
 
 from orirec.store.reader import ProjectionStore, open_store, reference_volume
 from orirec.store.schema import CTF_COLUMNS, PER_IMAGE_ARRAYS, n_shards, shard_rows
-from orirec.store.writer import StoreWriter, create_store
+from orirec.store.writer import StoreWriter, create_store, writer_to_resume
 
 __all__ = [
     "CTF_COLUMNS",
     "PER_IMAGE_ARRAYS",
     "ProjectionStore",
     "StoreWriter",
+    "writer_to_resume",
     "create_store",
     "n_shards",
     "open_store",

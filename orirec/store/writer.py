@@ -143,3 +143,18 @@ def create_store(
         }
     )
     return StoreWriter(path)
+
+
+def writer_to_resume(out: str | Path, fingerprint: str, overwrite: bool, what: str) -> StoreWriter | None:
+    """The writer of the store at ``out`` when it was made from the same ``fingerprint`` (to resume it); None when
+    there is none yet or ``overwrite``. A store of another fingerprint is refused, naming ``what`` differs."""
+    out = Path(out)
+    if not out.exists() or overwrite:
+        return None
+    try:
+        existing = zarr.open_group(str(out), mode="r").attrs.get("fingerprint")
+    except Exception as e:
+        raise ValueError(f"{out}: exists and is not an orirec store; choose another --out or --overwrite") from e
+    if existing != fingerprint:
+        raise ValueError(f"{out}: exists with {what}; use --overwrite to replace it")
+    return StoreWriter(out)
