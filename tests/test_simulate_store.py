@@ -230,3 +230,19 @@ def test_cli_options_reach_the_config(tmp_path):
     assert (sim["shift_distribution"], sim["normalize"], sim["symmetry"]) == ("triangular", True, "C1")
     bad = CliRunner().invoke(app, [*args[:-3], "--preferred-direction", "1", "--out", str(tmp_path / "b.zarr")])
     assert bad.exit_code == 2 and "--preferred-direction" in " ".join(bad.output.split())
+
+
+def test_projector_cache_holds_the_most_recently_used_volumes(tmp_path):
+    from orirec.config import SimulateConfig
+    from orirec.simulate.to_store import simulate_to_store
+    from orirec.simulate.volume_cache import ProjectorCache
+    from orirec.store import open_store
+
+    inputs = ["pseudo:0", "pseudo:1", "pseudo:2"]
+    cfg = SimulateConfig(inputs=inputs, n_per_structure=4, box_px=24, pixel_size_A=4.0, shard_size=4)
+    simulate_to_store(cfg, tmp_path / "s.zarr")
+    built = []
+    cache = ProjectorCache(open_store(tmp_path / "s.zarr").group, lambda vol: built.append(vol.sum()) or vol, 2)
+    for p in (0, 1, 0, 2, 1):
+        cache(p)
+    assert len(cache) == 2 and len(built) == 4  # 0, 1 built; 0 reused; 2 evicts 1; 1 built again

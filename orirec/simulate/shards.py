@@ -7,7 +7,6 @@ distributed run writes exactly the images of an uninterrupted local one.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,8 @@ from orirec.simulate.formation import (
     snr_disk,
 )
 from orirec.simulate.projector import FourierSliceProjector
-from orirec.store import StoreWriter, reference_volume, shard_rows
+from orirec.simulate.volume_cache import ProjectorCache
+from orirec.store import StoreWriter, shard_rows
 
 COMPILE_MIN_IMAGES = 20_000  # below this the 10-30 s compilation per process does not pay
 
@@ -95,19 +95,10 @@ class ShardSimulator:
         self.shifts = sample_shifts(cfg, n)
         self.ctf = sample_ctf(cfg, n)
         self.protein = np.repeat(np.arange(n // cfg.n_per_structure, dtype=np.int32), cfg.n_per_structure)
-        self.max_volumes = max_volumes
-        self._projectors: OrderedDict[int, FourierSliceProjector] = OrderedDict()
         self._compile = cfg.compile == "on" or (cfg.compile == "auto" and n >= COMPILE_MIN_IMAGES)
-
-    def _projector(self, p: int) -> FourierSliceProjector:
-        if p in self._projectors:
-            self._projectors.move_to_end(p)
-        else:
-            if len(self._projectors) >= self.max_volumes:
-                self._projectors.popitem(last=False)
-            volume = reference_volume(self.writer.group, p)
-            self._projectors[p] = make_projector(volume, self.cfg, compile=self._compile)
-        return self._projectors[p]
+        self._projector = ProjectorCache(
+            self.writer.group, lambda vol: make_projector(vol, cfg, compile=self._compile), max_volumes
+        )
 
     def simulate(self, k: int) -> dict[str, np.ndarray]:
         """The arrays of shard ``k`` (images after projection, shift, CTF and noise; and their metadata)."""

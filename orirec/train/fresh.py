@@ -17,7 +17,8 @@ from orirec.simulate.ctf import sample_ctf_params
 from orirec.simulate.filters import apply_formation
 from orirec.simulate.formation import add_noise
 from orirec.simulate.projector import FourierSliceProjector
-from orirec.store import ProjectionStore, reference_volume
+from orirec.simulate.volume_cache import ProjectorCache
+from orirec.store import ProjectionStore
 
 __all__ = ["FreshImages", "random_rotations_at_angles"]
 
@@ -39,18 +40,24 @@ class FreshImages:
         ctf_defocus_range_A: when set, every fresh projection gets a random CTF (defocus u uniform in this
             range (Å); astigmatism, voltage, Cs, amplitude contrast and B-factor from the store's simulation
             config, else the SimulateConfig defaults) before the noise, through ``apply_formation``.
+        max_volumes: Fourier volumes held at once (least recently used first out).
     """
 
     def __init__(
-        self, store: ProjectionStore, seed: int = 0, ctf_defocus_range_A: tuple[float, float] | None = None
+        self,
+        store: ProjectionStore,
+        seed: int = 0,
+        ctf_defocus_range_A: tuple[float, float] | None = None,
+        max_volumes: int = 16,
     ) -> None:
         if "volumes" not in store.group:
             raise ValueError(f"{store.path}: on-the-fly training needs the reference volumes of a simulated store")
         sim = store.attrs.get("simulation", {})
         self.sigma2 = float(store.attrs.get("sigma2", sim.get("sigma2", 0.0)))
         pad = int(sim.get("pad", 2))
-        n_proteins = max(int(store.protein.max()) + 1, 1)
-        self.projectors = [FourierSliceProjector(reference_volume(store.group, p), pad=pad) for p in range(n_proteins)]
+        self.n_proteins = max(int(store.protein.max()) + 1, 1)
+        # A few Fourier volumes at a time: all of a 275-structure store would need ~8 GB at 64 px, pad 3.
+        self.projector = ProjectorCache(store.group, lambda vol: FourierSliceProjector(vol, pad=pad), max_volumes)
         self.seed = seed
         self.pixel_size_A = float(store.pixel_size_A)
         self.ctf_kwargs = None
@@ -73,12 +80,12 @@ class FreshImages:
         half = batch_size // 2
         for step in range(steps):
             rng = np.random.default_rng([self.seed, 11, epoch, rank, step])
-            p = int(rng.integers(len(self.projectors)))
+            p = int(rng.integers(self.n_proteins))
             q1 = uniform_quaternions(half, seed=int(rng.integers(2**31)))
             q2 = canonicalize(multiply(q1, random_rotations_at_angles(rng.uniform(0, np.pi, half), rng)))
             q = np.concatenate([q1, q2])
             with torch.no_grad():
-                clean = self.projectors[p].project(q).cpu()
+                clean = self.projector(p).project(q).cpu()
                 if self.ctf_kwargs is not None:
                     params = sample_ctf_params(len(q), int(rng.integers(2**31)), **self.ctf_kwargs)
                     clean = apply_formation(clean, self.pixel_size_A, ctf_params=params)
