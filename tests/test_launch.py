@@ -218,7 +218,7 @@ def ray_head(tmp_path):
     port, dash, client = _free_port(), _free_port(), _free_port()
     temp = Path("/tmp") / f"orirec-ray-{os.getpid()}-{port}"  # short: Ray's socket paths have a length limit
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},  # the job picks its own tracking
         "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
         "RAY_AUTH_MODE": "disabled",
         "OMP_WAIT_POLICY": "PASSIVE",

@@ -321,3 +321,16 @@ def test_tracked_training_is_queryable_in_mlflow(store_path, tmp_path):
     x = torch.randn(3, BOX, BOX)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), net(x))
+
+
+def test_tracker_does_not_leak_its_uri_into_the_environment(tmp_path, monkeypatch):
+    """MLflow exports set_tracking_uri to $MLFLOW_TRACKING_URI; a later run_all would then log into this database."""
+    import os
+
+    from orirec.tracking import Tracker
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    t = Tracker(True, None, "leak", tmp_path)
+    with t.run("r"):
+        t.log_metrics({"x": 1.0})
+    assert "MLFLOW_TRACKING_URI" not in os.environ

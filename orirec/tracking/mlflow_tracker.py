@@ -48,7 +48,14 @@ class Tracker:
             os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             import mlflow
 
+            before = os.environ.get("MLFLOW_TRACKING_URI")
             mlflow.set_tracking_uri(self.uri)
+            # MLflow also exports the URI to os.environ; undo that, or a later run in this process (which reads
+            # $MLFLOW_TRACKING_URI, as cluster jobs do) or a child process would log into this run's database.
+            if before is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = before
             if self.uri.startswith("sqlite:") and mlflow.get_experiment_by_name(self.experiment) is None:
                 # A local database keeps its artifacts beside it, not in ./mlruns of whatever folder we run from.
                 where = (self.run_dir / "mlartifacts").resolve().as_uri()
