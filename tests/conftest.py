@@ -1,5 +1,6 @@
 """Shared fixtures: the path to ../shared/data (tests that need it skip with a reason when absent)."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,13 @@ def _volume_cache_in_tmp(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ORIREC_CACHE", str(tmp_path_factory.mktemp("orirec-cache")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def _ray_shut_down_after_each_test():
+    """A Ray started in-process by one test (ray.init persists) must not be reused by the next: its CPUs may still
+    be held by another test's placement groups, and actors that need them would wait forever."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
