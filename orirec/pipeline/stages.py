@@ -194,9 +194,9 @@ def stage_recover(
     t_embed = time.perf_counter() - t0
     i, j = pair_graph(cfg, emb)
     d_p = embedding_distance_np(emb, i, j, model.distance_kind)  # the distance the model was trained with
-    checkpoint = out_dir / "recover_checkpoint.npz"  # partitioned runs: resume after an interruption
-    res = recover_graph(cfg, emb, i, j, d_p, progress, checkpoint=checkpoint)
-    checkpoint.unlink(missing_ok=True)
+    resume_file = out_dir / "recover_checkpoint.npz"  # partitioned runs: resume after an interruption
+    res = recover_graph(cfg, emb, i, j, d_p, progress, checkpoint=resume_file)
+    resume_file.unlink(missing_ok=True)
     q = res.quaternions[:n]
     summary: dict[str, Any] = {
         "n_images": n,

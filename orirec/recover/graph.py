@@ -28,6 +28,16 @@ def _dedupe(i: np.ndarray, j: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarra
     return key // n, key % n
 
 
+def validate_embeddings(embeddings: np.ndarray, min_n: int = 1) -> np.ndarray:
+    """Embeddings as a finite float64 (n, f) array with n >= ``min_n`` (ValueError otherwise)."""
+    x = np.asarray(embeddings, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < min_n:
+        raise ValueError(f"embeddings: expected an (n, f) array with n >= {min_n}, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("embeddings: contains NaN or inf")
+    return x
+
+
 def knn_graph(embeddings: np.ndarray, k: int = 10, n_random: int = 0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Cosine k-nearest-neighbour graph in embedding space plus random long-range edges.
 
@@ -41,11 +51,7 @@ def knn_graph(embeddings: np.ndarray, k: int = 10, n_random: int = 0, seed: int 
 
     Returns the symmetrized, deduplicated edge list ``(i, j)`` with ``i < j``.
     """
-    x = np.asarray(embeddings, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"embeddings: expected an (n, f) array with n >= 2, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("embeddings: contains NaN or inf")
+    x = validate_embeddings(embeddings, min_n=2)
     n = x.shape[0]
     if k < 0 or n_random < 0:
         raise ValueError(f"k and n_random must be >= 0, got k={k}, n_random={n_random}")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.cluster.vq
 
+from orirec.recover.graph import validate_embeddings
+
 
 @dataclass
 class GraphPart:
@@ -39,11 +41,7 @@ def balanced_kmeans(
     each part holding at most ``ceil(n / parts * (1 + slack))`` nodes (nodes closest to a centroid are
     placed first). Deterministic given ``seed``.
     """
-    x = np.asarray(embeddings, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 1:
-        raise ValueError(f"embeddings: expected an (n, f) array, got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("embeddings: contains NaN or inf")
+    x = validate_embeddings(embeddings, min_n=1)
     n = x.shape[0]
     parts = int(parts)
     if parts < 1 or parts > n:
