@@ -13,6 +13,7 @@ from orirec.cli.reconstruct import reconstruct
 from orirec.cli.recover import recover
 from orirec.cli.report import report
 from orirec.cli.run import run
+from orirec.cli.scaling import per_protein, scaling
 from orirec.cli.simulate import simulate
 from orirec.cli.train import train
 from orirec.cli.tune import tune
@@ -30,6 +31,8 @@ app.command()(export)
 app.command()(tune)
 app.command(name="evaluate-model")(evaluate_model)
 app.command()(compare)
+app.command()(scaling)
+app.command(name="per-protein")(per_protein)
 
 
 def main() -> None:

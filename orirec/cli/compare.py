@@ -24,6 +24,9 @@ def compare(
         Path | None, typer.Option(help="training store (ground truth) for euclidean calibration, regress-*, cvae")
     ] = None,
     n: Annotated[int, typer.Option(help="test images: the first N of STORE")] = 1650,
+    protein: Annotated[
+        int | None, typer.Option(help="only images of this protein (store index), e.g. one unseen test protein")
+    ] = None,
     n_train: Annotated[int, typer.Option(help="training images: the first N of --train-store")] = 2000,
     steps: Annotated[int, typer.Option(help="training steps of each regression head")] = 400,
     cvae_steps: Annotated[int, typer.Option(help="training steps of the cVAE")] = 1000,
@@ -77,6 +80,7 @@ def compare(
         rows = compare_estimators(
             store, out, names, model=model, train_store=train_store, n=n, n_train=n_train, options=opts,
             recover_cfg=rcfg, tracker=tracker, log=lambda line: console.print(line, highlight=False, markup=False),
+            protein=protein,
         )  # fmt: skip
     typer.echo(markdown_table(rows))
     typer.echo(f"\n(written to {out / 'compare.md'}, compare.csv, compare.json)")

@@ -27,7 +27,10 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="epochs [12]")] = None,
     num_workers: Annotated[int | None, typer.Option(help="data-parallel workers (>1 uses Ray Train) [1]")] = None,
     preset: Annotated[str | None, typer.Option(help="model size: tiny, small or paper (DESIGN §1.1) [small]")] = None,
-    family: Annotated[str | None, typer.Option(help="encoder family: vgg, resnet or polar [vgg]")] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(help="encoder family: vgg, resnet, polar or pair (learned common-line distance head) [vgg]"),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="pairs per step [128]")] = None,
     pairs_per_epoch: Annotated[int | None, typer.Option(help="pairs drawn per epoch [12800]")] = None,
     lr: Annotated[float | None, typer.Option(help="learning rate [1e-3]")] = None,

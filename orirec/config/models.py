@@ -90,8 +90,10 @@ class SimulateConfig(_Strict):
 class ModelConfig(_Strict):
     """Siamese encoder: a family and a named preset, optionally overridden (orirec.models.registry)."""
 
-    family: Literal["vgg", "resnet", "polar"] = Field(
-        "vgg", description="vgg: published VGG stack; resnet: residual blocks + norm; polar: rotation-equivariant"
+    family: Literal["vgg", "resnet", "polar", "pair"] = Field(
+        "vgg",
+        description="vgg: published VGG stack; resnet: residual blocks + norm; polar: rotation-equivariant; "
+        "pair: Fourier line tokens + a learned common-line distance head that sees both images (ignores distance)",
     )
     preset: Literal["tiny", "small", "paper"] = "small"
     channels: list[int] | None = None
@@ -104,6 +106,11 @@ class ModelConfig(_Strict):
         "angle", description="d_p from embeddings: 2·arccos|cos| (angle) or π·tanh(‖e1−e2‖) (euclidean), rad"
     )
     downsample: int = Field(1, ge=1, le=4, description="anti-aliased Fourier down-sampling of the input (factor)")
+    n_radii: int | None = Field(None, ge=1, description="polar/pair: radial samples (default from the box)")
+    n_angles: int | None = Field(None, ge=4, description="polar/pair: angular samples over [0, 2π)")
+    pair_batch: int | None = Field(
+        None, gt=0, description="pair: pairs per chunk of the distance head and most pairs per training step (1024)"
+    )
 
 
 class AugmentConfig(_Strict):
@@ -133,6 +140,9 @@ class TrainConfig(_Strict):
         "pairs: only the sampled uniform-distance pairs (as published)",
     )
     on_the_fly: bool = Field(False, description="simulate fresh training images every step from the store's volumes")
+    proteins: list[int] | None = Field(
+        None, description="train on these proteins of the store only (indices into its protein table); default all"
+    )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     pairs_per_epoch: int = Field(20000, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)

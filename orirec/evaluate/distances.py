@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from orirec.evaluate.metrics import distance_metrics
-from orirec.models import embed_images, embedding_distance_np, load_model
+from orirec.models import edge_distances, embed_images, load_model
 from orirec.store import open_store
 from orirec.store.pairs import sample_uniform_pairs
 
@@ -120,9 +120,7 @@ def evaluate_model_distances(
     gi, gj, d_q = np.concatenate(all_i), np.concatenate(all_j), np.concatenate(all_d)
     rows_needed = np.unique(np.concatenate([gi, gj]))
     emb = embed_images(model, store.load_images(rows_needed), batch_size=batch_size)
-    d_p = embedding_distance_np(
-        emb, np.searchsorted(rows_needed, gi), np.searchsorted(rows_needed, gj), model.distance_kind
-    )
+    d_p = edge_distances(model, emb, np.searchsorted(rows_needed, gi), np.searchsorted(rows_needed, gj))
     pair_protein = protein[gi]
     flags = np.zeros(len(d_p), dtype=bool)
     for p in np.unique(pair_protein):

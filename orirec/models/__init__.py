@@ -1,7 +1,8 @@
 """Siamese encoders for distance learning (layer 2): families, presets, distances, checkpoints, embedding."""
 
-from orirec.models.checkpoint import embed_images, load_checkpoint, load_model, save_checkpoint
+from orirec.models.checkpoint import edge_distances, embed_images, load_checkpoint, load_model, save_checkpoint
 from orirec.models.encoder import DISTANCES, EncoderBase, embedding_distance, embedding_distance_np
+from orirec.models.pair import PairNet
 from orirec.models.polar import PolarEncoder
 from orirec.models.registry import FAMILIES, build_model, model_from_config
 from orirec.models.resnet import ResNetEncoder
@@ -12,11 +13,13 @@ __all__ = [
     "FAMILIES",
     "PRESETS",
     "EncoderBase",
+    "PairNet",
     "PolarEncoder",
     "ResNetEncoder",
     "SiameseNet",
     "build_model",
     "distance",
+    "edge_distances",
     "embed_images",
     "embedding_distance",
     "embedding_distance_np",

@@ -1,4 +1,4 @@
-"""Checkpoints of Siamese encoders (atomic writes) and batched embedding of images."""
+"""Checkpoints of Siamese encoders (atomic writes), batched embedding of images and d_p on graph edges."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from orirec.models.encoder import EncoderBase
+from orirec.models.encoder import EncoderBase, embedding_distance_np
 from orirec.models.registry import model_from_config
 
-__all__ = ["embed_images", "load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = ["edge_distances", "embed_images", "load_checkpoint", "load_model", "save_checkpoint"]
 
 FORMAT = "orirec-siamese-checkpoint-v1"
 
@@ -112,10 +112,11 @@ def embed_images(
     batch_size: int = 256,
     progress: Callable[[int], Any] | None = None,
 ) -> np.ndarray:
-    """Embed images (N, L, L) → features (N, F) float32, in eval mode without gradients.
+    """Embed images (N, L, L) → features (N, F) float32 (a pair model: line tokens (N, n_angles, F)), in eval
+    mode without gradients.
 
     Args:
-        model: a SiameseNet (or wrapper); its training mode is restored afterwards.
+        model: a SiameseNet, any encoder family (or wrapper); its training mode is restored afterwards.
         images: numpy array (N, L, L), any float dtype (or a zarr array).
         batch_size: images per forward pass.
         progress: optional callable, called with the number of images done after each batch.
@@ -137,5 +138,50 @@ def embed_images(
     finally:
         model.train(was_training)
     if not out:
-        return np.zeros((0, getattr(_unwrap(model), "feature_dim", 0)), dtype=np.float32)
+        m = _unwrap(model)
+        return np.zeros((0, *getattr(m, "embedding_shape", (getattr(m, "feature_dim", 0),))), dtype=np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
+
+
+@torch.no_grad()
+def edge_distances(
+    model: nn.Module,
+    features: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    batch_size: int = 8192,
+    progress: Callable[[int], Any] | None = None,
+) -> np.ndarray:
+    """The model's learned distance d_p (rad, float64, in [0, π]) on the edges (i, j) of precomputed features.
+
+    Vector embeddings (N, F): :func:`orirec.models.encoder.embedding_distance_np` with the model's distance
+    kind (no torch). A pair model (``distance_kind == "pair"``, features (N, n_angles, F) from
+    :func:`embed_images`): its learned head ``model.distance`` runs in torch, in eval mode without gradients,
+    ``batch_size`` edges at a time on the model's device; ``progress`` is called with the edges done.
+    """
+    m = _unwrap(model)
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    if i.shape != j.shape or i.ndim != 1:
+        raise ValueError(f"edge_distances: i and j must be 1-D of equal length, got {i.shape} and {j.shape}")
+    if getattr(m, "distance_kind", "angle") != "pair":
+        return embedding_distance_np(features, i, j, getattr(m, "distance_kind", "angle"))
+    if batch_size < 1:
+        raise ValueError(f"edge_distances: batch_size must be >= 1, got {batch_size}")
+    n = len(features)
+    if len(i) and (min(i.min(), j.min()) < 0 or max(i.max(), j.max()) >= n):
+        raise ValueError(f"edge_distances: edge indices outside the {n} feature rows")
+    was_training = m.training
+    m.eval()
+    device = next(m.parameters()).device
+    feats = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(device)
+    out = np.empty(len(i), dtype=np.float64)
+    try:
+        for s in range(0, len(i), batch_size):
+            a = torch.from_numpy(i[s : s + batch_size]).to(device)
+            b = torch.from_numpy(j[s : s + batch_size]).to(device)
+            out[s : s + len(a)] = m.distance(feats[a], feats[b]).double().cpu().numpy()
+            if progress is not None:
+                progress(s + len(a))
+    finally:
+        m.train(was_training)
+    return out

@@ -2,7 +2,8 @@
 (from the exact keyword arguments saved in a checkpoint).
 
 Families: "vgg" (:class:`SiameseNet`, the published stack), "resnet" (:class:`ResNetEncoder`, residual
-blocks with normalization), "polar" (:class:`PolarEncoder`, rotation-equivariant polar front end). The
+blocks with normalization), "polar" (:class:`PolarEncoder`, rotation-equivariant polar front end), "pair"
+(:class:`PairNet`, Fourier line tokens and a learned common-line distance head that sees both images). The
 presets "tiny" / "small" / "paper" give ``channels``, ``kernels`` and ``feature_dim`` to every family.
 """
 
@@ -11,16 +12,27 @@ from __future__ import annotations
 from typing import Any
 
 from orirec.models.encoder import EncoderBase
+from orirec.models.pair import PairNet
 from orirec.models.polar import PolarEncoder
 from orirec.models.resnet import ResNetEncoder
 from orirec.models.siamese import SiameseNet, preset
 
 __all__ = ["FAMILIES", "build_model", "model_from_config"]
 
-FAMILIES: dict[str, type[EncoderBase]] = {"vgg": SiameseNet, "resnet": ResNetEncoder, "polar": PolarEncoder}
+FAMILIES: dict[str, type[EncoderBase]] = {
+    "vgg": SiameseNet,
+    "resnet": ResNetEncoder,
+    "polar": PolarEncoder,
+    "pair": PairNet,
+}
 
 #: config keys each family accepts beyond the common ones
-_FAMILY_KEYS = {"vgg": {"pool_every"}, "resnet": set(), "polar": {"n_radii", "n_angles"}}
+_FAMILY_KEYS = {
+    "vgg": {"pool_every"},
+    "resnet": set(),
+    "polar": {"n_radii", "n_angles"},
+    "pair": {"n_radii", "n_angles", "pair_batch"},
+}
 _COMMON = {"preset", "family", "channels", "kernels", "feature_dim", "norm", "distance", "downsample", "in_size"}
 
 
@@ -33,7 +45,8 @@ def _family_class(name: str) -> type[EncoderBase]:
 def build_model(model_config: dict[str, Any] | None, in_size: int) -> EncoderBase:
     """Build an encoder from a config dict: ``family`` (default "vgg"), ``preset`` (default "small") plus
     optional overrides ``channels``, ``kernels``, ``feature_dim``, ``norm``, ``distance``, ``downsample`` and
-    the family's own keys (vgg: ``pool_every``; polar: ``n_radii``, ``n_angles``). None values are ignored;
+    the family's own keys (vgg: ``pool_every``; polar: ``n_radii``, ``n_angles``; pair: ``n_radii``,
+    ``n_angles``, ``pair_batch``; pair ignores ``distance``). None values are ignored;
     ``in_size`` (px) is the image box."""
     cfg = {k: v for k, v in dict(model_config or {}).items() if v is not None}
     family = cfg.pop("family", "vgg")

@@ -134,10 +134,12 @@ def compare_estimators(
     reconstruct_cfg: ReconstructConfig | None = None,
     tracker=None,
     log=None,
+    protein: int | None = None,
 ) -> list[dict[str, Any]]:
     """Run each estimator of ``names`` (default :func:`default_estimators`) on the first ``n`` images of
-    ``store``; write ``compare.md``, ``compare.csv``, ``compare.json`` (and estimator artifacts) under
-    ``out_dir``; log each estimator as a nested MLflow run of ``tracker``. Returns one row per estimator."""
+    ``store`` (of its protein ``protein``, a store index, when given: e.g. one unseen protein of a test store);
+    write ``compare.md``, ``compare.csv``, ``compare.json`` (and estimator artifacts) under ``out_dir``; log each
+    estimator as a nested MLflow run of ``tracker``. Returns one row per estimator."""
     opts = options or EstimatorOptions()
     opts.oracle_features = opts.oracle_features or orientation_features
     cfg = (recover_cfg or RecoverConfig()).model_copy(update={"seed": opts.seed})
@@ -154,7 +156,12 @@ def compare_estimators(
     s = open_store(store)
     if n < 3:
         raise ValueError(f"compare: --n must be at least 3, got {n}")
-    rows = np.arange(min(n, s.n_images))
+    if protein is None:
+        rows = np.arange(min(n, s.n_images))
+    else:
+        rows = np.flatnonzero(s.protein == int(protein))[:n]
+        if len(rows) < 3:
+            raise ValueError(f"{store}: protein {protein} has {len(rows)} images; compare needs at least 3")
     q_true = s.quaternions[rows]
     if not np.isfinite(q_true).all():
         raise ValueError(f"{store}: no ground-truth orientations to compare against")
@@ -191,19 +198,25 @@ def compare_estimators(
             row["artifacts"] = [str(p) for p in est.save_artifacts(out_dir, data)]
         results.append(row)
         say(f"{est.name}: err_rot median {row['err_rot_median']:.1f}° in {row['time_estimate_s']:.1f} s")
-    _write_outputs(results, out_dir, store, train_store, len(rows))
-    _track(tracker, results, out_dir, {"store": str(store), "train_store": str(train_store), "n": len(rows)})
+    _write_outputs(results, out_dir, store, train_store, len(rows), protein)
+    _track(
+        tracker,
+        results,
+        out_dir,
+        {"store": str(store), "train_store": str(train_store), "n": len(rows), "protein": protein},
+    )
     return results
 
 
-def markdown_table(results: list[dict[str, Any]]) -> str:
-    """The comparison as a markdown table (columns :data:`COLUMNS`; missing values as '–')."""
-    head = "| " + " | ".join(h for _, h, _ in COLUMNS) + " |"
-    sep = "|" + "|".join("---" for _ in COLUMNS) + "|"
+def markdown_table(results: list[dict[str, Any]], columns=COLUMNS) -> str:
+    """Rows as a markdown table; ``columns`` are (key, header, format) triples (default :data:`COLUMNS`, the
+    comparison); missing or non-finite values show as '–'."""
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    sep = "|" + "|".join("---" for _ in columns) + "|"
     lines = [head, sep]
     for r in results:
         cells = []
-        for key, _, fmt in COLUMNS:
+        for key, _, fmt in columns:
             v = r.get(key)
             ok = v is not None and not (isinstance(v, float) and not np.isfinite(v))
             cells.append(fmt.format(v) if ok else "–")
@@ -211,10 +224,11 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_outputs(results, out_dir: Path, store, train_store, n: int) -> None:
+def _write_outputs(results, out_dir: Path, store, train_store, n: int, protein: int | None = None) -> None:
     import pandas as pd
 
-    header = f"Estimators on {store} (first {n} images; training store {train_store or '–'})\n\n"
+    which = f"first {n} images" if protein is None else f"first {n} images of protein {protein}"
+    header = f"Estimators on {store} ({which}; training store {train_store or '–'})\n\n"
     notes = "\n".join(f"- {r['estimator']}: gauge {r['gauge']}" for r in results)
     (out_dir / "compare.md").write_text(header + markdown_table(results) + "\n\n" + notes + "\n")
     flat = [{k: v for k, v in r.items() if not isinstance(v, list | dict)} for r in results]

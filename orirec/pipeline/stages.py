@@ -16,7 +16,7 @@ import numpy as np
 from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig, TrainConfig
 from orirec.evaluate.metrics import distance_metrics, orientation_metrics
 from orirec.geometry import quat_distance, register_rotation
-from orirec.models import embed_images, embedding_distance_np, load_checkpoint, load_model
+from orirec.models import edge_distances, embed_images, load_checkpoint, load_model
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
 from orirec.recover import full_graph, knn_graph, recover_orientations
@@ -128,8 +128,27 @@ def step_progress(progress, total: int):
 FULL_GRAPH_MAX = 20_000  # nodes; a full graph above this holds > 2e8 edges: use the kNN graph
 
 
+_NO_VECTOR = "model family 'pair' has no embedding vector: use graph 'full' and partitions 1 (num_workers 1)"
+
+
+def require_vectors(emb: np.ndarray, what: str) -> None:
+    """ValueError unless ``emb`` holds one embedding vector per image (n, f): the kNN graph and the k-means
+    partition need vectors; a pair model's line tokens (n, n_angles, f) are compared only by its own head."""
+    if np.ndim(emb) != 2:
+        raise ValueError(f"{what} needs one embedding vector per image, got shape {np.shape(emb)}: {_NO_VECTOR}")
+
+
+def check_pair_model(cfg: RecoverConfig, model) -> None:
+    """Fail before any work when a pair model (no embedding vector) meets a kNN graph or a partitioned run."""
+    partitioned = (cfg.partitions or cfg.num_workers) > 1 or cfg.num_workers > 1
+    if getattr(model, "distance_kind", None) == "pair" and (cfg.graph != "full" or partitioned):
+        raise ValueError(f"recover: graph {cfg.graph!r}, partitions {cfg.partitions or cfg.num_workers}: {_NO_VECTOR}")
+
+
 def pair_graph(cfg: RecoverConfig, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The pair graph of ``cfg.graph`` over the embeddings (n, f); a clear error for a full graph too large."""
+    if cfg.graph != "full":
+        require_vectors(emb, f"graph {cfg.graph!r}")
     if cfg.graph == "full":
         if len(emb) > FULL_GRAPH_MAX:
             raise ValueError(
@@ -153,6 +172,7 @@ def recover_graph(cfg: RecoverConfig, emb: np.ndarray, i, j, d, progress=None, c
             len(emb), i, j, d, n_starts=cfg.n_starts, steps=cfg.steps, seed=cfg.seed, loss=cfg.loss,
             progress=step_progress(progress, cfg.steps),
         )  # fmt: skip
+    require_vectors(emb, f"partitioned recovery (partitions {parts}, num_workers {cfg.num_workers})")
     from orirec.recover.blocks import recover_partitioned
     from orirec.recover.partition import balanced_kmeans
 
@@ -190,10 +210,11 @@ def stage_recover(
     else:
         nodes = images
     model, _meta = load_model(checkpoint)
+    check_pair_model(cfg, model)
     emb = embed_images(model, nodes)
     t_embed = time.perf_counter() - t0
     i, j = pair_graph(cfg, emb)
-    d_p = embedding_distance_np(emb, i, j, model.distance_kind)  # the distance the model was trained with
+    d_p = edge_distances(model, emb, i, j)  # the distance the model was trained with (a pair model: its head)
     resume_file = out_dir / "recover_checkpoint.npz"  # partitioned runs: resume after an interruption
     res = recover_graph(cfg, emb, i, j, d_p, progress, checkpoint=resume_file)
     resume_file.unlink(missing_ok=True)

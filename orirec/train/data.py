@@ -22,11 +22,26 @@ import torch
 from orirec.store import open_store
 from orirec.store.pairs import sample_uniform_pairs
 
-__all__ = ["PairData", "split_by_image"]
+__all__ = ["PairData", "select_proteins", "split_by_image"]
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 #: (images (m, L, L), quaternions (m, 4) float64, protein (m,)) of the distinct images of a step.
 ImageBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def select_proteins(proteins, protein: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """Sorted unique protein indices of ``proteins``, checked against the store's per-image ``protein`` array."""
+    chosen = np.unique(np.asarray(list(proteins), dtype=np.int64))
+    present = np.unique(protein)
+    if chosen.size == 0:
+        raise ValueError(f"{path}: proteins: the list of proteins to train on is empty")
+    missing = np.setdiff1d(chosen, present)
+    if missing.size:
+        raise ValueError(
+            f"{path}: proteins {missing.tolist()[:10]} have no images (the store has protein indices "
+            f"{int(present.min())}..{int(present.max())})"
+        )
+    return chosen
 
 
 def split_by_image(protein: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,10 +108,14 @@ class PairData:
         self.val_i, self.val_j, self.val_d = self._sample(self.val_idx, int(val_pairs), [self.seed, 2])
 
     @classmethod
-    def from_store(cls, path: str | os.PathLike, **kwargs) -> PairData:
-        """Load every image of the store at ``path`` into memory (raises a clear error for a bad store)."""
+    def from_store(cls, path: str | os.PathLike, proteins: list[int] | None = None, **kwargs) -> PairData:
+        """Load the images of the store at ``path`` into memory: all, or those of the ``proteins`` (indices into
+        the store's protein table; they keep their store index). Raises a clear error for a bad store."""
         store = open_store(path)
-        return cls(store.load_images(), store.quaternions, store.protein, **kwargs)
+        if proteins is None:
+            return cls(store.load_images(), store.quaternions, store.protein, **kwargs)
+        rows = np.flatnonzero(np.isin(store.protein, select_proteins(proteins, store.protein, path)))
+        return cls(store.load_images(rows), store.quaternions[rows], store.protein[rows], **kwargs)
 
     def _sample(self, subset: np.ndarray, n_pairs: int, seed: list[int]) -> tuple[np.ndarray, ...]:
         try:

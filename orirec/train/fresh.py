@@ -19,6 +19,7 @@ from orirec.simulate.formation import add_noise
 from orirec.simulate.projector import FourierSliceProjector
 from orirec.simulate.volume_cache import ProjectorCache
 from orirec.store import ProjectionStore
+from orirec.train.data import select_proteins
 
 __all__ = ["FreshImages", "random_rotations_at_angles"]
 
@@ -41,6 +42,7 @@ class FreshImages:
             range (Å); astigmatism, voltage, Cs, amplitude contrast and B-factor from the store's simulation
             config, else the SimulateConfig defaults) before the noise, through ``apply_formation``.
         max_volumes: Fourier volumes held at once (least recently used first out).
+        proteins: draw the batches' proteins from these indices of the store only (default all).
     """
 
     def __init__(
@@ -49,13 +51,17 @@ class FreshImages:
         seed: int = 0,
         ctf_defocus_range_A: tuple[float, float] | None = None,
         max_volumes: int = 16,
+        proteins: list[int] | None = None,
     ) -> None:
         if "volumes" not in store.group:
             raise ValueError(f"{store.path}: on-the-fly training needs the reference volumes of a simulated store")
         sim = store.attrs.get("simulation", {})
         self.sigma2 = float(store.attrs.get("sigma2", sim.get("sigma2", 0.0)))
         pad = int(sim.get("pad", 2))
-        self.n_proteins = max(int(store.protein.max()) + 1, 1)
+        n_proteins = max(int(store.protein.max()) + 1, 1)
+        self.proteins = (
+            np.arange(n_proteins) if proteins is None else select_proteins(proteins, store.protein, store.path)
+        )
         # A few Fourier volumes at a time: all of a 275-structure store would need ~8 GB at 64 px, pad 3.
         self.projector = ProjectorCache(store.group, lambda vol: FourierSliceProjector(vol, pad=pad), max_volumes)
         self.seed = seed
@@ -71,6 +77,31 @@ class FreshImages:
                 "bfactor_range_A2": tuple(sim.get("bfactor_range_A2", (0.0, 0.0))),
             }
 
+    def _simulate(self, p: int, q: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Projections of protein ``p`` at quaternions ``q``, with the CTF (if set) and the store's noise σ²."""
+        with torch.no_grad():
+            clean = self.projector(p).project(q).cpu()
+            if self.ctf_kwargs is not None:
+                params = sample_ctf_params(len(q), int(rng.integers(2**31)), **self.ctf_kwargs)
+                clean = apply_formation(clean, self.pixel_size_A, ctf_params=params)
+            clean = clean.numpy()
+        noisy, _ = add_noise(clean, self.sigma2, seed=int(rng.integers(2**31)))
+        return np.ascontiguousarray(noisy, dtype=np.float32)
+
+    def fixed_set(self, per_protein: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A fixed, seeded set of ``per_protein`` uniform-orientation images of each protein, simulated like the
+        training batches but from a stream they never draw (``[seed, 12, protein]``): validation images that
+        no training step saw, as many per protein as asked whatever the store holds. Returns (images (N, L, L)
+        float32, quaternions (N, 4), protein (N,))."""
+        images, quats, prot = [], [], []
+        for p in self.proteins:
+            rng = np.random.default_rng([self.seed, 12, int(p)])
+            q = uniform_quaternions(int(per_protein), seed=int(rng.integers(2**31)))
+            images.append(self._simulate(int(p), q, rng))
+            quats.append(q)
+            prot.append(np.full(len(q), int(p), dtype=np.int64))
+        return np.concatenate(images), np.concatenate(quats), np.concatenate(prot)
+
     def image_batches(self, epoch: int, steps: int, batch_size: int, rank: int = 0) -> Iterator:
         """Yield ``steps`` batches ``(images, quaternions, protein)`` of ``batch_size`` fresh images.
 
@@ -80,19 +111,12 @@ class FreshImages:
         half = batch_size // 2
         for step in range(steps):
             rng = np.random.default_rng([self.seed, 11, epoch, rank, step])
-            p = int(rng.integers(self.n_proteins))
+            p = int(self.proteins[rng.integers(len(self.proteins))])
             q1 = uniform_quaternions(half, seed=int(rng.integers(2**31)))
             q2 = canonicalize(multiply(q1, random_rotations_at_angles(rng.uniform(0, np.pi, half), rng)))
             q = np.concatenate([q1, q2])
-            with torch.no_grad():
-                clean = self.projector(p).project(q).cpu()
-                if self.ctf_kwargs is not None:
-                    params = sample_ctf_params(len(q), int(rng.integers(2**31)), **self.ctf_kwargs)
-                    clean = apply_formation(clean, self.pixel_size_A, ctf_params=params)
-                clean = clean.numpy()
-            noisy, _ = add_noise(clean, self.sigma2, seed=int(rng.integers(2**31)))
             yield (
-                torch.from_numpy(np.ascontiguousarray(noisy, dtype=np.float32)),
+                torch.from_numpy(self._simulate(p, q, rng)),
                 torch.from_numpy(q),
                 torch.full((len(q),), p, dtype=torch.int64),
             )

@@ -17,8 +17,11 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
     lr: learning rate. optimizer: "rmsprop" (published) or "adam". loss: "l2" | "huber" | "l1" on
         d_p - d_q (rad); huber_delta: the Huber threshold (rad).
     pairs_per_epoch: training pairs drawn per epoch (d_q uniform on [0, π], within one protein).
+    proteins: indices of the store's proteins to train (and validate) on; None: all (a data-scaling study trains
+        on growing subsets of one store).
     on_the_fly: simulate every training batch afresh from the store's reference volumes (new orientations and
-        noise each step; validation stays on the store's images); needs pairing "all".
+        noise each step); validation then uses a fixed seeded set of fresh images of each protein
+        (:data:`FRESH_VAL_IMAGES`, half held out; ``val_fraction`` is not used); needs pairing "all".
     augment: dict of training augmentations (orirec.train.augment: ``shift_px``, ``rotate``, ``noise_sigma2``,
         ``ctf``, ``defocus_range_A``); rotation needs pairing "all", CTF needs on_the_fly.
     pairing: "all" (default): each step embeds the distinct images of batch_size/2 uniform-distance pairs
@@ -90,11 +93,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "device": "cpu",
     "pairing": "all",
     "on_the_fly": False,
+    "proteins": None,
     "augment": None,
     "resume": False,
     "report": None,
     "progress": False,
 }
+
+
+#: images per protein simulated once for validation when training on the fly (half of them are validation images)
+FRESH_VAL_IMAGES = 48
 
 
 def _flat(entry: dict[str, Any]) -> dict[str, Any]:
@@ -169,17 +177,25 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     if int(cfg["batch_size"]) % world:
         raise ValueError(f"train config: batch_size {cfg['batch_size']} is not a multiple of world size {world}")
     torch.manual_seed(int(cfg["seed"]))
-    data = PairData.from_store(
-        cfg["store"],
-        val_fraction=float(cfg["val_fraction"]),
-        val_pairs=int(cfg["val_pairs"]),
-        seed=int(cfg["seed"]),
-    )
     aug = cfg["augment"]
     fresh = None
     if cfg["on_the_fly"]:
         ctf_range = tuple(aug["defocus_range_A"]) if aug["ctf"] else None
-        fresh = FreshImages(open_store(cfg["store"]), seed=int(cfg["seed"]), ctf_defocus_range_A=ctf_range)
+        fresh = FreshImages(
+            open_store(cfg["store"]), seed=int(cfg["seed"]), ctf_defocus_range_A=ctf_range, proteins=cfg["proteins"]
+        )
+        # Training never reads the store's images, so validation uses a fixed set of fresh images per protein
+        # (half of them held out): enough pairs per protein however few images the store holds.
+        data = PairData(*fresh.fixed_set(FRESH_VAL_IMAGES), val_fraction=0.5, val_pairs=int(cfg["val_pairs"]),
+                        seed=int(cfg["seed"]))  # fmt: skip
+    else:
+        data = PairData.from_store(
+            cfg["store"],
+            val_fraction=float(cfg["val_fraction"]),
+            val_pairs=int(cfg["val_pairs"]),
+            seed=int(cfg["seed"]),
+            proteins=cfg["proteins"],
+        )
     sigma2_now = fresh.sigma2 if fresh is not None else _store_sigma2(cfg["store"])
     device = _device(cfg["device"])
     model = build_model(cfg["model"], data.box_px).to(device)
@@ -195,7 +211,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             x, q = augment_images(x, q, aug, rng, sigma2_now)
             x, q, prot = x.to(device), q.to(device), prot.to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = all_pairs_loss(net, pair_loss, x, q, prot)
+            seed = int(rng.integers(2**62))  # the pair family's subset of supervised pairs, from the step's stream
+            loss = all_pairs_loss(net, pair_loss, x, q, prot, seed=seed)
             loss.backward()
             optimizer.step()
             return float(loss.detach())

@@ -7,6 +7,7 @@ Every function takes the network (possibly DDP-wrapped) and uses that network's 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,11 @@ def model_distance(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], t
     return (model.module if hasattr(model, "module") else model).distance
 
 
+def _step_seed(quats: torch.Tensor) -> int:
+    """A seed derived from the step's quaternions (deterministic, different from step to step)."""
+    return zlib.crc32(np.ascontiguousarray(quats.detach().cpu().numpy()).tobytes())
+
+
 def all_pairs_loss(
     model: nn.Module,
     pair_loss: Callable,
@@ -57,17 +63,27 @@ def all_pairs_loss(
     quats: torch.Tensor,
     protein: torch.Tensor,
     n_bins: int = 16,
+    seed: int | None = None,
 ) -> torch.Tensor:
     """Loss over every within-protein pair of a set of images, weighted so that d_q is uniform on [0, π].
 
     One forward pass embeds m images and supervises up to m(m-1)/2 pairs; each pair is weighted by
     the inverse count of its d_q bin among the step's pairs (``n_bins`` equal bins over [0, π]), so
     every distance range weighs the same whatever the natural distance distribution.
+
+    A model whose distance head costs per pair (``train_pairs`` attribute, the pair family) supervises at
+    most ``train_pairs`` of those pairs: a random subset drawn by a ``torch.Generator`` seeded with ``seed``
+    (default: a checksum of ``quats``, so the same step draws the same subset), weighted on the kept subset.
     """
     emb = model(images)
     i, j = torch.triu_indices(len(images), len(images), 1, device=emb.device)
     same = protein[i] == protein[j]
     i, j = i[same], j[same]
+    cap = getattr(model.module if hasattr(model, "module") else model, "train_pairs", None)
+    if cap is not None and len(i) > int(cap):
+        g = torch.Generator().manual_seed(_step_seed(quats) if seed is None else int(seed))
+        keep = torch.randperm(len(i), generator=g)[: int(cap)].sort().values.to(i.device)
+        i, j = i[keep], j[keep]
     dot = (quats[i] * quats[j]).sum(-1).abs().clamp(max=1.0)
     d_q = (2.0 * torch.acos(dot)).to(emb.dtype)
     k = (d_q / math.pi * n_bins).long().clamp(0, n_bins - 1)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
-from orirec.models import embed_images, embedding_distance_np, load_model
+from orirec.models import edge_distances, embed_images, load_model
 
 __all__ = ["SiameseEstimator"]
 
@@ -34,7 +34,7 @@ class SiameseEstimator:
         return {"checkpoint": str(self.checkpoint)}
 
     def features(self, data: EstimatorData) -> np.ndarray:
-        """Embeddings (n, F)."""
+        """Embeddings (n, F); a pair model's line tokens (n, n_angles, F)."""
         if data.images.shape[-1] != self.model.in_size:
             raise ValueError(
                 f"siamese: checkpoint {self.checkpoint} expects {self.model.in_size} px images, "
@@ -43,9 +43,8 @@ class SiameseEstimator:
         return embed_images(self.model, data.images)
 
     def distances(self, data: EstimatorData, features: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """The model's d_p (rad) on the edges."""
-        kind = getattr(self.model, "distance_kind", "angle")
-        return per_edge(lambda a, b: embedding_distance_np(features, a, b, kind), i, j)
+        """The model's d_p (rad) on the edges (a pair model: its learned head on the two images' tokens)."""
+        return per_edge(lambda a, b: edge_distances(self.model, features, a, b), i, j)
 
 
 @register("siamese")
