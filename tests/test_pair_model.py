@@ -6,9 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_train import blob_projections  # five rotated Gaussian blobs per 'protein'
 
 from orirec.config import ModelConfig, RecoverConfig
-from orirec.geometry import quat_to_matrix, uniform_quaternions
+from orirec.geometry import uniform_quaternions
 from orirec.models import PairNet, build_model, edge_distances, embed_images, load_model, save_checkpoint
 from orirec.pipeline.stages import pair_graph, stage_recover
 from orirec.store import create_store
@@ -17,18 +18,6 @@ from orirec.train.steps import all_pairs_loss, make_loss
 
 BOX, PER_PROTEIN = 20, 64
 SMALL = {"family": "pair", "preset": "tiny", "n_angles": 16, "pair_batch": 64}
-
-
-def blob_projections(q: np.ndarray, box: int, seed: int) -> np.ndarray:
-    """Projections (N, box, box) of five 3D Gaussian blobs rotated by q (one 'protein' per seed)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform(-0.35, 0.35, (5, 3)) * box
-    weights, widths = rng.uniform(0.5, 1.5, 5), rng.uniform(1.5, 3.0, 5)
-    p = np.einsum("nij,kj->nki", quat_to_matrix(q), centres)
-    ax = np.arange(box) - box // 2
-    gx = np.exp(-((ax[None, None, :] - p[..., 0:1]) ** 2) / (2 * widths[:, None] ** 2))
-    gy = np.exp(-((ax[None, None, :] - p[..., 1:2]) ** 2) / (2 * widths[:, None] ** 2))
-    return np.einsum("k,nky,nkx->nyx", weights, gy, gx).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

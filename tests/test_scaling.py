@@ -141,10 +141,11 @@ def test_compare_on_one_protein_of_a_test_store(stores, tmp_path):
     assert bad.exit_code == 2 and "protein 4 has 0 images" in bad.output
 
 
-def test_shipped_scaling_budget_is_a_valid_train_config():
+@pytest.mark.parametrize("name, family", [("scaling-train.yaml", "vgg"), ("pair-train.yaml", "pair")])
+def test_shipped_scaling_budgets_are_valid_train_configs(name, family):
     from pathlib import Path
 
     from orirec.config import load_yaml
 
-    cfg = load_yaml(Path(__file__).resolve().parents[1] / "pipelines" / "scaling-train.yaml", TrainConfig)
-    assert cfg.on_the_fly and cfg.augment.ctf and cfg.proteins is None
+    cfg = load_yaml(Path(__file__).resolve().parents[1] / "pipelines" / name, TrainConfig)
+    assert cfg.on_the_fly and cfg.augment.ctf and cfg.proteins is None and cfg.model.family == family

@@ -21,6 +21,7 @@ from orirec.store.pairs import sample_uniform_pairs
 __all__ = [
     "evaluate_model_distances",
     "markdown_table",
+    "model_and_truth",
     "protein_key",
     "protein_name",
     "scatter_figure",
@@ -72,6 +73,18 @@ def trained_protein_ids(meta: dict[str, Any]) -> set[str] | None:
         return None
 
 
+def model_and_truth(model_path: str | Path, store_path: str | Path):
+    """Load a checkpoint and a store with ground truth for it: ``(model, meta, store)``; a clear ValueError when
+    the image sizes differ or the store's quaternions are unknown."""
+    model, meta = load_model(model_path)
+    store = open_store(store_path)
+    if model.in_size != store.box_px:
+        raise ValueError(f"{store_path}: images are {store.box_px} px, model {model_path} expects {model.in_size} px")
+    if not np.isfinite(store.quaternions).all():
+        raise ValueError(f"{store_path}: quaternions have NaN/inf values; evaluating a model needs ground truth")
+    return model, meta, store
+
+
 def evaluate_model_distances(
     model_path: str | Path,
     store_path: str | Path,
@@ -89,13 +102,8 @@ def evaluate_model_distances(
     row per protein: index, id, seen, n_images, n_pairs, mae_rad, rmse_rad, ...), plus ``d_p``/``d_q`` arrays
     (rad) under ``pairs`` for plots.
     """
-    model, meta = load_model(model_path)
-    store = open_store(store_path)
-    if model.in_size != store.box_px:
-        raise ValueError(f"{store_path}: images are {store.box_px} px, model {model_path} expects {model.in_size} px")
+    model, meta, store = model_and_truth(model_path, store_path)
     q, protein = store.quaternions, store.protein
-    if not np.isfinite(q).all():
-        raise ValueError(f"{store_path}: quaternions have NaN/inf values; distance evaluation needs ground truth")
     if seen_ids is None:
         seen_ids = trained_protein_ids(meta)
     infos = store.proteins

@@ -39,25 +39,13 @@ from torch import nn
 
 from orirec.models.encoder import DISTANCES, EncoderBase
 from orirec.models.norms import conv_stack, norm_layer
+from orirec.models.polar import polar_grid_at
 
-__all__ = ["HEAD_CHANNELS", "PairNet", "fourier_polar_grid"]
+__all__ = ["HEAD_CHANNELS", "PairNet"]
 
 #: channels of the circular 2D CNN of the distance head (kernel 3, stride 2, ReLU each)
 HEAD_CHANNELS = (16, 32, 64)
 _HEAD_HIDDEN = 64
-
-
-def fourier_polar_grid(size_px: int, radii_px: torch.Tensor, n_angles: int) -> torch.Tensor:
-    """``grid_sample`` grid (1, n_radii, n_angles, 2) of polar samples of a centred (fftshift-ed) spectrum of
-    a (size, size) image: DC at pixel ``size // 2``, radius ``radii_px`` (Fourier px), angle
-    ``θ_m = 2π m / n_angles`` counter-clockwise from +x (align_corners=True convention)."""
-    c = size_px // 2
-    r = radii_px.to(torch.float64)
-    th = torch.arange(n_angles, dtype=torch.float64) * (2 * math.pi / n_angles)
-    x = c + r[:, None] * torch.cos(th)[None, :]
-    y = c + r[:, None] * torch.sin(th)[None, :]
-    to_unit = lambda v: v / (size_px - 1) * 2 - 1  # noqa: E731 - align_corners=True mapping
-    return torch.stack([to_unit(x), to_unit(y)], dim=-1)[None].float()
 
 
 class _CircularConv2d(nn.Module):
@@ -121,7 +109,7 @@ class PairNet(EncoderBase):
         self.train_pairs = self.pair_batch
         self.channels, self.kernels, self.norm = channels, kernels, str(norm)
         radii = torch.linspace(1.0, max(self.cutoff_px, 1.0), self.n_radii)
-        self.register_buffer("grid", fourier_polar_grid(self.body_size, radii, self.n_angles), persistent=False)
+        self.register_buffer("grid", polar_grid_at(self.body_size, radii, self.n_angles), persistent=False)
         self.radial_gain = nn.Parameter(torch.ones(self.n_radii))
         layers: list[nn.Module] = []
         n_r, prev = self.n_radii, 2

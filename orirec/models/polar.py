@@ -20,15 +20,22 @@ from torch import nn
 from orirec.models.encoder import EncoderBase
 from orirec.models.norms import norm_layer
 
-__all__ = ["PolarEncoder", "polar_grid"]
+__all__ = ["PolarEncoder", "polar_grid", "polar_grid_at"]
 
 
 def polar_grid(size_px: int, n_radii: int, n_angles: int) -> torch.Tensor:
     """``grid_sample`` grid (1, n_radii, n_angles, 2) of polar samples of a (size, size) image about its
     centre pixel ``size // 2``: radius ``r_k = k · (size/2 − 1) / (n_radii − 1)`` px, angle ``θ_m = 2π m / n_angles``
     counter-clockwise from +x (the sense of :func:`orirec.simulate.inplane.rotate_inplane`)."""
+    return polar_grid_at(size_px, torch.linspace(0.0, size_px / 2 - 1, n_radii, dtype=torch.float64), n_angles)
+
+
+def polar_grid_at(size_px: int, radii_px: torch.Tensor, n_angles: int) -> torch.Tensor:
+    """``grid_sample`` grid (1, len(radii_px), n_angles, 2) of polar samples about pixel ``size // 2`` (the centre
+    of an image, or the DC term of an fftshift-ed spectrum) at the given radii (px) and angles
+    ``θ_m = 2π m / n_angles`` counter-clockwise from +x (align_corners=True convention)."""
     c = size_px // 2
-    r = torch.linspace(0.0, size_px / 2 - 1, n_radii, dtype=torch.float64)
+    r = radii_px.to(torch.float64)
     th = torch.arange(n_angles, dtype=torch.float64) * (2 * math.pi / n_angles)
     x = c + r[:, None] * torch.cos(th)[None, :]
     y = c + r[:, None] * torch.sin(th)[None, :]

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from orirec.evaluate.distances import protein_key, protein_name, trained_protein_ids
+from orirec.evaluate.distances import model_and_truth, protein_key, protein_name, trained_protein_ids
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.models import edge_distances, embed_images, load_model
+from orirec.models import edge_distances, embed_images
 from orirec.pipeline.compare import markdown_table
 from orirec.recover import full_graph, recover_orientations
-from orirec.store import open_store, reference_volume
+from orirec.store import reference_volume
 from orirec.store.pairs import sample_uniform_pairs
 
 __all__ = ["radius_of_gyration_A", "per_protein_results", "summarize_rows", "write_per_protein"]
@@ -101,13 +101,8 @@ def per_protein_results(
     """
     if images_per_protein < 3:
         raise ValueError(f"images_per_protein: need at least 3 images to recover, got {images_per_protein}")
-    model, meta = load_model(model_path)
-    store = open_store(store_path)
-    if model.in_size != store.box_px:
-        raise ValueError(f"{store_path}: images are {store.box_px} px, model {model_path} expects {model.in_size} px")
-    q_all, protein = store.quaternions, store.protein
-    if not np.isfinite(q_all).all():
-        raise ValueError(f"{store_path}: quaternions have NaN/inf values; per-protein results need ground truth")
+    model, meta, store = model_and_truth(model_path, store_path)
+    protein = store.protein
     present = np.unique(protein)
     chosen = present if proteins is None else np.asarray(sorted(set(int(p) for p in proteins)))
     missing = np.setdiff1d(chosen, present)
