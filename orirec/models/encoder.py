@@ -77,8 +77,8 @@ class EncoderBase(nn.Module):
         downsample: integer factor of the Fourier down-sampling front end (1 = none); the body sees
             images of ``in_size // downsample`` px.
 
-    Subclasses set ``family`` and implement ``embed(x)`` on normalized (B, 1, l, l) images and
-    ``_family_config()`` (the extra keyword arguments that rebuild them).
+    Subclasses set ``family`` and ``family_keys`` (the attributes, beyond the common ones, whose values rebuild
+    them) and implement ``embed(x)`` on normalized (B, 1, l, l) images.
     """
 
     family = "base"
@@ -99,8 +99,11 @@ class EncoderBase(nn.Module):
         self.distance_kind, self.downsample = str(distance), int(downsample)
         self.body_size = self.in_size // self.downsample
 
+    #: attributes (beyond the common ones) that rebuild a network of the family, saved in checkpoints
+    family_keys: tuple[str, ...] = ()
+
     def _family_config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return {k: list(v) if isinstance(v, list | tuple) else v for k in self.family_keys for v in [getattr(self, k)]}
 
     @property
     def config(self) -> dict[str, Any]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +76,7 @@ class PairNet(EncoderBase):
             training step supervises (``train_pairs``, read by ``orirec.train.steps.all_pairs_loss``).
     """
 
+    family_keys = ("channels", "kernels", "norm", "n_radii", "n_angles", "pair_batch")
     family = "pair"
 
     def __init__(
@@ -139,16 +139,6 @@ class PairNet(EncoderBase):
         self.head_mlp = nn.Sequential(
             nn.Linear(2 * prev, _HEAD_HIDDEN), nn.ReLU(inplace=True), nn.Linear(_HEAD_HIDDEN, 1)
         )
-
-    def _family_config(self) -> dict[str, Any]:
-        return {
-            "channels": list(self.channels),
-            "kernels": list(self.kernels),
-            "norm": self.norm,
-            "n_radii": self.n_radii,
-            "n_angles": self.n_angles,
-            "pair_batch": self.pair_batch,
-        }
 
     @property
     def embedding_shape(self) -> tuple[int, int]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +63,7 @@ class PolarEncoder(EncoderBase):
     ``n_angles`` to twice it (rounded up to a multiple of 8).
     """
 
+    family_keys = ("channels", "kernels", "norm", "n_radii", "n_angles")
     family = "polar"
 
     def __init__(
@@ -100,15 +100,6 @@ class PolarEncoder(EncoderBase):
             prev = c
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(prev * n_a, self.feature_dim)
-
-    def _family_config(self) -> dict[str, Any]:
-        return {
-            "channels": list(self.channels),
-            "kernels": list(self.kernels),
-            "norm": self.norm,
-            "n_radii": self.n_radii,
-            "n_angles": self.n_angles,
-        }
 
     def to_polar(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized images (B, 1, l, l) → polar samples (B, 1, n_radii, n_angles)."""

@@ -7,7 +7,6 @@ training computes the single-process gradient; "batch" or "none" also possible).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +43,7 @@ class ResNetEncoder(EncoderBase):
     Args mirror :class:`orirec.models.siamese.SiameseNet` (``norm`` defaults to "group").
     """
 
+    family_keys = ("channels", "kernels", "norm")
     family = "resnet"
 
     def __init__(
@@ -71,9 +71,6 @@ class ResNetEncoder(EncoderBase):
             size = (size + 1) // 2 if stride == 2 else size
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Linear(channels[-1], self.feature_dim)
-
-    def _family_config(self) -> dict[str, Any]:
-        return {"channels": list(self.channels), "kernels": list(self.kernels), "norm": self.norm}
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized images (B, 1, l, l) → features (B, F)."""

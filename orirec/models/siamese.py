@@ -66,6 +66,7 @@ class SiameseNet(EncoderBase):
     images of any scale can be fed.
     """
 
+    family_keys = ("channels", "kernels", "pool_every", "norm")
     family = "vgg"
 
     def __init__(
@@ -99,14 +100,6 @@ class SiameseNet(EncoderBase):
         # channels-last convolutions are ~1.7x faster on CPU (oneDNN) for the small preset at 64 px
         self.features = nn.Sequential(*layers).to(memory_format=torch.channels_last)
         self.head = nn.Linear(prev, self.feature_dim) if prev != self.feature_dim else nn.Identity()
-
-    def _family_config(self) -> dict[str, Any]:
-        return {
-            "channels": list(self.channels),
-            "kernels": list(self.kernels),
-            "pool_every": self.pool_every,
-            "norm": self.norm,
-        }
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized images (B, 1, l, l) → features (B, F)."""
