@@ -334,3 +334,37 @@ def test_tracker_does_not_leak_its_uri_into_the_environment(tmp_path, monkeypatc
     with t.run("r"):
         t.log_metrics({"x": 1.0})
     assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_all_pairs_loss_and_pair_data_use_symmetry_aware_distances():
+    from orirec.geometry import multiply
+    from orirec.geometry.symmetry import group_quaternions, symmetric_quat_distance
+    from orirec.train.steps import all_pairs_loss, symmetry_operators
+
+    assert symmetry_operators(["C1", "C1"]) is None
+    ops = symmetry_operators(["C1", "C2", "D2"])
+    assert ops.shape == (3, 4, 4, 4)
+    q = uniform_quaternions(6, seed=5)
+    q[1] = multiply(q[0], group_quaternions("C2")[1])  # the same view of a C2 particle: d_q must be 0
+    q[4] = multiply(q[3], group_quaternions("D2")[3])
+    protein = torch.tensor([1, 1, 1, 2, 2, 2])
+    seen = {}
+
+    def record(d_p, d_q):
+        seen["d_q"] = d_q
+        return (d_p - d_q) ** 2
+
+    model = build_model({"preset": "tiny"}, 8)
+    all_pairs_loss(model, record, torch.randn(6, 8, 8), torch.from_numpy(q), protein, symmetry=ops)
+    groups = {1: "C2", 2: "D2"}
+    expect = [symmetric_quat_distance(q[a], q[b], groups[int(protein[a])]) for a, b in
+              [(0, 1), (0, 2), (1, 2), (3, 4), (3, 5), (4, 5)]]  # fmt: skip
+    np.testing.assert_allclose(seen["d_q"].numpy(), expect, atol=1e-5)
+    assert float(seen["d_q"][0]) < 1e-3 and float(seen["d_q"][3]) < 1e-3
+
+    images = np.zeros((40, 8, 8), np.float32)
+    qs = uniform_quaternions(40, seed=6)
+    data = PairData(images, qs, np.zeros(40, np.int64), val_pairs=64, symmetry=["D2"])
+    i, j, d = data.epoch_pairs(0, 200)
+    np.testing.assert_allclose(d, symmetric_quat_distance(qs[i], qs[j], "D2"), atol=1e-9)
+    assert d.max() < 2.1  # D2 caps d_q at 2.09 rad

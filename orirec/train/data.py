@@ -77,6 +77,7 @@ class PairData:
         val_pairs: number of fixed validation pairs (drawn among validation images only).
         seed: base seed (see module docstring).
         n_candidates: candidates per round of :func:`orirec.store.pairs.sample_uniform_pairs`.
+        symmetry: point group per protein index (e.g. ``store.symmetries``): symmetry-aware d_q of the pairs.
     """
 
     def __init__(
@@ -88,6 +89,7 @@ class PairData:
         val_pairs: int = 4000,
         seed: int = 0,
         n_candidates: int = 32,
+        symmetry: list[str] | None = None,
     ) -> None:
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 3 or images.shape[1] != images.shape[2]:
@@ -104,6 +106,7 @@ class PairData:
         self.images = torch.from_numpy(np.ascontiguousarray(images))
         self.box_px = int(images.shape[1])
         self.seed, self.n_candidates = int(seed), int(n_candidates)
+        self.symmetry = list(symmetry) if symmetry and any(g != "C1" for g in symmetry) else None
         self.train_idx, self.val_idx = split_by_image(self.protein, val_fraction, self.seed)
         self.val_i, self.val_j, self.val_d = self._sample(self.val_idx, int(val_pairs), [self.seed, 2])
 
@@ -112,6 +115,7 @@ class PairData:
         """Load the images of the store at ``path`` into memory: all, or those of the ``proteins`` (indices into
         the store's protein table; they keep their store index). Raises a clear error for a bad store."""
         store = open_store(path)
+        kwargs.setdefault("symmetry", store.symmetries)
         if proteins is None:
             return cls(store.load_images(), store.quaternions, store.protein, **kwargs)
         rows = np.flatnonzero(np.isin(store.protein, select_proteins(proteins, store.protein, path)))
@@ -120,8 +124,9 @@ class PairData:
     def _sample(self, subset: np.ndarray, n_pairs: int, seed: list[int]) -> tuple[np.ndarray, ...]:
         try:
             i, j, d = sample_uniform_pairs(
-                self.quaternions[subset], self.protein[subset], n_pairs, seed, n_candidates=self.n_candidates
-            )
+                self.quaternions[subset], self.protein[subset], n_pairs, seed, n_candidates=self.n_candidates,
+                symmetry=self.symmetry,
+            )  # fmt: skip
         except ValueError as exc:
             raise ValueError(f"pair sampling over {len(subset)} images: {exc}") from exc
         return subset[i], subset[j], d

@@ -60,7 +60,14 @@ from orirec.store import open_store
 from orirec.train.augment import augment_images, check_augment, is_active
 from orirec.train.data import PairData
 from orirec.train.fresh import FreshImages
-from orirec.train.steps import all_pairs_loss, binned_mae, evaluate_pairs, make_loss, train_step
+from orirec.train.steps import (
+    all_pairs_loss,
+    binned_mae,
+    evaluate_pairs,
+    make_loss,
+    symmetry_operators,
+    train_step,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -179,15 +186,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     torch.manual_seed(int(cfg["seed"]))
     aug = cfg["augment"]
     fresh = None
+    store = open_store(cfg["store"])
     if cfg["on_the_fly"]:
         ctf_range = tuple(aug["defocus_range_A"]) if aug["ctf"] else None
-        fresh = FreshImages(
-            open_store(cfg["store"]), seed=int(cfg["seed"]), ctf_defocus_range_A=ctf_range, proteins=cfg["proteins"]
-        )
+        fresh = FreshImages(store, seed=int(cfg["seed"]), ctf_defocus_range_A=ctf_range, proteins=cfg["proteins"])
         # Training never reads the store's images, so validation uses a fixed set of fresh images per protein
         # (half of them held out): enough pairs per protein however few images the store holds.
         data = PairData(*fresh.fixed_set(FRESH_VAL_IMAGES), val_fraction=0.5, val_pairs=int(cfg["val_pairs"]),
-                        seed=int(cfg["seed"]))  # fmt: skip
+                        seed=int(cfg["seed"]), symmetry=store.symmetries)  # fmt: skip
     else:
         data = PairData.from_store(
             cfg["store"],
@@ -203,6 +209,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     opt_cls = torch.optim.RMSprop if cfg["optimizer"] == "rmsprop" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=float(cfg["lr"]))
     loss_fn = make_loss(cfg["loss"], cfg["huber_delta"])
+    sym_ops = symmetry_operators(store.symmetries)  # symmetry-aware d_q (None: all C1)
+    if sym_ops is not None:
+        sym_ops = sym_ops.to(device)
     if cfg["pairing"] == "all":
         pair_loss = make_loss(cfg["loss"], cfg["huber_delta"], reduction="none")
 
@@ -212,7 +221,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             x, q, prot = x.to(device), q.to(device), prot.to(device)
             optimizer.zero_grad(set_to_none=True)
             seed = int(rng.integers(2**62))  # the pair family's subset of supervised pairs, from the step's stream
-            loss = all_pairs_loss(net, pair_loss, x, q, prot, seed=seed)
+            loss = all_pairs_loss(net, pair_loss, x, q, prot, seed=seed, symmetry=sym_ops)
             loss.backward()
             optimizer.step()
             return float(loss.detach())

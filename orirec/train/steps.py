@@ -17,6 +17,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from orirec.geometry import multiply
+from orirec.geometry.symmetry import group_quaternions
 from orirec.train.data import PairData
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "make_loss",
     "model_distance",
     "pair_forward",
+    "symmetry_operators",
     "train_step",
 ]
 
@@ -64,6 +67,7 @@ def all_pairs_loss(
     protein: torch.Tensor,
     n_bins: int = 16,
     seed: int | None = None,
+    symmetry: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Loss over every within-protein pair of a set of images, weighted so that d_q is uniform on [0, π].
 
@@ -74,6 +78,9 @@ def all_pairs_loss(
     A model whose distance head costs per pair (``train_pairs`` attribute, the pair family) supervises at
     most ``train_pairs`` of those pairs: a random subset drawn by a ``torch.Generator`` seeded with ``seed``
     (default: a checksum of ``quats``, so the same step draws the same subset), weighted on the kept subset.
+
+    ``symmetry`` (from :func:`symmetry_operators`, indexed by protein) makes d_q symmetry-aware:
+    ``min_g d_q(q_i, q_j g)`` over each protein's point group, since ``q`` and ``q g`` give the same image.
     """
     emb = model(images)
     i, j = torch.triu_indices(len(images), len(images), 1, device=emb.device)
@@ -84,12 +91,30 @@ def all_pairs_loss(
         g = torch.Generator().manual_seed(_step_seed(quats) if seed is None else int(seed))
         keep = torch.randperm(len(i), generator=g)[: int(cap)].sort().values.to(i.device)
         i, j = i[keep], j[keep]
-    dot = (quats[i] * quats[j]).sum(-1).abs().clamp(max=1.0)
-    d_q = (2.0 * torch.acos(dot)).to(emb.dtype)
+    if symmetry is None:
+        dot = (quats[i] * quats[j]).sum(-1).abs()
+    else:  # q_j g = M_g q_j: one 4x4 matrix per group element (padded with identities)
+        qjg = torch.einsum("pkab,pb->pka", symmetry.to(quats)[protein[j]], quats[j])
+        dot = (quats[i][:, None, :] * qjg).sum(-1).abs().amax(dim=1)
+    d_q = (2.0 * torch.acos(dot.clamp(max=1.0))).to(emb.dtype)
     k = (d_q / math.pi * n_bins).long().clamp(0, n_bins - 1)
     counts = torch.bincount(k, minlength=n_bins).to(emb.dtype)
     w = 1.0 / counts[k]
     return (w * pair_loss(model_distance(model)(emb[i], emb[j]), d_q)).sum() / w.sum()
+
+
+def symmetry_operators(groups: list[str]) -> torch.Tensor | None:
+    """Right-multiplication matrices ``M_g`` (``q g = M_g q``) of each protein's point group, (P, K, 4, 4)
+    float64 padded with identities to the largest order K; None when every group is C1."""
+    elements = [group_quaternions(g) for g in groups]
+    k = max((len(e) for e in elements), default=1)
+    if k == 1:
+        return None
+    out = np.tile(np.eye(4), (len(groups), k, 1, 1))
+    for p, els in enumerate(elements):
+        for n, g in enumerate(els):
+            out[p, n] = np.stack([multiply(e, g) for e in np.eye(4)], axis=1)
+    return torch.from_numpy(out)
 
 
 def pair_forward(model: nn.Module, xi: torch.Tensor, xj: torch.Tensor) -> torch.Tensor:
