@@ -114,7 +114,8 @@ class Tracker:
         return True
 
     def log_model(self, model, example_images, name: str = "model") -> str | None:
-        """Log a torch encoder as an MLflow pytorch model with a signature (images (B, L, L) → embeddings (B, F)).
+        """Log a torch encoder as an MLflow pytorch model with a signature: images (B, L, L) → embeddings (B, F), or
+        line tokens (B, n_angles, F) for the pair family.
 
         ``example_images`` is a float32 numpy batch; the signature is inferred from it and the model's output
         (``mlflow.models.infer_signature``). Returns the model URI, or None when disabled.

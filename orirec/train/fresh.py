@@ -41,8 +41,13 @@ class FreshImages:
         ctf_defocus_range_A: when set, every fresh projection gets a random CTF (defocus u uniform in this
             range (Å); astigmatism, voltage, Cs, amplitude contrast and B-factor from the store's simulation
             config, else the SimulateConfig defaults) before the noise, through ``apply_formation``.
-        max_volumes: Fourier volumes held at once (least recently used first out).
+        max_volumes: Fourier volumes held at once (least recently used first out); default: as many as fit in
+            ``cache_GB``.
         proteins: draw the batches' proteins from these indices of the store only (default all).
+        pad: Fourier padding of the training projector (default 2: 0.96 % mean relative L2 error at 64 px, far
+            below any noise level, where the store's pad 3 gives 0.43 % at 3.4× the memory and build time; a
+            Fourier volume rebuilt every step, 0.5 s at 64 px pad 3, would cost more than the step itself).
+        cache_GB: memory budget of the Fourier volume cache (GB) when ``max_volumes`` is not given.
     """
 
     def __init__(
@@ -50,20 +55,25 @@ class FreshImages:
         store: ProjectionStore,
         seed: int = 0,
         ctf_defocus_range_A: tuple[float, float] | None = None,
-        max_volumes: int = 16,
+        max_volumes: int | None = None,
         proteins: list[int] | None = None,
+        pad: int = 2,
+        cache_GB: float = 4.0,
     ) -> None:
         if "volumes" not in store.group:
             raise ValueError(f"{store.path}: on-the-fly training needs the reference volumes of a simulated store")
         sim = store.attrs.get("simulation", {})
         self.sigma2 = float(store.attrs.get("sigma2", sim.get("sigma2", 0.0)))
-        pad = int(sim.get("pad", 2))
         n_proteins = max(int(store.protein.max()) + 1, 1)
         self.proteins = (
             np.arange(n_proteins) if proteins is None else select_proteins(proteins, store.protein, store.path)
         )
-        # A few Fourier volumes at a time: all of a 275-structure store would need ~8 GB at 64 px, pad 3.
-        self.projector = ProjectorCache(store.group, lambda vol: FourierSliceProjector(vol, pad=pad), max_volumes)
+        if max_volumes is None:  # half a padded spectrum of complex64 per protein (Friedel symmetry)
+            side = int(pad) * int(store.box_px)
+            max_volumes = max(1, int(cache_GB * 1e9 // (side * side * (side // 2 + 1) * 8)))
+        self.projector = ProjectorCache(
+            store.group, lambda vol: FourierSliceProjector(vol, pad=int(pad)), int(max_volumes)
+        )
         self.seed = seed
         self.pixel_size_A = float(store.pixel_size_A)
         self.ctf_kwargs = None
