@@ -21,7 +21,8 @@ def scaling(
     ),
     counts: Annotated[str, typer.Option(help="comma-separated numbers of training structures")] = "1,10,30,100,275",
     config: Annotated[
-        Path | None, typer.Option(help="TrainConfig YAML: the same training budget for every count")
+        Path | None,
+        typer.Option(help="TrainConfig YAML: the training budget of every count [pipelines/scaling-train.yaml]"),
     ] = None,
     val_store: Annotated[Path | None, typer.Option(help="validation store (val split) for the val MAE")] = None,
     images_per_protein: Annotated[int, typer.Option(help="test images recovered per protein")] = 150,
@@ -44,7 +45,7 @@ def scaling(
     """
     from orirec.config import TrainConfig, load_yaml, validate
     from orirec.pipeline.compare import markdown_table
-    from orirec.pipeline.scaling import TABLE, run_scaling
+    from orirec.pipeline.scaling import DEFAULT_TRAIN, TABLE, run_scaling
     from orirec.tracking import Tracker
 
     with user_errors():
@@ -54,7 +55,7 @@ def scaling(
             raise ValueError(f"--counts: expected comma-separated integers, got {counts!r}") from None
         if not n or min(n) < 1 or images_per_protein < 3 or recover_proteins < 0:
             raise ValueError("--counts must be >= 1, --images-per-protein >= 3, --recover-proteins >= 0")
-        cfg = load_yaml(config, TrainConfig) if config is not None else validate(TrainConfig, {}, "defaults")
+        cfg = load_yaml(config, TrainConfig) if config is not None else validate(TrainConfig, DEFAULT_TRAIN, "defaults")
         tracker = Tracker(track, tracking_uri, "orirec-scaling", out)
         with progress_bars(progress) as make:
             rows = run_scaling(

@@ -31,9 +31,25 @@ from orirec.pipeline.per_protein import per_protein_results, summarize_rows, wri
 from orirec.pipeline.stages import stage_train, write_json
 from orirec.store import open_store
 
-__all__ = ["DEFAULT_COUNTS", "run_scaling", "training_subsets", "write_scaling"]
+__all__ = ["DEFAULT_COUNTS", "DEFAULT_TRAIN", "run_scaling", "training_subsets", "write_scaling"]
 
 DEFAULT_COUNTS = (1, 10, 30, 100, 275)
+
+#: the training budget of every point when no config is given (= pipelines/scaling-train.yaml): fresh images
+#: every step with CTF and shifts, 24 epochs × 40 steps of 128 images
+DEFAULT_TRAIN: dict[str, Any] = {
+    "model": {"family": "vgg", "preset": "small", "downsample": 2},
+    "epochs": 24,
+    "batch_size": 128,
+    "pairs_per_epoch": 5120,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "on_the_fly": True,
+    "augment": {"ctf": True, "shift_px": 2.0},
+    "val_pairs": 2000,
+    "num_threads": 2,
+    "seed": 0,
+}
 
 TABLE = [
     ("n_structures", "structures", "{}"), ("train_time_s", "train (s)", "{:.0f}"),
