@@ -27,7 +27,7 @@ from orirec.recover import full_graph, recover_orientations
 from orirec.store import reference_volume
 from orirec.store.pairs import sample_uniform_pairs
 
-__all__ = ["radius_of_gyration_A", "per_protein_results", "summarize_rows", "write_per_protein"]
+__all__ = ["chance_err_rot_deg", "radius_of_gyration_A", "per_protein_results", "summarize_rows", "write_per_protein"]
 
 #: columns of the table: (key, markdown header, format); units in the keys (rad, Å) or headers (°)
 TABLE = [
@@ -166,6 +166,16 @@ def _one_protein(model, store, p: int, n_max: int, steps: int, n_starts: int, n_
     }
 
 
+def chance_err_rot_deg(n_images: int = 150, repeats: int = 5) -> float:
+    """Median ``err_rot`` (°) of random orientations against random truth (after the same registration), averaged
+    over ``repeats`` seeded draws: the level of a recovery that learned nothing (≈ 122° for 150 images)."""
+    from orirec.geometry import uniform_quaternions
+
+    draws = [orientation_metrics(uniform_quaternions(n_images, seed=s), uniform_quaternions(n_images, seed=1000 + s))
+             for s in range(repeats)]  # fmt: skip
+    return float(np.mean([d["err_rot_median"] for d in draws]))
+
+
 def summarize_rows(rows: list[dict[str, Any]]) -> dict[str, float]:
     """Medians over proteins of the per-protein medians (deg), mean acc20 and mean distance MAE (rad)."""
     if not rows:
@@ -212,6 +222,7 @@ def _plot(path: Path, rows: list[dict[str, Any]], title: str) -> Path:
     rg = np.asarray([np.nan if r["rg_A"] is None else r["rg_A"] for r in rows], dtype=np.float64)
     mae = np.degrees(np.asarray([r["dist_mae_rad"] for r in rows], dtype=np.float64))
     sym = np.asarray([r["symmetry"] != "C1" for r in rows])
+    chance = chance_err_rot_deg(int(np.median([r["n_images"] for r in rows])))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for ax, x, label in ((axes[0], rg, "radius of gyration (Å)"), (axes[1], mae, "distance MAE (°)")):
         ax.scatter(x[~sym], err[~sym], s=18, label="C1")
@@ -220,6 +231,7 @@ def _plot(path: Path, rows: list[dict[str, Any]], title: str) -> Path:
         ax.set_xlabel(label)
         ax.set_ylabel("err_rot median (°)")
         ax.axhline(20, color="grey", lw=0.8, ls="--")
+        ax.axhline(chance, color="red", lw=0.8, ls=":", label="random orientations")
         ax.legend(frameon=False)
     if title:
         fig.suptitle(title)

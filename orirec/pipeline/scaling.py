@@ -27,7 +27,7 @@ import numpy as np
 from orirec.config import TrainConfig
 from orirec.evaluate.distances import evaluate_model_distances
 from orirec.pipeline.compare import markdown_table
-from orirec.pipeline.per_protein import per_protein_results, summarize_rows, write_per_protein
+from orirec.pipeline.per_protein import chance_err_rot_deg, per_protein_results, summarize_rows, write_per_protein
 from orirec.pipeline.stages import stage_train, write_json
 from orirec.store import open_store
 
@@ -182,6 +182,7 @@ def write_scaling(out_dir: str | Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda r: r["n_structures"])
     write_json(out / "scaling.json", {"rows": rows})
     flat = [{k: v for k, v in r.items() if not isinstance(v, list)} for r in rows]
@@ -209,6 +210,7 @@ def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
     b.plot(n, get("test_err_rot_median"), "o-", label="err_rot")
     b.plot(n, get("test_err_o4_median"), "s--", label="err_o4")
     b.axhline(20, color="grey", ls=":", lw=0.8)
+    b.axhline(chance_err_rot_deg(), color="red", ls=":", lw=0.8, label="random orientations (err_rot)")
     b.set(xscale="log", xlabel="training structures", ylabel="median over test proteins (°)", title="orientations")
     b.legend(frameon=False, fontsize=8)
     fig.savefig(path, dpi=110)
