@@ -6,7 +6,8 @@ direction as its columns in particle coordinates (microscope → particle), the 
 convention (DESIGN §2: particle → microscope), so orirec's ``R = R_aᵀ`` — checked on 40 clean projections
 of an asymmetric pseudo-protein (``tests/test_estimators.py``, slow): err_rot median 3.6° with the transpose,
 83° without (err_o4 3.5° either way, which is why err_o4 cannot check a convention). The voting step is
-O(n³) in pure Python/NumPy: 54 s for 40 images on 2 busy cores, so keep n in the hundreds on a CPU.
+O(n³) in pure Python/NumPy: 54 s for 40 images on 2 busy cores in one measurement, 10 s for 60 images of
+64 px in another (2 cores, load ≈ 3), so keep n in the hundreds on a CPU.
 Common lines fix orientations only up to a global rotation and handedness, which the evaluation
 registers away (and which reconstructs the same map, or its mirror). Importing ASPIRE writes a ``logs/``
 folder and ``aspire.err.log`` into the working directory (ASPIRE's own logging config).
