@@ -104,10 +104,11 @@ def per_protein(
                 progress=make("proteins"),
             )  # fmt: skip
         paths = write_per_protein(out, rows, f"{model} on {store}")
+        summary = summarize_rows(rows)
         tracker = Tracker(track, tracking_uri, "orirec-per-protein", out)
         with tracker.run("per-protein", tags={"model": str(model), "store": str(store)}):
-            tracker.log_metrics(summarize_rows(rows))
+            tracker.log_metrics(summary)
             for p in paths.values():
                 tracker.log_artifact(p)
     typer.echo(markdown_table(rows, TABLE))
-    typer.echo(f"\nOver proteins: {summarize_rows(rows)}\n(written to {out / 'per_protein.md'})")
+    typer.echo(f"\nOver proteins: {summary}\n(written to {out / 'per_protein.md'})")

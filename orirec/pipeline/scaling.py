@@ -108,10 +108,10 @@ def run_scaling(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_store, test_store = Path(train_store), Path(test_store)
-    n_train = len(np.unique(open_store(train_store).protein))
-    subsets = training_subsets(n_train, counts, seed)
+    train = open_store(train_store)
+    subsets = training_subsets(len(np.unique(train.protein)), counts, seed)
     test_sel = _test_proteins(test_store, recover_proteins, seed)
-    infos = open_store(train_store).proteins
+    infos = train.proteins
     rows: list[dict[str, Any]] = []
     for n, subset in subsets.items():
         run_dir = out / f"n{n:03d}"

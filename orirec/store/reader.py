@@ -34,6 +34,12 @@ class ProjectionStore:
         return list(self.attrs.get("proteins", []))
 
     @property
+    def sigma2(self) -> float:
+        """Noise variance of the images relative to the clean image variance (attrs ``sigma2``, else the simulation
+        config's; 0 when neither is recorded)."""
+        return float(self.attrs.get("sigma2", self.attrs.get("simulation", {}).get("sigma2", 0.0)) or 0.0)
+
+    @property
     def symmetries(self) -> list[str]:
         """Point group per protein (``"C1"``, ``"C2"``, ``"D7"``, ...; ``"C1"`` where none was recorded).
 

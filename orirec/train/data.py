@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from orirec.store import open_store
+from orirec.store import ProjectionStore, open_store
 from orirec.store.pairs import sample_uniform_pairs
 
 __all__ = ["PairData", "select_proteins", "split_by_image"]
@@ -111,10 +111,14 @@ class PairData:
         self.val_i, self.val_j, self.val_d = self._sample(self.val_idx, int(val_pairs), [self.seed, 2])
 
     @classmethod
-    def from_store(cls, path: str | os.PathLike, proteins: list[int] | None = None, **kwargs) -> PairData:
-        """Load the images of the store at ``path`` into memory: all, or those of the ``proteins`` (indices into
-        the store's protein table; they keep their store index). Raises a clear error for a bad store."""
-        store = open_store(path)
+    def from_store(
+        cls, path: str | os.PathLike | ProjectionStore, proteins: list[int] | None = None, **kwargs
+    ) -> PairData:
+        """Load the images of the store at ``path`` (or an opened store) into memory: all, or those of the
+        ``proteins`` (indices into the store's protein table; they keep their store index). Raises a clear error
+        for a bad store."""
+        store = path if isinstance(path, ProjectionStore) else open_store(path)
+        path = store.path
         kwargs.setdefault("symmetry", store.symmetries)
         if proteins is None:
             return cls(store.load_images(), store.quaternions, store.protein, **kwargs)

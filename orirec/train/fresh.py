@@ -63,7 +63,7 @@ class FreshImages:
         if "volumes" not in store.group:
             raise ValueError(f"{store.path}: on-the-fly training needs the reference volumes of a simulated store")
         sim = store.attrs.get("simulation", {})
-        self.sigma2 = float(store.attrs.get("sigma2", sim.get("sigma2", 0.0)))
+        self.sigma2 = store.sigma2
         n_proteins = max(int(store.protein.max()) + 1, 1)
         self.proteins = (
             np.arange(n_proteins) if proteins is None else select_proteins(proteins, store.protein, store.path)

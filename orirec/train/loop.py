@@ -161,12 +161,6 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def _store_sigma2(path: str) -> float:
-    """The noise level σ² already in a store's images (attrs ``sigma2``; 0 when absent)."""
-    attrs = open_store(path).attrs
-    return float(attrs.get("sigma2", attrs.get("simulation", {}).get("sigma2", 0.0)) or 0.0)
-
-
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Train the Siamese distance network; see the module docstring for the config keys.
 
@@ -196,13 +190,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
                         seed=int(cfg["seed"]), symmetry=store.symmetries)  # fmt: skip
     else:
         data = PairData.from_store(
-            cfg["store"],
+            store,
             val_fraction=float(cfg["val_fraction"]),
             val_pairs=int(cfg["val_pairs"]),
             seed=int(cfg["seed"]),
             proteins=cfg["proteins"],
         )
-    sigma2_now = fresh.sigma2 if fresh is not None else _store_sigma2(cfg["store"])
+    sigma2_now = store.sigma2  # the noise already in the images (fresh images get the store's σ² too)
     device = _device(cfg["device"])
     model = build_model(cfg["model"], data.box_px).to(device)
     model_config = model.config
