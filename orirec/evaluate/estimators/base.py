@@ -105,7 +105,8 @@ class DistanceEstimator(Protocol):
         """Learn from a training store (a no-op for estimators that need none); returns a summary."""
 
     def features(self, data: EstimatorData) -> np.ndarray:
-        """Per-image features (n, f) whose nearest neighbours are the likely nearest orientations."""
+        """Per-image features (n, f) whose nearest neighbours are the likely nearest orientations (a pair model:
+        line tokens (n, n_angles, f), compared only by its own head, so the graph must be full)."""
 
     def distances(self, data: EstimatorData, features: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Distances d_p (rad, in [0, π]) on the edges ``(i, j)``."""
