@@ -3,10 +3,12 @@
 Reproduce: python benchmarks/simulate_throughput.py --out benchmarks/results/simulate_throughput.json
 
 Rows:
-- ``projector``: the Fourier-slice projector alone, 1 thread, per (box, pad, sampling, compile).
-- ``formation``: a whole shard as the simulator makes it (projection + sub-pixel shift + CTF + noise at
-  σ² = 16 + SNR), 1 thread, for a ~5,000-atom and a ~50,000-atom structure of ../shared/data (the atom
-  count changes the density step only; the pixel size is chosen so the particle fits the box).
+- ``projector``: the projector alone, 1 thread: trilinear Fourier slices (backend torch) per (box, pad,
+  sampling, compile), and type-2 NUFFT slices (backend nufft, eps 1e-3, the CPU default).
+- ``formation``: a whole shard (256 images) as the simulator makes it, per backend (projection + sub-pixel
+  shift + CTF + noise at σ² = 16 + SNR), 1 thread, for a ~5,000-atom and a ~50,000-atom structure of
+  ../shared/data (the atom count changes the density step only; the pixel size is chosen so the particle
+  fits the box).
 - ``store``: ``orirec simulate`` end to end into a Zarr store with 1 and 2 Ray workers (1 thread each).
 - ``accuracy``: relative L2 error against the analytic line integral of Gaussian atoms.
 """
@@ -27,6 +29,7 @@ import torch
 
 from orirec.config import SimulateConfig
 from orirec.geometry import quat_to_matrix, uniform_quaternions
+from orirec.simulate.nufft_projector import NufftProjector
 from orirec.simulate.projector import FourierSliceProjector
 from orirec.simulate.shards import ShardSimulator
 from orirec.simulate.to_store import simulate_to_store
@@ -66,23 +69,30 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def bench_projector(box: int, pad: int, sampling: str, compile_: bool, batch: int) -> dict:
+def _projector(vol, backend: str, pad: int, sampling: str, compile_: bool):
+    if backend == "nufft":
+        return NufftProjector(vol, sampling=sampling)
+    return FourierSliceProjector(vol, pad=pad, sampling=sampling, compile=compile_)
+
+
+def bench_projector(box: int, backend: str, pad: int, sampling: str, compile_: bool, batch: int) -> dict:
     atoms = pseudo_protein(0, n_atoms=2000, radius_A=box * 2.0 / 4)
-    proj = FourierSliceProjector(atoms_to_density(atoms, box, 2.0), pad=pad, sampling=sampling, compile=compile_)
+    proj = _projector(atoms_to_density(atoms, box, 2.0), backend, pad, sampling, compile_)
     q = uniform_quaternions(batch, seed=1)
     with torch.no_grad():
         rate = _rate(lambda: proj.project(q), batch)
     return {
         "kind": "projector",
+        "backend": backend,
         "box_px": box,
-        "pad": pad,
+        "pad": pad if backend == "torch" else None,
         "sampling": proj.sampling,
         "compile": compile_,
         "img_per_s_per_core": round(rate, 1),
     }
 
 
-def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path, compile_: str = "off") -> dict:
+def bench_formation(name: str, box: int, n: int, backend: str, tmp: Path, compile_: str = "off") -> dict:
     px = EXTENT_A[name] / (0.8 * box)
     src = SHARED / STRUCTURES[name]
     t0 = time.perf_counter()
@@ -97,7 +107,7 @@ def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path, compile_: 
         sigma2=16.0,
         shift_px=2.0,
         ctf=True,
-        pad=pad,
+        backend=backend,
         shard_size=n,
         compile=compile_,
     )
@@ -111,8 +121,9 @@ def bench_formation(name: str, box: int, n: int, pad: int, tmp: Path, compile_: 
         "n_atoms": len(atoms.atomic_number),
         "box_px": box,
         "pixel_size_A": round(px, 3),
-        "pad": pad,
-        "compile": compile_,
+        "backend": backend,
+        "pad": cfg.pad if backend == "torch" else None,
+        "compile": compile_ if backend == "torch" else None,
         "ctf": True,
         "sigma2": 16.0,
         "shift_px": 2.0,
@@ -136,7 +147,12 @@ def bench_store(workers: int, box: int, n_structures: int, n: int, tmp: Path) ->
     )
     store = tmp / f"store_{workers}.zarr"
     _prepare(cfg, store)
-    runner = ray_shard_runner(workers) if workers > 1 else None
+    runner = None
+    if workers > 1:
+        from orirec.distributed.runtime import ensure_ray
+
+        ensure_ray(num_cpus=workers)  # Ray's start-up (~8 s) is outside the timing; actor creation is inside
+        runner = ray_shard_runner(workers)
     t0 = time.perf_counter()
     simulate_to_store(cfg, store, run_shards=runner)
     wall = time.perf_counter() - t0
@@ -148,17 +164,17 @@ def bench_store(workers: int, box: int, n_structures: int, n: int, tmp: Path) ->
         "n_images": total,
         "wall_s": round(wall, 2),
         "img_per_s": round(total / wall, 1),
-        "note": "includes Ray start-up and actor creation" if workers > 1 else "in-process",
+        "note": "Ray already started; includes actor creation" if workers > 1 else "in-process",
     }
 
 
-def bench_accuracy(box: int, pad: int, sampling: str) -> dict:
+def bench_accuracy(box: int, backend: str, pad: int, sampling: str) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     px, sig = 1.5, 1.0
     atoms = pseudo_protein(0, n_atoms=800, radius_A=box * px / 4)
     vol = atoms_to_density(atoms, box, px, resolution_A=sig * px / 0.225)
     q = uniform_quaternions(24, seed=5)
-    imgs = FourierSliceProjector(vol, pad=pad, sampling=sampling).project(q).numpy()
+    imgs = _projector(vol, backend, pad, sampling, False).project(q).numpy()
     g = np.arange(box) - box // 2
     errs = []
     for img, R in zip(imgs, quat_to_matrix(q), strict=True):
@@ -169,8 +185,9 @@ def bench_accuracy(box: int, pad: int, sampling: str) -> dict:
         errs.append(float(np.linalg.norm(img - ref) / np.linalg.norm(ref)))
     return {
         "kind": "accuracy",
+        "backend": backend,
         "box_px": box,
-        "pad": pad,
+        "pad": pad if backend == "torch" else None,
         "sampling": sampling,
         "rel_l2_mean": round(float(np.mean(errs)), 5),
         "rel_l2_max": round(float(np.max(errs)), 5),
@@ -190,21 +207,23 @@ def main() -> None:
     os.environ["ORIREC_CACHE"] = "off"  # time the density step, not the cache
     rows = []
     for box in a.boxes:
-        for pad, sampling in ((2, "padded"), (2, "image"), (3, "image")):
-            rows.append(bench_accuracy(box, pad, sampling))
-            for compile_ in (False,) if a.skip_compile else (False, True):
-                rows.append(bench_projector(box, pad, sampling, compile_, a.batch))
+        for backend, pad, sampling in (("torch", 2, "padded"), ("torch", 2, "image"), ("torch", 3, "image"),
+                                       ("nufft", None, "image"), ("nufft", None, "padded")):  # fmt: skip
+            rows.append(bench_accuracy(box, backend, pad, sampling))
+            for compile_ in (False,) if a.skip_compile or backend == "nufft" else (False, True):
+                rows.append(bench_projector(box, backend, pad, sampling, compile_, a.batch))
             print(rows[-1], flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if SHARED.exists():
             for name in STRUCTURES:
                 for box in a.boxes:
-                    for compile_ in ("off",) if a.skip_compile else ("off", "on"):
-                        rows.append(bench_formation(name, box, a.batch, 3, Path(tmp), compile_))
+                    runs = [("nufft", "off"), ("torch", "off")] + ([] if a.skip_compile else [("torch", "on")])
+                    for backend, compile_ in runs:
+                        rows.append(bench_formation(name, box, a.batch, backend, Path(tmp), compile_))
                         print(rows[-1], flush=True)
         if not a.skip_store:
             for workers in (1, 2):
-                rows.append(bench_store(workers, 64, 8, 2048, Path(tmp)))
+                rows.append(bench_store(workers, 64, 8, 4096, Path(tmp)))
                 print(rows[-1], flush=True)
     meta = {
         "machine": platform.platform(),

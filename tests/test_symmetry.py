@@ -100,7 +100,7 @@ def _c2_map(tmp_path):
 
 def test_c2_store_gives_identical_images_for_q_and_q_times_g(tmp_path, monkeypatch):
     from orirec.config import SimulateConfig
-    from orirec.simulate.projector import FourierSliceProjector
+    from orirec.simulate.shards import make_projector
     from orirec.simulate.to_store import simulate_to_store
     from orirec.store import open_store, reference_volume
 
@@ -112,7 +112,7 @@ def test_c2_store_gives_identical_images_for_q_and_q_times_g(tmp_path, monkeypat
     store = open_store(tmp_path / "c2.zarr")
     assert store.symmetries == ["C2"] and store.symmetry(0) == "C2"
     assert store.proteins[0]["symmetry"] == "C2"
-    proj = FourierSliceProjector(reference_volume(store.group, 0), pad=cfg.pad)
+    proj = make_projector(reference_volume(store.group, 0), cfg)  # the store's own projector
     q = store.quaternions[:8]
     g = group_quaternions("C2")[1]
     same = proj.project(multiply(q, g)).numpy()

@@ -112,6 +112,21 @@ def test_train_resume_continues_and_matches_uninterrupted_run(store_path, tmp_pa
     assert 0 < r2["best_val_mae"] < math.pi and r2["pairs_per_s"] > 0
 
 
+def test_init_from_starts_from_the_checkpoint_weights(store_path, tmp_path):
+    first = train_loop_per_worker(base_config(store_path, tmp_path / "a", epochs=2))
+    # one epoch at lr 1e-9 leaves the weights as loaded: its validation MAE is the starting checkpoint's own
+    tuned = train_loop_per_worker(
+        base_config(store_path, tmp_path / "b", init_from=first["last_checkpoint"], pairs_per_epoch=32, lr=1e-9)
+    )
+    assert tuned["epochs_run"] == 1 and tuned["history"][0]["epoch"] == 1
+    assert tuned["history"][0]["val_mae"] == pytest.approx(first["history"][-1]["val_mae"], rel=1e-4)
+    fresh = train_loop_per_worker(base_config(store_path, tmp_path / "c", pairs_per_epoch=32, lr=1e-9))
+    assert fresh["history"][0]["val_mae"] != pytest.approx(tuned["history"][0]["val_mae"], rel=1e-3)
+    with pytest.raises(ValueError, match="init_from"):
+        other = {"preset": "tiny", "feature_dim": 8}
+        train_loop_per_worker(base_config(store_path, tmp_path / "d", init_from=first["last_checkpoint"], model=other))
+
+
 def test_training_beats_the_best_constant_distance(store_path, tmp_path):
     cfg = base_config(store_path, tmp_path, epochs=2, pairs_per_epoch=1024, optimizer="adam", progress=True)
     r = train_loop_per_worker(cfg)

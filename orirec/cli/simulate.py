@@ -63,7 +63,13 @@ def simulate(
     compile: Annotated[str, typer.Option(help="torch.compile the projector: auto (>= 20,000 images), on or off")] = (
         "auto"
     ),
-    backend: Annotated[str, typer.Option(help="projector: torch, or astra (CUDA GPU only)")] = "torch",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="projector: auto (nufft on a CPU when finufft is installed, else torch), nufft, torch, "
+            "or astra (CUDA GPU only)"
+        ),
+    ] = "auto",
     device: Annotated[str, typer.Option(help="torch device of the projector: cpu, cuda, cuda:1 ...")] = "cpu",
     set_: Annotated[
         list[str] | None,

@@ -38,6 +38,10 @@ def train(
     on_the_fly: Annotated[
         bool | None, typer.Option(help="simulate fresh images every step from the store's reference volumes")
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(help="start from this checkpoint's weights (same model; fresh optimizer): fine-tuning"),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     track: Annotated[bool, typer.Option(help="log params, metrics, model and plots to MLflow")] = False,
@@ -50,6 +54,9 @@ def train(
 
     With the best config of a sweep, on 2 Ray Train workers, tracked in MLflow:
     orirec train s.zarr --config runs/tune/best_config.yaml --num-workers 2 --track
+
+    Fine-tuning (e.g. a noiseless model on noisy images of the same protein):
+    orirec train noisy.zarr --init-from runs/clean/checkpoints/best.pt --out runs/noisy
     """
     from orirec.config import TrainConfig, deep_merge, load_yaml, validate
     from orirec.pipeline.stages import stage_train
@@ -62,6 +69,7 @@ def train(
         "lr": lr,
         "seed": seed,
         "on_the_fly": on_the_fly,
+        "init_from": None if init_from is None else str(init_from),
     }
     overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     model = {k: v for k, v in {"preset": preset, "family": family}.items() if v is not None}

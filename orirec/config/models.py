@@ -62,9 +62,13 @@ class SimulateConfig(_Strict):
         description="projector slice sampling: image grid (fast; particle within the inscribed sphere), padded "
         "grid (density in the box corners), or auto (image unless > 0.1% of the mass is outside that sphere)",
     )
-    backend: Literal["torch", "astra"] = Field(
-        "torch", description="projector: torch Fourier slice (CPU/GPU) or ASTRA's line integrals (CUDA only)"
+    backend: Literal["auto", "nufft", "torch", "astra"] = Field(
+        "auto",
+        description="projector: nufft (type-2 NUFFT slices with finufft, CPU: the fastest and most accurate "
+        "there), torch (trilinear Fourier slices, CPU/GPU), astra (ASTRA's line integrals, CUDA only), or auto "
+        "(nufft on a CPU device when finufft is installed, else torch)",
     )
+    nufft_eps: float = Field(1e-3, ge=1e-5, lt=0.1, description="relative tolerance of the nufft backend")
     device: str = Field("cpu", description="torch device of the projector (cpu, cuda, cuda:1, ...)")
     compile: Literal["auto", "on", "off"] = Field(
         "auto", description="torch.compile the projector's interpolation (auto: on for >= 20,000 images)"
@@ -144,6 +148,11 @@ class TrainConfig(_Strict):
         None, description="train on these proteins of the store only (indices into its protein table); default all"
     )
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    init_from: str | None = Field(
+        None,
+        description="start from this checkpoint's weights (same model config; fresh optimizer, epoch 0): "
+        "fine-tune a model on a new protein or noise level",
+    )
     pairs_per_epoch: int = Field(20000, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     val_pairs: int = Field(4000, gt=0)

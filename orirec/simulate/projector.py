@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from orirec.geometry import quat_to_matrix
 
-__all__ = ["FourierSliceProjector", "project"]
+__all__ = ["FourierSliceProjector", "mass_outside_sphere", "project", "slice_frequencies"]
 
 Sampling = Literal["auto", "image", "padded"]
 _CPU_CHUNK = 32  # images per pass on a CPU
@@ -37,6 +37,16 @@ def mass_outside_sphere(volume: torch.Tensor) -> float:
     r2 = g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2
     total = float(volume.abs().sum())
     return float(volume.abs()[r2 > (L / 2) ** 2].sum()) / total if total > 0 else 0.0
+
+
+def slice_frequencies(n_volume: int, n_out: int) -> torch.Tensor:
+    """(n_out, n_out//2+1, 2) float64 ``(kx, ky)`` of the rfft2 half-plane of an ``n_out`` image, in index
+    units of an ``n_volume`` Fourier grid (spacing ``n_volume / n_out``): ky in FFT order, kx >= 0."""
+    step = n_volume / n_out
+    ky = torch.fft.fftfreq(n_out, d=1.0 / n_out, dtype=torch.float64) * step
+    kx = torch.arange(n_out // 2 + 1, dtype=torch.float64) * step
+    kyy, kxx = torch.meshgrid(ky, kx, indexing="ij")
+    return torch.stack([kxx, kyy], -1)
 
 
 def _trilinear_inside(ft: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -142,14 +152,9 @@ class FourierSliceProjector:
         self._ft = ft[N // 2 :].contiguous()  # (N - N//2 + 1, N+1, N+1, 2); kz = 0 at index 0, kx = ky = 0 at N // 2
         del ft
         self._ft_channels = None  # (1, 2, ...) view for grid_sample, made on first eager use
-        # Frequencies (index units, 1/N cycles per voxel) of the rfft2 half-plane: ky in fft order, kx >= 0.
         n_out = L if sampling == "image" else N
-        step = N / n_out
-        ky = torch.fft.fftfreq(n_out, d=1.0 / n_out, dtype=torch.float64) * step
-        kx = torch.arange(n_out // 2 + 1, dtype=torch.float64) * step
-        kyy, kxx = torch.meshgrid(ky, kx, indexing="ij")
         self._n_out = n_out
-        self._k = torch.stack([kxx, kyy], -1).to(device=self.device, dtype=torch.float32)  # (n, n//2+1, 2)
+        self._k = slice_frequencies(N, n_out).to(device=self.device, dtype=torch.float32)  # (n, n//2+1, 2)
         self._interp = None
         if compile:
             self._interp = _compiled_trilinear()

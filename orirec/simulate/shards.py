@@ -23,13 +23,14 @@ from orirec.simulate.formation import (
     normalize_background,
     snr_disk,
 )
+from orirec.simulate.nufft_projector import NufftProjector, finufft_available
 from orirec.simulate.projector import FourierSliceProjector
 from orirec.simulate.volume_cache import ProjectorCache
 from orirec.store import StoreWriter, shard_rows
 
 COMPILE_MIN_IMAGES = 20_000  # below this the 10-30 s compilation per process does not pay
 
-__all__ = ["ShardSimulator", "sample_ctf", "sample_orientations", "sample_shifts"]
+__all__ = ["ShardSimulator", "make_projector", "resolve_backend", "sample_ctf", "sample_orientations", "sample_shifts"]
 
 
 def sample_orientations(cfg: SimulateConfig, n: int) -> np.ndarray:
@@ -71,12 +72,31 @@ def sample_ctf(cfg: SimulateConfig, n: int) -> np.ndarray | None:
     )
 
 
+def resolve_backend(cfg: SimulateConfig) -> SimulateConfig:
+    """``cfg`` with a concrete projector: ``auto`` is nufft on a CPU device when finufft imports, else torch.
+
+    Raises ValueError for a nufft backend that cannot run (finufft missing, or a GPU device).
+    """
+    backend = cfg.backend
+    on_cpu = torch.device(cfg.device).type == "cpu"
+    if backend == "auto":
+        backend = "nufft" if on_cpu and finufft_available() else "torch"
+    elif backend == "nufft" and not on_cpu:
+        raise ValueError(f"backend nufft runs on a CPU only (device {cfg.device!r}); use --backend torch on a GPU")
+    elif backend == "nufft" and not finufft_available():
+        raise ValueError("backend nufft needs the finufft package (pip install finufft), or use --backend torch")
+    return cfg if backend == cfg.backend else cfg.model_copy(update={"backend": backend})
+
+
 def make_projector(volume: np.ndarray, cfg: SimulateConfig, compile: bool = False):
     """The configured projector of ``volume``: ``.project(q)`` -> (B, L, L) images (tensor or array)."""
+    cfg = resolve_backend(cfg)
     if cfg.backend == "astra":
         from orirec.simulate.astra_projector import AstraProjector
 
         return AstraProjector(volume)
+    if cfg.backend == "nufft":
+        return NufftProjector(volume, eps=cfg.nufft_eps, sampling=cfg.sampling)
     return FourierSliceProjector(volume, pad=cfg.pad, sampling=cfg.sampling, compile=compile, device=cfg.device)
 
 

@@ -29,7 +29,7 @@ from orirec.config import SimulateConfig
 from orirec.geometry import symmetry_name
 from orirec.simulate.astra_projector import astra_gpu_available
 from orirec.simulate.formation import background_radius_px
-from orirec.simulate.shards import ShardSimulator
+from orirec.simulate.shards import ShardSimulator, resolve_backend
 from orirec.store import StoreWriter, create_store, writer_to_resume
 from orirec.structures.inputs import expand_inputs
 from orirec.structures.load import load_volume
@@ -114,6 +114,7 @@ def simulate_to_store(
     the file and run again.
     """
     out = Path(out)
+    cfg = resolve_backend(cfg)  # the store records (and a resume checks) the projector that made it
     if cfg.backend == "astra" and not astra_gpu_available():
         raise ValueError("backend astra: ASTRA's 3D projector needs a CUDA GPU, and astra.use_cuda() is False here")
     sources = expand_inputs(cfg.inputs, split)

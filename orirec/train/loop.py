@@ -36,6 +36,8 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
     device: "cpu", "cuda" (cuda:$LOCAL_RANK, as set by torchrun / Ray Train) or "auto" (cuda if
         available). Images stay in host memory; each batch is copied to the device.
     resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (epoch count continues).
+    init_from: a checkpoint whose weights start the training (same model config; the optimizer and the epoch
+        count start afresh); ignored when resuming from ``last.pt``, which already holds the fine-tuned weights.
     report: optional callable(metrics: dict of scalars, checkpoint_dir: str | None), called on every
         rank after each epoch; checkpoint_dir is set on rank 0 only.
     progress: show a rich progress bar per epoch (rank 0).
@@ -103,6 +105,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "proteins": None,
     "augment": None,
     "resume": False,
+    "init_from": None,
     "report": None,
     "progress": False,
 }
@@ -247,6 +250,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             extra.get("best_epoch", 0),
             ck["epoch"],
         )
+    elif cfg["init_from"]:
+        ck = load_checkpoint(cfg["init_from"])
+        if ck["model_config"] != model_config:
+            raise ValueError(
+                f"init_from: {cfg['init_from']} holds model {ck['model_config']}, the config asks {model_config}"
+            )
+        model.load_state_dict(ck["state_dict"])
     ids = [device.index] if device.type == "cuda" else None
     net: nn.Module = nn.parallel.DistributedDataParallel(model, device_ids=ids) if distributed else model
     steps = PairData.steps_per_epoch(cfg["pairs_per_epoch"], cfg["batch_size"])
