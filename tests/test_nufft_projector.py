@@ -1,8 +1,9 @@
 """NUFFT projector (finufft slices): same convention as the trilinear projector, accuracy, backend choice.
 
 Measured (pseudo-protein of Gaussian atoms, sigma = 1 px, L = 48): relative L2 error against the analytic line
-integral 0.25% mean / 0.73% max at eps 1e-3 and the same at 1e-4 (the floor is the sampled density, not the
-NUFFT); 0.92% mean at eps 1e-2.
+integral 0.07% mean / 0.10% max at eps 1e-3 and the same at 1e-4 (the floor is the sampled density, not the
+NUFFT); 0.87% mean at eps 1e-2. Without the Nyquist-cube limit (aliased copies of low frequencies in the slice
+corners) it was 0.25% / 0.73%.
 """
 
 import numpy as np
@@ -48,7 +49,7 @@ def test_accuracy_against_analytic_projection_and_eps_is_honoured(protein):
     imgs = proj.project(q)
     assert isinstance(imgs, torch.Tensor) and imgs.shape == (12, L, L) and imgs.dtype == torch.float32
     errs = [_rel(a, b) for a, b in zip(imgs.numpy(), refs, strict=True)]
-    assert np.mean(errs) < 0.004 and max(errs) < 0.01, errs
+    assert np.mean(errs) < 0.0015 and max(errs) < 0.003, errs
     coarse = NufftProjector(vol, eps=3e-2).project(q).numpy()
     assert np.mean([_rel(a, b) for a, b in zip(coarse, refs, strict=True)]) > 2 * np.mean(errs)
 

@@ -229,6 +229,9 @@ def test_on_the_fly_batches_are_fresh_and_follow_the_store(tmp_path):
     assert torch.equal(x, again[0][0]) and not torch.equal(x, b1[0][0])  # seeded, new every epoch
     d = quat_distance(q[:16].numpy(), q[16:].numpy())  # partner distances spread over [0, π]
     assert d.min() < 0.8 and d.max() > 2.2
+    from orirec.simulate.nufft_projector import NufftProjector
+
+    assert isinstance(fresh.projector(0), NufftProjector)  # the simulator's own CPU projector
     clean = fresh.projector(0).project(q.numpy())
     ratio = (x.var(dim=(1, 2)) / clean.var(dim=(1, 2))).median()
     assert 4.0 < float(ratio) < 6.0  # σ² = 4: noisy variance ≈ (1 + σ²) × clean variance
