@@ -175,14 +175,11 @@ def bench_accuracy(box: int, backend: str, pad: int, sampling: str) -> dict:
     vol = atoms_to_density(atoms, box, px, resolution_A=sig * px / 0.225)
     q = uniform_quaternions(24, seed=5)
     imgs = _projector(vol, backend, pad, sampling, False).project(q).numpy()
-    g = np.arange(box) - box // 2
-    errs = []
-    for img, R in zip(imgs, quat_to_matrix(q), strict=True):
-        pos = (atoms.coords_A - atoms.center_of_mass_A()) / px @ R.T
-        gx = np.exp(-((g[None, :] - pos[:, 0:1]) ** 2) / (2 * sig**2))
-        gy = np.exp(-((g[None, :] - pos[:, 1:2]) ** 2) / (2 * sig**2))
-        ref = (gy.T * atoms.atomic_number / (2 * np.pi * sig**2)) @ gx
-        errs.append(float(np.linalg.norm(img - ref) / np.linalg.norm(ref)))
+    from reference_projection import analytic_projection, rel_l2
+
+    errs = [
+        rel_l2(img, analytic_projection(atoms, R, box, px, sig)) for img, R in zip(imgs, quat_to_matrix(q), strict=True)
+    ]
     return {
         "kind": "accuracy",
         "backend": backend,

@@ -9,6 +9,7 @@ corners) it was 0.25% / 0.73%.
 import numpy as np
 import pytest
 import torch
+from reference_projection import analytic_projection, rel_l2
 
 from orirec.config import SimulateConfig
 from orirec.geometry import quat_to_matrix, uniform_quaternions
@@ -22,16 +23,10 @@ L, PX, SIG = 48, 1.2, 1.0  # box (px), pixel (Å), Gaussian sigma (px)
 
 
 def _analytic_projection(atoms, R):
-    """Exact line integral of the Gaussian atoms rotated by R (2D Gaussians at the (x, y) of R @ x)."""
-    pos = (atoms.coords_A - atoms.center_of_mass_A()) / PX @ R.T
-    g = np.arange(L) - L // 2
-    gx = np.exp(-((g[None, :] - pos[:, 0:1]) ** 2) / (2 * SIG**2))
-    gy = np.exp(-((g[None, :] - pos[:, 1:2]) ** 2) / (2 * SIG**2))
-    return (gy.T * atoms.atomic_number / (2 * np.pi * SIG**2)) @ gx
+    return analytic_projection(atoms, R, L, PX, SIG)
 
 
-def _rel(a, b):
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+_rel = rel_l2
 
 
 @pytest.fixture(scope="module")

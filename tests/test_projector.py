@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from reference_projection import analytic_projection, rel_l2
 
 from orirec.geometry import quat_to_matrix, uniform_quaternions
 from orirec.simulate import FourierSliceProjector, project
@@ -24,16 +25,10 @@ def _gaussian_volume(atoms):
 
 
 def _analytic_projection(atoms, R):
-    """Exact line integral of the Gaussian atoms rotated by R (2D Gaussians at the (x, y) of R @ x)."""
-    pos = (atoms.coords_A - atoms.center_of_mass_A()) / PX @ R.T
-    g = np.arange(L) - L // 2
-    gx = np.exp(-((g[None, :] - pos[:, 0:1]) ** 2) / (2 * SIG**2))
-    gy = np.exp(-((g[None, :] - pos[:, 1:2]) ** 2) / (2 * SIG**2))
-    return (gy.T * atoms.atomic_number / (2 * np.pi * SIG**2)) @ gx
+    return analytic_projection(atoms, R, L, PX, SIG)
 
 
-def _rel(a, b):
-    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+_rel = rel_l2
 
 
 def _axis_quat(axis, angle):

@@ -15,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from orirec.geometry import quat_to_matrix
-from orirec.simulate.projector import Sampling, mass_outside_sphere, slice_frequencies
+from orirec.simulate.projector import Sampling, mass_outside_sphere, project_by_slices, slice_frequencies
 
 __all__ = ["NufftProjector", "finufft_available"]
 
@@ -144,16 +143,6 @@ class NufftProjector:
         Returns:
             (B, L, L) float32 tensor of images indexed ``[y, x]`` (line integrals in voxel units).
         """
-        q = np.asarray(quaternions, dtype=np.float64)
-        if q.ndim != 2 or q.shape[1] != 4:
-            raise ValueError(f"project: quaternions must have shape (B, 4), got {q.shape}")
-        B, L, n = q.shape[0], self.L, self._n_out
-        out = torch.empty((B, L, L), dtype=torch.float32)
-        rows = quat_to_matrix(q)[:, :2, :]
-        for s in range(0, B, _CHUNK):
-            img = torch.fft.irfft2(self._slices(rows[s : s + _CHUNK]), s=(n, n))  # particle centre at index 0
-            img = torch.roll(img, shifts=(L // 2, L // 2), dims=(1, 2))  # particle centre to index L // 2
-            out[s : s + _CHUNK] = img[:, :L, :L]
-        return out
+        return project_by_slices(self._slices, quaternions, self.L, self._n_out, _CHUNK)
 
     __call__ = project

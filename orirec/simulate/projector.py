@@ -9,7 +9,8 @@ theorem ``FT2(img)(kx, ky) = FT3(vol)(R^T (kx, ky, 0))``.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from orirec.geometry import quat_to_matrix
 
-__all__ = ["FourierSliceProjector", "mass_outside_sphere", "project", "slice_frequencies"]
+__all__ = ["FourierSliceProjector", "mass_outside_sphere", "project", "project_by_slices", "slice_frequencies"]
 
 Sampling = Literal["auto", "image", "padded"]
 _CPU_CHUNK = 32  # images per pass on a CPU
@@ -47,6 +48,33 @@ def slice_frequencies(n_volume: int, n_out: int) -> torch.Tensor:
     kx = torch.arange(n_out // 2 + 1, dtype=torch.float64) * step
     kyy, kxx = torch.meshgrid(ky, kx, indexing="ij")
     return torch.stack([kxx, kyy], -1)
+
+
+def project_by_slices(
+    slices: Callable[[Any], torch.Tensor],
+    quaternions: np.ndarray,
+    L: int,
+    n: int,
+    chunk: int | None,
+    to_rows: Callable[[np.ndarray], Any] = lambda r: r,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
+    """(B, L, L) float32 images from a projector's central slices, ``chunk`` orientations at a time (None: all).
+
+    ``slices(rows)`` maps the first two rotation rows ((B, 2, 3), after ``to_rows``) of the orientations
+    ``quaternions`` ((B, 4), scalar first) to (B, n, n//2+1) rfft2 half-planes of an n x n image whose particle
+    centre is at index 0; each is inverted, its centre moved to index ``L // 2`` and the L x L box cropped.
+    """
+    q = np.asarray(quaternions, dtype=np.float64)
+    if q.ndim != 2 or q.shape[1] != 4:
+        raise ValueError(f"project: quaternions must have shape (B, 4), got {q.shape}")
+    rows = to_rows(quat_to_matrix(q)[:, :2, :])
+    out = torch.empty((q.shape[0], L, L), dtype=torch.float32, device=device)
+    step = max(1, chunk or q.shape[0])
+    for s in range(0, q.shape[0], step):
+        img = torch.fft.irfft2(slices(rows[s : s + step]), s=(n, n))
+        out[s : s + step] = torch.roll(img, shifts=(L // 2, L // 2), dims=(1, 2))[:, :L, :L]
+    return out
 
 
 def _trilinear_inside(ft: torch.Tensor, pts: torch.Tensor) -> torch.Tensor:
@@ -207,20 +235,9 @@ class FourierSliceProjector:
         Returns:
             (B, L, L) float32 tensor of images indexed ``[y, x]`` (line integrals in voxel units).
         """
-        q = np.asarray(quaternions, dtype=np.float64)
-        if q.ndim != 2 or q.shape[1] != 4:
-            raise ValueError(f"project: quaternions must have shape (B, 4), got {q.shape}")
-        B, L, n = q.shape[0], self.L, self._n_out
-        if B == 0:
-            return torch.zeros((0, L, L), dtype=torch.float32, device=self.device)
-        rows = torch.as_tensor(quat_to_matrix(q)[:, :2, :], dtype=torch.float32, device=self.device)
-        out = torch.empty((B, L, L), dtype=torch.float32, device=self.device)
-        chunk = B if self.device.type != "cpu" else _CPU_CHUNK  # on a CPU, chunks keep the temporaries in cache
-        for s in range(0, B, chunk):
-            img = torch.fft.irfft2(self._slices(rows[s : s + chunk]), s=(n, n))  # particle centre at index 0
-            img = torch.roll(img, shifts=(L // 2, L // 2), dims=(1, 2))  # particle centre to index L // 2
-            out[s : s + chunk] = img[:, :L, :L]
-        return out
+        chunk = None if self.device.type != "cpu" else _CPU_CHUNK  # on a CPU, chunks keep temporaries in cache
+        to_rows = lambda r: torch.as_tensor(r, dtype=torch.float32, device=self.device)  # noqa: E731
+        return project_by_slices(self._slices, quaternions, self.L, self._n_out, chunk, to_rows, self.device)
 
     __call__ = project
 
