@@ -7,7 +7,7 @@ import torch
 
 from orirec.reconstruct.fourier import reconstruct
 from orirec.simulate.inplane import fourier_downsample
-from orirec.simulate.projector import FourierSliceProjector
+from orirec.simulate.nufft_projector import cpu_projector
 
 __all__ = ["crossval_reprojection_score", "prepare_consistency_images"]
 
@@ -42,6 +42,6 @@ def crossval_reprojection_score(images: np.ndarray, quaternions: np.ndarray, see
     for fit, test in ((half, ~half), (~half, half)):
         vol = reconstruct(images[fit], quaternions[fit])
         with torch.no_grad():
-            proj = FourierSliceProjector(vol).project(quaternions[test]).cpu().numpy()
+            proj = cpu_projector(vol).project(quaternions[test]).cpu().numpy()
         scores.append(_ncc_disk(proj, images[test]))
     return float(np.concatenate(scores).mean())

@@ -17,7 +17,7 @@ import torch
 
 from orirec.simulate.projector import Sampling, mass_outside_sphere, project_by_slices, slice_frequencies
 
-__all__ = ["NufftProjector", "finufft_available"]
+__all__ = ["NufftProjector", "cpu_projector", "finufft_available"]
 
 _CHUNK = 256  # images per interpolation call: amortizes the point sorting, bounds the temporaries
 
@@ -146,3 +146,13 @@ class NufftProjector:
         return project_by_slices(self._slices, quaternions, self.L, self._n_out, _CHUNK)
 
     __call__ = project
+
+
+def cpu_projector(volume: np.ndarray | torch.Tensor, pad: int = 2):
+    """The best CPU projector installed for ``volume``: :class:`NufftProjector` with finufft, else the trilinear
+    :class:`~orirec.simulate.projector.FourierSliceProjector` at ``pad``."""
+    if finufft_available():
+        return NufftProjector(volume)
+    from orirec.simulate.projector import FourierSliceProjector
+
+    return FourierSliceProjector(volume, pad=pad)

@@ -16,8 +16,7 @@ from orirec.geometry import canonicalize, multiply, uniform_quaternions
 from orirec.simulate.ctf import sample_ctf_params
 from orirec.simulate.filters import apply_formation
 from orirec.simulate.formation import add_noise
-from orirec.simulate.nufft_projector import NufftProjector, finufft_available
-from orirec.simulate.projector import FourierSliceProjector
+from orirec.simulate.nufft_projector import NufftProjector, cpu_projector, finufft_available
 from orirec.simulate.volume_cache import ProjectorCache
 from orirec.store import ProjectionStore
 from orirec.train.data import select_proteins
@@ -73,17 +72,12 @@ class FreshImages:
         L = int(store.box_px)
         if finufft_available():  # the simulator's CPU projector: faster and more accurate than trilinear slices
             per_volume = NufftProjector.grid_bytes(L)
-            make = NufftProjector
         else:  # half a padded spectrum of complex64 per protein (Friedel symmetry)
             side = int(pad) * L
             per_volume = side * side * (side // 2 + 1) * 8
-
-            def make(vol):
-                return FourierSliceProjector(vol, pad=int(pad))
-
         if max_volumes is None:
             max_volumes = max(1, int(cache_GB * 1e9 // per_volume))
-        self.projector = ProjectorCache(store.group, make, int(max_volumes))
+        self.projector = ProjectorCache(store.group, lambda vol: cpu_projector(vol, pad=int(pad)), int(max_volumes))
         self.seed = seed
         self.pixel_size_A = float(store.pixel_size_A)
         self.ctf_kwargs = None
