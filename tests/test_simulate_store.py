@@ -107,11 +107,17 @@ def test_resume_refuses_a_changed_config(tmp_path):
         {"symmetry": "C2"},
         {"preferred_kappa": 3.0},
         {"inputs": ["pseudo:0"]},
+        {"backend": "torch"},  # the default (auto) resolved to nufft here and the store records that
+        {"nufft_eps": 1e-4},
     ]
     for change in changes:
         with pytest.raises(ValueError, match="different simulation config"):
             simulate_to_store(_cfg(**change), out)
     assert simulate_to_store(_cfg(), out).shards_written == 0  # the same config resumes (nothing left to do)
+    assert simulate_to_store(_cfg(backend="nufft"), out).shards_written == 0  # auto was recorded as nufft
+    # The NUFFT tolerance is not part of another backend's fingerprint.
+    simulate_to_store(_cfg(backend="torch"), tmp_path / "t.zarr")
+    assert simulate_to_store(_cfg(backend="torch", nufft_eps=1e-4), tmp_path / "t.zarr").shards_written == 0
 
 
 def test_one_writer_per_shard_each_shard_in_its_own_zarr_shard(tmp_path):

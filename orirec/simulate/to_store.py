@@ -84,7 +84,10 @@ def config_fingerprint(cfg: SimulateConfig, sources: list[str], symmetries: list
     ...), the expanded sources and their point groups.
     """
     # How the images are computed (compiled or not, which device) does not change them beyond rounding.
-    config = cfg.model_dump(mode="json", exclude={"compile", "device"})
+    # The NUFFT tolerance only matters to that backend (so stores of the other backends keep the fingerprint
+    # they had before it existed, and resume).
+    unused = {"compile", "device"} | ({"nufft_eps"} if cfg.backend != "nufft" else set())
+    config = cfg.model_dump(mode="json", exclude=unused)
     doc = {"config": config, "sources": sources, "symmetries": symmetries, "images": IMAGE_MODEL_VERSION}
     return json.dumps(doc, sort_keys=True)
 
