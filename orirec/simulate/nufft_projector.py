@@ -3,7 +3,8 @@
 Same convention and output as :class:`orirec.simulate.projector.FourierSliceProjector` (DESIGN §2): for a
 rotation R (particle -> microscope), ``FT2(img)(kx, ky) = FT3(vol)(R^T (kx, ky, 0))`` with coordinates
 relative to index ``L // 2``. Here FT3 is the exact discrete-time Fourier transform of the voxels, to the
-NUFFT tolerance ``eps`` (relative), instead of a trilinear interpolation of a padded grid.
+NUFFT tolerance ``eps`` (relative), inside the volume's Nyquist cube and 0 outside it (the band-limited
+density the voxels sample), instead of a trilinear interpolation of a padded grid.
 
 The upsampled, deconvolved grid of the volume is transformed once at construction; each batch of
 projections then costs only finufft's sorted, vectorized kernel interpolation (its ``spreadinterponly``
