@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from orirec.simulate.projector import Sampling, mass_outside_sphere, project_by_slices, slice_frequencies
+from orirec.simulate.projector import Sampling, checked_volume, project_by_slices, slice_frequencies
 
 __all__ = ["NufftProjector", "cpu_projector", "finufft_available"]
 
@@ -82,20 +82,12 @@ class NufftProjector:
     ):
         import finufft
 
-        vol = torch.as_tensor(np.asarray(volume) if not torch.is_tensor(volume) else volume.detach().cpu())
-        if vol.ndim != 3 or len(set(vol.shape)) != 1:
-            raise ValueError(f"NufftProjector: volume must be cubic (L, L, L), got {tuple(vol.shape)}")
-        if not torch.isfinite(vol).all():
-            raise ValueError("NufftProjector: volume contains NaN or inf")
         if not 1e-5 <= eps < 0.1:
             raise ValueError(f"NufftProjector: eps must be in [1e-5, 0.1), got {eps}")
-        if sampling not in ("auto", "image", "padded"):
-            raise ValueError(f"NufftProjector: sampling must be auto, image or padded, got {sampling!r}")
+        vol, self.sampling = checked_volume(volume, sampling, "NufftProjector")
+        vol = vol.cpu()
         self.L = L = int(vol.shape[0])
         self.device = torch.device("cpu")
-        if sampling == "auto":
-            sampling = "image" if mass_outside_sphere(vol.to(torch.float64)) < 1e-3 else "padded"
-        self.sampling = sampling
         self._nthreads = int(nthreads or torch.get_num_threads())
         n_fine = _fine_size(L, upsampfac)
         modes = np.arange(L) - L // 2
@@ -109,7 +101,7 @@ class NufftProjector:
         self._grid = torch.fft.fftshift(torch.fft.fftn(grid)).numpy()
         self._plan = finufft.Plan(2, (n_fine,) * 3, eps=eps, dtype="complex64", spreadinterponly=1,
                                   upsampfac=upsampfac, nthreads=self._nthreads)  # fmt: skip
-        self._n_out = L if sampling == "image" else 2 * L
+        self._n_out = L if self.sampling == "image" else 2 * L
         self._k = slice_frequencies(L, self._n_out).numpy().astype(np.float32)  # (n, n//2+1, 2) (kx, ky)
 
     @staticmethod

@@ -18,7 +18,14 @@ import torch.nn.functional as F
 
 from orirec.geometry import quat_to_matrix
 
-__all__ = ["FourierSliceProjector", "mass_outside_sphere", "project", "project_by_slices", "slice_frequencies"]
+__all__ = [
+    "FourierSliceProjector",
+    "checked_volume",
+    "mass_outside_sphere",
+    "project",
+    "project_by_slices",
+    "slice_frequencies",
+]
 
 Sampling = Literal["auto", "image", "padded"]
 _CPU_CHUNK = 32  # images per pass on a CPU
@@ -38,6 +45,22 @@ def mass_outside_sphere(volume: torch.Tensor) -> float:
     r2 = g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2
     total = float(volume.abs().sum())
     return float(volume.abs()[r2 > (L / 2) ** 2].sum()) / total if total > 0 else 0.0
+
+
+def checked_volume(volume: np.ndarray | torch.Tensor, sampling: str, who: str) -> tuple[torch.Tensor, str]:
+    """A projector's volume as a tensor, and its concrete slice sampling (``auto`` -> ``image`` when less than
+    1e-3 of the mass lies outside the inscribed sphere, else ``padded``). ValueError, naming ``who``, for a volume
+    that is not cubic or not finite and for an unknown sampling."""
+    vol = torch.as_tensor(np.asarray(volume) if not torch.is_tensor(volume) else volume.detach())
+    if vol.ndim != 3 or len(set(vol.shape)) != 1:
+        raise ValueError(f"{who}: volume must be cubic (L, L, L), got {tuple(vol.shape)}")
+    if not torch.isfinite(vol).all():
+        raise ValueError(f"{who}: volume contains NaN or inf")
+    if sampling not in ("auto", "image", "padded"):
+        raise ValueError(f"{who}: sampling must be auto, image or padded, got {sampling!r}")
+    if sampling == "auto":
+        sampling = "image" if mass_outside_sphere(vol.to(torch.float64)) < 1e-3 else "padded"
+    return vol, sampling
 
 
 def slice_frequencies(n_volume: int, n_out: int) -> torch.Tensor:
@@ -147,22 +170,13 @@ class FourierSliceProjector:
         sampling: Sampling = "auto",
         compile: bool = False,
     ):
-        vol = torch.as_tensor(np.asarray(volume) if not torch.is_tensor(volume) else volume)
-        if vol.ndim != 3 or len(set(vol.shape)) != 1:
-            raise ValueError(f"FourierSliceProjector: volume must be cubic (L, L, L), got {tuple(vol.shape)}")
-        if not torch.isfinite(vol).all():
-            raise ValueError("FourierSliceProjector: volume contains NaN or inf")
         if int(pad) != pad or pad < 1:
             raise ValueError(f"FourierSliceProjector: pad must be an integer >= 1, got {pad}")
-        if sampling not in ("auto", "image", "padded"):
-            raise ValueError(f"FourierSliceProjector: sampling must be auto, image or padded, got {sampling!r}")
+        vol, self.sampling = checked_volume(volume, sampling, "FourierSliceProjector")
         self.L = L = int(vol.shape[0])
         self.pad = int(pad)
         self.N = N = self.pad * L
         self.device = torch.device(device)
-        if sampling == "auto":
-            sampling = "image" if mass_outside_sphere(vol.to(torch.float64)) < 1e-3 else "padded"
-        self.sampling = sampling
         w = torch.as_tensor(_gridding_correction(N, L) if gridding_correction else np.ones(L), dtype=torch.float64)
         corrected = vol.to(torch.float64) / (w[:, None, None] * w[None, :, None] * w[None, None, :])
         big = torch.zeros((N, N, N), dtype=torch.float32, device=self.device)
@@ -180,7 +194,7 @@ class FourierSliceProjector:
         self._ft = ft[N // 2 :].contiguous()  # (N - N//2 + 1, N+1, N+1, 2); kz = 0 at index 0, kx = ky = 0 at N // 2
         del ft
         self._ft_channels = None  # (1, 2, ...) view for grid_sample, made on first eager use
-        n_out = L if sampling == "image" else N
+        n_out = L if self.sampling == "image" else N
         self._n_out = n_out
         self._k = slice_frequencies(N, n_out).to(device=self.device, dtype=torch.float32)  # (n, n//2+1, 2)
         self._interp = None
