@@ -13,12 +13,15 @@ mode) and one inverse 2D FFT per image. Numbers: ``benchmarks/results/simulate_t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import torch
 
 from orirec.simulate.projector import Sampling, checked_volume, project_by_slices, slice_frequencies
 
-__all__ = ["NufftProjector", "cpu_projector", "finufft_available"]
+__all__ = ["NufftProjector", "cpu_projector", "cpu_projector_factory", "finufft_available"]
 
 _CHUNK = 256  # images per interpolation call: amortizes the point sorting, bounds the temporaries
 
@@ -141,11 +144,19 @@ class NufftProjector:
     __call__ = project
 
 
-def cpu_projector(volume: np.ndarray | torch.Tensor, pad: int = 2):
-    """The best CPU projector installed for ``volume``: :class:`NufftProjector` with finufft, else the trilinear
-    :class:`~orirec.simulate.projector.FourierSliceProjector` at ``pad``."""
+def cpu_projector_factory(box_px: int, pad: int = 2) -> tuple[Callable[[np.ndarray | torch.Tensor], Any], int]:
+    """The best CPU projector installed for volumes of ``box_px``, and the memory (bytes) each one holds:
+    :class:`NufftProjector` with finufft, else the trilinear
+    :class:`~orirec.simulate.projector.FourierSliceProjector` at ``pad`` (half a padded spectrum of complex64)."""
     if finufft_available():
-        return NufftProjector(volume)
+        return NufftProjector, NufftProjector.grid_bytes(box_px)
     from orirec.simulate.projector import FourierSliceProjector
 
-    return FourierSliceProjector(volume, pad=pad)
+    side = int(pad) * int(box_px)
+    return (lambda vol: FourierSliceProjector(vol, pad=int(pad))), side * side * (side // 2 + 1) * 8
+
+
+def cpu_projector(volume: np.ndarray | torch.Tensor, pad: int = 2):
+    """The best CPU projector installed for ``volume`` (see :func:`cpu_projector_factory`)."""
+    make, _ = cpu_projector_factory(int(np.shape(volume)[0]), pad)
+    return make(volume)

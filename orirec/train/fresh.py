@@ -16,7 +16,7 @@ from orirec.geometry import canonicalize, multiply, uniform_quaternions
 from orirec.simulate.ctf import sample_ctf_params
 from orirec.simulate.filters import apply_formation
 from orirec.simulate.formation import add_noise
-from orirec.simulate.nufft_projector import NufftProjector, cpu_projector, finufft_available
+from orirec.simulate.nufft_projector import cpu_projector_factory
 from orirec.simulate.volume_cache import ProjectorCache
 from orirec.store import ProjectionStore
 from orirec.train.data import select_proteins
@@ -69,15 +69,11 @@ class FreshImages:
         self.proteins = (
             np.arange(n_proteins) if proteins is None else select_proteins(proteins, store.protein, store.path)
         )
-        L = int(store.box_px)
-        if finufft_available():  # the simulator's CPU projector: faster and more accurate than trilinear slices
-            per_volume = NufftProjector.grid_bytes(L)
-        else:  # half a padded spectrum of complex64 per protein (Friedel symmetry)
-            side = int(pad) * L
-            per_volume = side * side * (side // 2 + 1) * 8
+        # The simulator's CPU projector (NUFFT with finufft: faster and more accurate than trilinear slices).
+        make, per_volume = cpu_projector_factory(int(store.box_px), int(pad))
         if max_volumes is None:
             max_volumes = max(1, int(cache_GB * 1e9 // per_volume))
-        self.projector = ProjectorCache(store.group, lambda vol: cpu_projector(vol, pad=int(pad)), int(max_volumes))
+        self.projector = ProjectorCache(store.group, make, int(max_volumes))
         self.seed = seed
         self.pixel_size_A = float(store.pixel_size_A)
         self.ctf_kwargs = None
