@@ -179,6 +179,7 @@ def test_new_distributions_reach_the_store(tmp_path):
     np.testing.assert_allclose(store.quaternions, preferred_quaternions(80, seed=0, kappa=20.0), atol=1e-12)
     assert viewing_direction(store.quaternions)[:, 2].mean() > 0.9  # top views (coth 20 - 1/20 = 0.95)
     assert np.abs(store.shifts).max() > 1.0  # gaussian: not bounded by shift_px
+    assert np.linalg.norm(store.shifts, axis=1).max() <= store.max_shift_px == pytest.approx(3 * np.sqrt(2))
     assert store.attrs["normalization"] is None and store.symmetries == ["C1", "C1"]
 
 

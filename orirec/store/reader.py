@@ -40,6 +40,19 @@ class ProjectionStore:
         return float(self.attrs.get("sigma2", self.attrs.get("simulation", {}).get("sigma2", 0.0)) or 0.0)
 
     @property
+    def max_shift_px(self) -> float | None:
+        """Largest in-plane shift (px, 2D norm) the recorded simulation could produce: ±shift_px per axis for
+        uniform and triangular shifts, 3σ per axis for Gaussian ones; None when no simulation is recorded
+        (imported particles). A dataset-level range, as a user states it to a common-lines search."""
+        sim = self.attrs.get("simulation")
+        if not sim:
+            return None
+        per_axis = float(sim.get("shift_px", 0.0) or 0.0)
+        if sim.get("shift_distribution") == "gaussian":
+            per_axis *= 3.0
+        return per_axis * float(np.sqrt(2.0))
+
+    @property
     def symmetries(self) -> list[str]:
         """Point group per protein (``"C1"``, ``"C2"``, ``"D7"``, ...; ``"C1"`` where none was recorded).
 

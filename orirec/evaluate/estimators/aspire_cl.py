@@ -5,9 +5,12 @@ estimates one rotation per image. ASPIRE's rotation ``R_a`` has the image's x, y
 direction as its columns in particle coordinates (microscope → particle), the inverse of orirec's
 convention (DESIGN §2: particle → microscope), so orirec's ``R = R_aᵀ`` — checked on 40 clean projections
 of an asymmetric pseudo-protein (``tests/test_estimators.py``, slow): err_rot median 3.6° with the transpose,
-83° without (err_o4 3.5° either way, which is why err_o4 cannot check a convention). The voting step is
-O(n³) in pure Python/NumPy: 54 s for 40 images on 2 busy cores in one measurement, 10 s for 60 images of
-64 px in another (2 cores, load ≈ 3), so keep n in the hundreds on a CPU.
+83° without (err_o4 3.5° either way, which is why err_o4 cannot check a convention).
+The common-line search tries 1D shifts up to the dataset's ``max_shift_px`` (ASPIRE's default, 15 % of the
+box, where it is unknown): for 150 centred 64-px images it took 4.4 s searching ±0 px against 80 s at ASPIRE's
+±10 px default. The voting step is O(n³) in pure Python/NumPy and dominates beyond ~100 images: 9.4 s for
+150 images, 135 s for 400 (2 cores, float32), so 1,650 images would take hours; keep n in the hundreds on a
+CPU (ASPIRE runs the search on a GPU through cupy, not the voting).
 Common lines fix orientations only up to a global rotation and handedness, which the evaluation
 registers away (and which reconstructs the same map, or its mirror). Importing ASPIRE writes a ``logs/``
 folder and ``aspire.err.log`` into the working directory (ASPIRE's own logging config).
@@ -55,18 +58,23 @@ class AspireCommonLines:
         """Nothing to learn."""
         return {}
 
-    def estimate_matrices(self, images: np.ndarray, pixel_size_A: float = 1.0) -> np.ndarray:
-        """ASPIRE's own rotation matrices (n, 3, 3) for images (n, L, L) of ``pixel_size_A`` Å per px."""
+    def estimate_matrices(
+        self, images: np.ndarray, pixel_size_A: float = 1.0, max_shift_px: float | None = None
+    ) -> np.ndarray:
+        """ASPIRE's own rotation matrices (n, 3, 3) for images (n, L, L) of ``pixel_size_A`` Å per px whose
+        particles are shifted by at most ``max_shift_px`` (px; None: ASPIRE's default range)."""
         from aspire.abinitio import CLSync3N, CLSyncVoting
         from aspire.source import ArrayImageSource
 
-        src = ArrayImageSource(np.asarray(images, dtype=np.float64), pixel_size=float(pixel_size_A))
+        images = np.asarray(images, dtype=np.float32)
+        src = ArrayImageSource(images, pixel_size=float(pixel_size_A))
         cls = CLSyncVoting if self.method == "voting" else CLSync3N
-        est = (
-            cls(src, n_theta=self.n_theta, seed=self.seed)
-            if self.method == "sync3n"
-            else cls(src, n_theta=self.n_theta)
-        )
+        kwargs: dict[str, Any] = {"n_theta": self.n_theta}
+        if max_shift_px is not None:
+            kwargs["max_shift"] = float(max_shift_px) / images.shape[-1]  # ASPIRE: a fraction of the box
+        if self.method == "sync3n":
+            kwargs["seed"] = self.seed
+        est = cls(src, **kwargs)
         rots = est.estimate_rotations()
         if rots is None:
             rots = est.rotations
@@ -74,7 +82,7 @@ class AspireCommonLines:
 
     def estimate(self, data: EstimatorData) -> np.ndarray:
         """Orientations (n, 4) in orirec's convention."""
-        r = self.estimate_matrices(data.images, data.pixel_size_A)
+        r = self.estimate_matrices(data.images, data.pixel_size_A, data.max_shift_px)
         return matrix_to_quat(np.swapaxes(r, -1, -2) if TRANSPOSE else r)
 
 

@@ -42,12 +42,14 @@ class EstimatorData:
     """Images whose orientations are estimated.
 
     images: (n, L, L) float32; pixel_size_A: Å per px; true_quaternions: (n, 4) ground truth, read only by
-    estimators with ``uses_ground_truth`` (the oracle) and by ``save_artifacts`` (evaluation plots).
+    estimators with ``uses_ground_truth`` (the oracle) and by ``save_artifacts`` (evaluation plots);
+    max_shift_px: the dataset's largest particle shift (px), None when unknown (common lines search ±that).
     """
 
     images: np.ndarray
     pixel_size_A: float
     true_quaternions: np.ndarray | None = None
+    max_shift_px: float | None = None
 
 
 @dataclass
