@@ -127,6 +127,23 @@ def test_init_from_starts_from_the_checkpoint_weights(store_path, tmp_path):
         train_loop_per_worker(base_config(store_path, tmp_path / "d", init_from=first["last_checkpoint"], model=other))
 
 
+def test_cosine_schedule_decays_per_epoch_and_reaches_the_optimizer(store_path, tmp_path):
+    from orirec.train.loop import COSINE_FLOOR, scheduled_lr
+
+    lrs = [scheduled_lr(1e-3, "cosine", e, 5) for e in range(5)]
+    assert lrs[0] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(COSINE_FLOOR * 1e-3)
+    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert scheduled_lr(1e-3, "constant", 4, 5) == 1e-3
+    r = train_loop_per_worker(
+        base_config(store_path, tmp_path / "a", epochs=3, pairs_per_epoch=32, lr_schedule="cosine", lr=2e-3)
+    )
+    assert [h["lr"] for h in r["history"]] == pytest.approx([scheduled_lr(2e-3, "cosine", e, 3) for e in range(3)])
+    ck = torch.load(r["last_checkpoint"], map_location="cpu", weights_only=False)
+    assert ck["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(r["history"][-1]["lr"])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train_loop_per_worker(base_config(store_path, tmp_path / "b", lr_schedule="step"))
+
+
 def test_training_beats_the_best_constant_distance(store_path, tmp_path):
     cfg = base_config(store_path, tmp_path, epochs=2, pairs_per_epoch=1024, optimizer="adam", progress=True)
     r = train_loop_per_worker(cfg)

@@ -137,6 +137,9 @@ class TrainConfig(_Strict):
     batch_size: int = Field(256, gt=0, description="pairs per step")
     lr: float = Field(1e-3, gt=0)
     optimizer: Literal["rmsprop", "adam"] = "adam"
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: the learning rate decays from lr to lr/20 over the epochs (set per epoch)"
+    )
     loss: Literal["l2", "l1", "huber"] = "l2"
     pairing: Literal["all", "pairs"] = Field(
         "all",

@@ -14,7 +14,8 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
         ...; see orirec.models.registry.build_model).
     epochs: total epochs (a resumed run continues up to this count).
     batch_size: GLOBAL pairs per optimizer step (256 as published); a multiple of the world size.
-    lr: learning rate. optimizer: "rmsprop" (published) or "adam". loss: "l2" | "huber" | "l1" on
+    lr: learning rate. lr_schedule: "constant" or "cosine" (see :func:`scheduled_lr`; a resumed run follows the
+        curve of its new epoch count). optimizer: "rmsprop" (published) or "adam". loss: "l2" | "huber" | "l1" on
         d_p - d_q (rad); huber_delta: the Huber threshold (rad).
     pairs_per_epoch: training pairs drawn per epoch (d_q uniform on [0, π], within one protein).
     proteins: indices of the store's proteins to train (and validate) on; None: all (a data-scaling study trains
@@ -77,6 +78,7 @@ __all__ = [
     "binned_mae",
     "evaluate_pairs",
     "make_loss",
+    "scheduled_lr",
     "train_loop_per_worker",
     "train_step",
 ]
@@ -89,6 +91,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "batch_size": 256,
     "lr": 1e-3,
     "optimizer": "rmsprop",
+    "lr_schedule": "constant",
     "loss": "l2",
     "huber_delta": 0.2,
     "pairs_per_epoch": 20000,
@@ -109,6 +112,20 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "report": None,
     "progress": False,
 }
+
+
+LR_SCHEDULES = ("constant", "cosine")
+#: the cosine schedule ends at this fraction of the initial learning rate
+COSINE_FLOOR = 0.05
+
+
+def scheduled_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
+    """Learning rate of 0-based ``epoch`` out of ``epochs``: constant, or a half cosine from ``lr`` down to
+    ``COSINE_FLOOR * lr`` at the last epoch."""
+    if schedule == "constant" or epochs <= 1:
+        return float(lr)
+    t = min(max(epoch / (epochs - 1), 0.0), 1.0)
+    return float(lr) * (COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * t)))
 
 
 #: images per protein simulated once for validation when training on the fly (half of them are validation images)
@@ -156,6 +173,8 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("train config: augment.ctf needs on_the_fly (the CTF is applied to fresh clean projections)")
     if cfg["pairing"] not in ("all", "pairs"):
         raise ValueError(f"train config: pairing must be 'all' or 'pairs', got {cfg['pairing']!r}")
+    if cfg["lr_schedule"] not in LR_SCHEDULES:
+        raise ValueError(f"train config: lr_schedule must be one of {LR_SCHEDULES}, got {cfg['lr_schedule']!r}")
     if cfg["optimizer"] not in ("rmsprop", "adam"):
         raise ValueError(f"train config: optimizer must be 'rmsprop' or 'adam', got {cfg['optimizer']!r}")
     for key in ("epochs", "batch_size", "pairs_per_epoch", "val_pairs", "val_bins"):
@@ -268,6 +287,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
             stopped_early = True
             break
         t0 = time.perf_counter()
+        lr_now = scheduled_lr(float(cfg["lr"]), cfg["lr_schedule"], epoch, int(cfg["epochs"]))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
         net.train()
         total = 0.0
         if cfg["on_the_fly"]:
@@ -291,6 +313,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         entry = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
+            "lr": lr_now,
             **evaluate_pairs(model, data, loss_fn, int(cfg["val_bins"]), rank, world),
             "pairs_per_s": pairs_per_s,
             "epoch_time_s": time.perf_counter() - t0,
