@@ -9,8 +9,9 @@ of an asymmetric pseudo-protein (``tests/test_estimators.py``, slow): err_rot me
 The common-line search tries 1D shifts up to the dataset's ``max_shift_px`` (ASPIRE's default, 15 % of the
 box, where it is unknown): for 150 centred 64-px images it took 4.4 s searching ±0 px against 80 s at ASPIRE's
 ±10 px default. The voting step is O(n³) in pure Python/NumPy and dominates beyond ~100 images: 9.4 s for
-150 images, 135 s for 400, and for 500 a 29 s search then about 230 s of voting (2 cores, float32), so 1,650 images would take
-hours; keep n in the hundreds on a CPU (ASPIRE runs the search on a GPU through cupy, not the voting).
+150 images, 135 s for 400, and for 500 a 29 s search then about 230 s of voting (2 cores, float32), so
+1,650 images would take hours; keep n in the hundreds on a CPU (ASPIRE runs the search on a GPU through cupy,
+not the voting).
 Common lines fix orientations only up to a global rotation and handedness, which the evaluation
 registers away (and which reconstructs the same map, or its mirror). Importing ASPIRE writes a ``logs/``
 folder and ``aspire.err.log`` into the working directory (ASPIRE's own logging config).
