@@ -142,6 +142,8 @@ def test_cosine_schedule_decays_per_epoch_and_reaches_the_optimizer(store_path, 
     assert ck["optimizer_state"]["param_groups"][0]["lr"] == pytest.approx(r["history"][-1]["lr"])
     with pytest.raises(ValueError, match="lr_schedule"):
         train_loop_per_worker(base_config(store_path, tmp_path / "b", lr_schedule="step"))
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train_loop_per_worker(base_config(store_path, tmp_path / "b", optimizer="sgd"))
 
 
 def test_training_beats_the_best_constant_distance(store_path, tmp_path):
@@ -262,6 +264,12 @@ def test_on_the_fly_training_runs(tmp_path):
     stage_simulate(cfg.simulate, tmp_path / "s.zarr")
     res = stage_train(cfg.train, tmp_path / "s.zarr", tmp_path / "t", progress=False)
     assert res["epochs_run"] == 1 and np.isfinite(res["val_mae"])
+    # val_images 4: two held-out images per protein, so every validation pair is the same pair (one d_q bin)
+    few = cfg.train.model_copy(update={"val_images": 4})
+    res = stage_train(few, tmp_path / "s.zarr", tmp_path / "t4", progress=False)
+    assert sum(c > 0 for c in res["val_bin_counts"]) == 1
+    with pytest.raises(ValueError, match="val_images"):
+        train_loop_per_worker(base_config(tmp_path / "s.zarr", tmp_path / "t2", on_the_fly=True, val_images=2))
 
 
 # --- families and augmentations in the loop, evaluation of a trained model, MLflow ------------------------

@@ -159,6 +159,9 @@ class TrainConfig(_Strict):
     pairs_per_epoch: int = Field(20000, gt=0)
     val_fraction: float = Field(0.1, gt=0, lt=1)
     val_pairs: int = Field(4000, gt=0)
+    val_images: int = Field(
+        48, ge=4, description="on_the_fly: fresh images per protein simulated once for validation (half held out)"
+    )
     patience: int | None = Field(None, gt=0, description="early stopping on validation MAE")
     num_workers: int = Field(1, gt=0, description="data-parallel workers (Ray Train when > 1)")
     num_threads: int = Field(2, gt=0, description="torch threads per worker")

@@ -22,13 +22,15 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
         on growing subsets of one store).
     on_the_fly: simulate every training batch afresh from the store's reference volumes (new orientations and
         noise each step); validation then uses a fixed seeded set of fresh images of each protein
-        (:data:`FRESH_VAL_IMAGES`, half held out; ``val_fraction`` is not used); needs pairing "all".
+        (``val_images``, half held out; ``val_fraction`` is not used); needs pairing "all".
     augment: dict of training augmentations (orirec.train.augment: ``shift_px``, ``rotate``, ``noise_sigma2``,
         ``ctf``, ``defocus_range_A``); rotation needs pairing "all", CTF needs on_the_fly.
     pairing: "all" (default): each step embeds the distinct images of batch_size/2 uniform-distance pairs
         and trains on every within-protein pair among them, weighted to a uniform d_q (many more
         supervised pairs per forward pass); "pairs": exactly the sampled pairs, as published.
     val_fraction: fraction of images held out (per protein); val_pairs: fixed validation pairs.
+    val_images: with on_the_fly, fresh images simulated once per protein for validation (half held out, so
+        the validation pairs come from val_images/2 images per protein; more images, a steadier MAE).
     val_bins: number of equal d_q bins over [0, π] for the binned validation MAE.
     patience: stop after this many epochs without a better validation MAE (None: never).
     seed: seeds the model initialization, the split and each epoch's pairs.
@@ -51,13 +53,14 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from orirec.config import TrainConfig
 from orirec.models import build_model, load_checkpoint, save_checkpoint
 from orirec.store import open_store
 from orirec.train.augment import augment_images, check_augment, is_active
@@ -97,6 +100,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pairs_per_epoch": 20000,
     "val_fraction": 0.1,
     "val_pairs": 4000,
+    "val_images": 48,
     "val_bins": 6,
     "patience": None,
     "seed": 0,
@@ -114,7 +118,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
-LR_SCHEDULES = ("constant", "cosine")
 #: the cosine schedule ends at this fraction of the initial learning rate
 COSINE_FLOOR = 0.05
 
@@ -126,10 +129,6 @@ def scheduled_lr(lr: float, schedule: str, epoch: int, epochs: int) -> float:
         return float(lr)
     t = min(max(epoch / (epochs - 1), 0.0), 1.0)
     return float(lr) * (COSINE_FLOOR + (1.0 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * t)))
-
-
-#: images per protein simulated once for validation when training on the fly (half of them are validation images)
-FRESH_VAL_IMAGES = 48
 
 
 def _flat(entry: dict[str, Any]) -> dict[str, Any]:
@@ -171,15 +170,15 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("train config: augment.rotate changes d_q and needs pairing 'all'")
     if cfg["augment"]["ctf"] and not cfg["on_the_fly"]:
         raise ValueError("train config: augment.ctf needs on_the_fly (the CTF is applied to fresh clean projections)")
-    if cfg["pairing"] not in ("all", "pairs"):
-        raise ValueError(f"train config: pairing must be 'all' or 'pairs', got {cfg['pairing']!r}")
-    if cfg["lr_schedule"] not in LR_SCHEDULES:
-        raise ValueError(f"train config: lr_schedule must be one of {LR_SCHEDULES}, got {cfg['lr_schedule']!r}")
-    if cfg["optimizer"] not in ("rmsprop", "adam"):
-        raise ValueError(f"train config: optimizer must be 'rmsprop' or 'adam', got {cfg['optimizer']!r}")
+    for key in ("pairing", "lr_schedule", "optimizer"):  # plain dicts (Ray Train, tests) skip TrainConfig
+        allowed = get_args(TrainConfig.model_fields[key].annotation)
+        if cfg[key] not in allowed:
+            raise ValueError(f"train config: {key} must be one of {allowed}, got {cfg[key]!r}")
     for key in ("epochs", "batch_size", "pairs_per_epoch", "val_pairs", "val_bins"):
         if int(cfg[key]) < 1:
             raise ValueError(f"train config: {key} must be >= 1, got {cfg[key]}")
+    if int(cfg["val_images"]) < 4:
+        raise ValueError(f"train config: val_images must be >= 4 (2 held out make 1 pair), got {cfg['val_images']}")
     return cfg
 
 
@@ -208,7 +207,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
         fresh = FreshImages(store, seed=int(cfg["seed"]), ctf_defocus_range_A=ctf_range, proteins=cfg["proteins"])
         # Training never reads the store's images, so validation uses a fixed set of fresh images per protein
         # (half of them held out): enough pairs per protein however few images the store holds.
-        data = PairData(*fresh.fixed_set(FRESH_VAL_IMAGES), val_fraction=0.5, val_pairs=int(cfg["val_pairs"]),
+        data = PairData(*fresh.fixed_set(int(cfg["val_images"])), val_fraction=0.5, val_pairs=int(cfg["val_pairs"]),
                         seed=int(cfg["seed"]), symmetry=store.symmetries)  # fmt: skip
     else:
         data = PairData.from_store(
