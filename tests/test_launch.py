@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -186,10 +187,14 @@ def test_hadolint_passes_and_can_fail(tmp_path):
 # ---- a real Ray cluster on loopback -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: every socket stays bound until all are chosen (a port freed by one call
+    could otherwise come back from the next, and Ray refuses two components on one port)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 def _descendants(pids: set[int]) -> set[int]:
@@ -215,7 +220,14 @@ def ray_head(tmp_path):
     ray_bin = VENV_BIN / "ray"
     if not ray_bin.is_file():
         pytest.skip(f"{ray_bin} not found")
-    port, dash, client = _free_port(), _free_port(), _free_port()
+    # own ports for every agent too: another Ray on this machine holds the defaults (52365, ...)
+    agent_flags = (
+        "dashboard-agent-listen-port",
+        "dashboard-agent-grpc-port",
+        "metrics-export-port",
+        "runtime-env-agent-port",
+    )
+    port, dash, client, *agent_ports = _free_ports(3 + len(agent_flags))
     temp = Path("/tmp") / f"orirec-ray-{os.getpid()}-{port}"  # short: Ray's socket paths have a length limit
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},  # the job picks its own tracking
@@ -226,14 +238,8 @@ def ray_head(tmp_path):
     cmd = [str(ray_bin), "start", "--head", "--port", str(port), "--dashboard-port", str(dash), "--num-cpus", "1"]
     cmd += ["--include-dashboard=true", "--dashboard-host", "127.0.0.1", "--node-ip-address", "127.0.0.1"]
     cmd += ["--ray-client-server-port", str(client), "--temp-dir", str(temp), "--disable-usage-stats"]
-    # own ports for every agent too: another Ray on this machine holds the defaults (52365, ...)
-    for flag in (
-        "dashboard-agent-listen-port",
-        "dashboard-agent-grpc-port",
-        "metrics-export-port",
-        "runtime-env-agent-port",
-    ):
-        cmd += [f"--{flag}", str(_free_port())]
+    for flag, agent_port in zip(agent_flags, agent_ports, strict=True):
+        cmd += [f"--{flag}", str(agent_port)]
     proc = subprocess.Popen(
         cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
