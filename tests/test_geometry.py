@@ -229,3 +229,23 @@ def test_uniform_euler_box_sampler():
         uniform_euler_quaternions(10, 0, tilt_range=(0, 4.0))
     with pytest.raises(ValueError, match="rot_range"):
         uniform_euler_quaternions(10, 0, rot_range=(1.0, 0.0))
+
+
+def test_common_line_angles_geometry():
+    """The common line lies in both central slices, follows an in-plane turn of one image, and is undefined for a
+    shared beam axis."""
+    from orirec.geometry import common_line_angles, multiply
+
+    q_i, q_j = uniform_quaternions(50, seed=3), uniform_quaternions(50, seed=4)
+    t_i, t_j = common_line_angles(q_i, q_j)
+    # back in particle coordinates, the line of image i and that of image j are the same direction
+    d_i = np.einsum("nba,nb->na", quat_to_matrix(q_i), np.stack([np.cos(t_i), np.sin(t_i), 0 * t_i], -1))
+    d_j = np.einsum("nba,nb->na", quat_to_matrix(q_j), np.stack([np.cos(t_j), np.sin(t_j), 0 * t_j], -1))
+    np.testing.assert_allclose(d_i, d_j, atol=1e-9)
+    # R_i -> R_z(φ) R_i turns image i by φ: its line angle moves by φ, image j's stays
+    phi = 0.7
+    z = np.array([np.cos(phi / 2), 0.0, 0.0, np.sin(phi / 2)])
+    u_i, u_j = common_line_angles(multiply(z, q_i), q_j)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (u_i - t_i - phi))), 0.0, atol=1e-9)
+    np.testing.assert_allclose(u_j, t_j, atol=1e-9)
+    assert np.isnan(common_line_angles(q_i[:1], multiply(z, q_i[:1]))[0]).all()

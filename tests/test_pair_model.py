@@ -175,11 +175,11 @@ def test_stage_recover_full_graph_and_knn_error(store_path, model, tmp_path):
     assert out["n_images"] == 40 and out["n_edges"] == 40 * 39 // 2
     g = np.load(tmp_path / "full" / "graph.npz")
     assert np.isfinite(g["d_p"]).all()
-    with pytest.raises(ValueError, match="model family 'pair' has no embedding vector"):
+    with pytest.raises(ValueError, match="model families 'pair' and 'commonlines' have no embedding vector"):
         stage_recover(cfg.model_copy(update={"graph": "knn"}), store_path, ckpt, tmp_path / "knn")
     with pytest.raises(ValueError, match="partitions 1"):
         stage_recover(cfg.model_copy(update={"partitions": 2}), store_path, ckpt, tmp_path / "parts")
     tokens = np.zeros((5, 16, 4), dtype=np.float32)  # the graph helpers (also used by orirec compare) name the cause
-    with pytest.raises(ValueError, match=r"shape \(5, 16, 4\).*model family 'pair'"):
+    with pytest.raises(ValueError, match=r"shape \(5, 16, 4\).*families 'pair' and 'commonlines'"):
         pair_graph(cfg.model_copy(update={"graph": "knn"}), tokens)
     assert len(pair_graph(cfg, tokens)[0]) == 10

@@ -141,7 +141,10 @@ def test_compare_on_one_protein_of_a_test_store(stores, tmp_path):
     assert bad.exit_code == 2 and "protein 4 has 0 images" in bad.output
 
 
-@pytest.mark.parametrize("name, family", [("scaling-train.yaml", "vgg"), ("pair-train.yaml", "pair")])
+@pytest.mark.parametrize(
+    "name, family",
+    [("scaling-train.yaml", "vgg"), ("pair-train.yaml", "pair"), ("commonlines-train.yaml", "commonlines")],
+)
 def test_shipped_scaling_budgets_are_valid_train_configs(name, family):
     from pathlib import Path
 

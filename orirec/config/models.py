@@ -94,10 +94,11 @@ class SimulateConfig(_Strict):
 class ModelConfig(_Strict):
     """Siamese encoder: a family and a named preset, optionally overridden (orirec.models.registry)."""
 
-    family: Literal["vgg", "resnet", "polar", "pair"] = Field(
+    family: Literal["vgg", "resnet", "polar", "pair", "commonlines"] = Field(
         "vgg",
         description="vgg: published VGG stack; resnet: residual blocks + norm; polar: rotation-equivariant; "
-        "pair: Fourier line tokens + a learned common-line distance head that sees both images (ignores distance)",
+        "pair: Fourier line tokens + a learned common-line distance head that sees both images (ignores distance); "
+        "commonlines: explicit per-band common-line coherence maps of both images + a learned head (ignores distance)",
     )
     preset: Literal["tiny", "small", "paper"] = "small"
     channels: list[int] | None = None
@@ -110,10 +111,12 @@ class ModelConfig(_Strict):
         "angle", description="d_p from embeddings: 2·arccos|cos| (angle) or π·tanh(‖e1−e2‖) (euclidean), rad"
     )
     downsample: int = Field(1, ge=1, le=4, description="anti-aliased Fourier down-sampling of the input (factor)")
-    n_radii: int | None = Field(None, ge=1, description="polar/pair: radial samples (default from the box)")
-    n_angles: int | None = Field(None, ge=4, description="polar/pair: angular samples over [0, 2π)")
+    n_radii: int | None = Field(None, ge=1, description="polar/pair/commonlines: radial samples (default from the box)")
+    n_angles: int | None = Field(None, ge=4, description="polar/pair/commonlines: angular samples over [0, 2π)")
     pair_batch: int | None = Field(
-        None, gt=0, description="pair: pairs per chunk of the distance head and most pairs per training step (1024)"
+        None,
+        gt=0,
+        description="pair/commonlines: pairs per chunk of the distance head and most pairs per training step (1024)",
     )
 
 

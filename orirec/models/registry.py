@@ -3,7 +3,8 @@
 
 Families: "vgg" (:class:`SiameseNet`, the published stack), "resnet" (:class:`ResNetEncoder`, residual
 blocks with normalization), "polar" (:class:`PolarEncoder`, rotation-equivariant polar front end), "pair"
-(:class:`PairNet`, Fourier line tokens and a learned common-line distance head that sees both images). The
+(:class:`PairNet`, Fourier line tokens and a learned common-line distance head that sees both images),
+"commonlines" (:class:`CommonLineNet`, explicit per-band common-line coherence maps and a learned head). The
 presets "tiny" / "small" / "paper" give ``channels``, ``kernels`` and ``feature_dim`` to every family.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orirec.models.commonlines import CommonLineNet
 from orirec.models.encoder import EncoderBase
 from orirec.models.pair import PairNet
 from orirec.models.polar import PolarEncoder
@@ -24,6 +26,7 @@ FAMILIES: dict[str, type[EncoderBase]] = {
     "resnet": ResNetEncoder,
     "polar": PolarEncoder,
     "pair": PairNet,
+    "commonlines": CommonLineNet,
 }
 
 #: config keys each family accepts beyond the common ones
@@ -32,6 +35,7 @@ _FAMILY_KEYS = {
     "resnet": set(),
     "polar": {"n_radii", "n_angles"},
     "pair": {"n_radii", "n_angles", "pair_batch"},
+    "commonlines": {"n_radii", "n_angles", "pair_batch"},
 }
 _COMMON = {"preset", "family", "channels", "kernels", "feature_dim", "norm", "distance", "downsample", "in_size"}
 
@@ -46,7 +50,7 @@ def build_model(model_config: dict[str, Any] | None, in_size: int) -> EncoderBas
     """Build an encoder from a config dict: ``family`` (default "vgg"), ``preset`` (default "small") plus
     optional overrides ``channels``, ``kernels``, ``feature_dim``, ``norm``, ``distance``, ``downsample`` and
     the family's own keys (vgg: ``pool_every``; polar: ``n_radii``, ``n_angles``; pair: ``n_radii``,
-    ``n_angles``, ``pair_batch``; pair ignores ``distance``). None values are ignored;
+    ``n_angles``, ``pair_batch``; commonlines: the same three; both ignore ``distance``). None values are ignored;
     ``in_size`` (px) is the image box."""
     cfg = {k: v for k, v in dict(model_config or {}).items() if v is not None}
     family = cfg.pop("family", "vgg")

@@ -128,7 +128,10 @@ def step_progress(progress, total: int):
 FULL_GRAPH_MAX = 20_000  # nodes; a full graph above this holds > 2e8 edges: use the kNN graph
 
 
-_NO_VECTOR = "model family 'pair' has no embedding vector: use graph 'full' and partitions 1 (num_workers 1)"
+_NO_VECTOR = (
+    "model families 'pair' and 'commonlines' have no embedding vector: "
+    "use graph 'full' and partitions 1 (num_workers 1)"
+)
 
 
 def require_vectors(emb: np.ndarray, what: str) -> None:
