@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_pair_model import store_path  # noqa: F401 - two blob 'proteins' in one store (fixture)
+from test_pair_model import short_run, store_path  # noqa: F401 - store_path: two blob 'proteins' (fixture)
 from test_train import blob_projections
 
 from orirec.config import ModelConfig, RecoverConfig
@@ -102,21 +102,7 @@ def test_head_fits_the_distances_of_a_fixed_set(images):
 
 
 def test_training_run_and_recovery(store_path, tmp_path):  # noqa: F811 - pytest fixture
-    res = train_loop_per_worker(
-        {
-            "store": str(store_path),
-            "out_dir": str(tmp_path),
-            "model": SMALL,
-            "epochs": 6,
-            "batch_size": 32,
-            "pairs_per_epoch": 768,
-            "val_pairs": 64,
-            "val_fraction": 0.2,
-            "optimizer": "adam",
-            "lr": 3e-3,
-            "seed": 3,
-        }
-    )
+    res = train_loop_per_worker(short_run(store_path, tmp_path, SMALL))
     losses = [h["train_loss"] for h in res["history"]]
     assert len(losses) == 6 and all(np.isfinite(losses))
     out = stage_recover(

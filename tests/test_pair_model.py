@@ -35,6 +35,23 @@ def store_path(tmp_path_factory):
     return path
 
 
+def short_run(store, out_dir, model: dict) -> dict:
+    """A 6-epoch training config (32-image batches, adam 3e-3, seed 3) for a pair-distance family on ``store``."""
+    return {
+        "store": str(store),
+        "out_dir": str(out_dir),
+        "model": model,
+        "epochs": 6,
+        "batch_size": 32,
+        "pairs_per_epoch": 768,
+        "val_pairs": 64,
+        "val_fraction": 0.2,
+        "optimizer": "adam",
+        "lr": 3e-3,
+        "seed": 3,
+    }
+
+
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
@@ -142,21 +159,7 @@ def test_all_pairs_cap_is_deterministic_and_respected(model):
 
 
 def test_training_run_writes_checkpoint_and_learns(store_path, tmp_path):
-    res = train_loop_per_worker(
-        {
-            "store": str(store_path),
-            "out_dir": str(tmp_path),
-            "model": SMALL,
-            "epochs": 6,
-            "batch_size": 32,
-            "pairs_per_epoch": 768,
-            "val_pairs": 64,
-            "val_fraction": 0.2,
-            "optimizer": "adam",
-            "lr": 3e-3,
-            "seed": 3,
-        }
-    )
+    res = train_loop_per_worker(short_run(store_path, tmp_path, SMALL))
     assert (tmp_path / "checkpoints" / "best.pt").is_file()
     losses = [h["train_loss"] for h in res["history"]]
     assert all(np.isfinite(losses))

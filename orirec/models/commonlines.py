@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from orirec.models.encoder import EncoderBase
-from orirec.models.polar import polar_grid_at
+from orirec.models.polar import polar_grid_at, polar_spectrum
 
 __all__ = ["BAND_WIDTH", "CommonLineNet"]
 
@@ -128,15 +128,12 @@ class CommonLineNet(EncoderBase):
 
     @property
     def embedding_shape(self) -> tuple[int, int, int]:
-        """Shape of one image's embedding: (bands, n_angles, 2 · BAND_WIDTH) whitened line segments."""
+        """Shape of one image's embedding: (bands, n_angles, 2 · BAND_WIDTH) unit-norm line segments."""
         return (self.n_bands, self.n_angles, 2 * BAND_WIDTH)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized images (B, 1, l, l) → whitened band spectra (B, K, n_angles, 2w), real parts then imaginary."""
-        # phases about the image centre (pixel l // 2), the projection of the particle's origin
-        f = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x[:, 0].float(), dim=(-2, -1))), dim=(-2, -1))
-        ri = torch.stack([f.real, f.imag], dim=1)
-        p = F.grid_sample(ri, self.grid.expand(x.shape[0], -1, -1, -1), mode="bilinear", align_corners=True)
+        """Normalized images (B, 1, l, l) → unit-norm band segments (B, K, n_angles, 2w), real parts then imaginary."""
+        p = polar_spectrum(x, self.grid)
         b = p.reshape(x.shape[0], 2, self.n_bands, BAND_WIDTH, self.n_angles)
         b = b.permute(0, 2, 4, 1, 3).reshape(x.shape[0], self.n_bands, self.n_angles, 2 * BAND_WIDTH)
         # unit norm per line segment: a ring-power scale instead lets the strongest lines win every map

@@ -38,7 +38,7 @@ from torch import nn
 
 from orirec.models.encoder import DISTANCES, EncoderBase
 from orirec.models.norms import conv_stack, norm_layer
-from orirec.models.polar import polar_grid_at
+from orirec.models.polar import polar_grid_at, polar_spectrum
 
 __all__ = ["HEAD_CHANNELS", "PairNet"]
 
@@ -148,10 +148,7 @@ class PairNet(EncoderBase):
     def to_polar_spectrum(self, x: torch.Tensor) -> torch.Tensor:
         """Normalized images (B, 1, l, l) → centred spectrum on the polar grid, real and imaginary parts
         (B, 2, n_radii, n_angles), each radius ring scaled to unit mean power (per image)."""
-        # phases about the image centre (pixel l // 2), the projection of the particle's origin: common lines match
-        f = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x[:, 0].float(), dim=(-2, -1))), dim=(-2, -1))
-        ri = torch.stack([f.real, f.imag], dim=1)
-        p = F.grid_sample(ri, self.grid.expand(x.shape[0], -1, -1, -1), mode="bilinear", align_corners=True)
+        p = polar_spectrum(x, self.grid)
         power = p.pow(2).mean(dim=(1, 3), keepdim=True)
         return p * torch.rsqrt(power + 1e-12)
 

@@ -19,7 +19,7 @@ from torch import nn
 from orirec.models.encoder import EncoderBase
 from orirec.models.norms import norm_layer
 
-__all__ = ["PolarEncoder", "polar_grid", "polar_grid_at"]
+__all__ = ["PolarEncoder", "polar_grid", "polar_grid_at", "polar_spectrum"]
 
 
 def polar_grid(size_px: int, n_radii: int, n_angles: int) -> torch.Tensor:
@@ -40,6 +40,15 @@ def polar_grid_at(size_px: int, radii_px: torch.Tensor, n_angles: int) -> torch.
     y = c + r[:, None] * torch.sin(th)[None, :]
     to_unit = lambda v: v / (size_px - 1) * 2 - 1  # noqa: E731 - align_corners=True mapping
     return torch.stack([to_unit(x), to_unit(y)], dim=-1)[None].float()
+
+
+def polar_spectrum(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Images (B, 1, l, l) → their centred 2D spectrum sampled (bilinear) on ``grid`` from :func:`polar_grid_at`,
+    real and imaginary parts (B, 2, n_radii, n_angles). Phases are about the image centre (pixel l // 2), the
+    projection of the particle's origin, so the central lines of two views match on their common line."""
+    f = torch.fft.fftshift(torch.fft.fft2(torch.fft.ifftshift(x[:, 0].float(), dim=(-2, -1))), dim=(-2, -1))
+    ri = torch.stack([f.real, f.imag], dim=1)
+    return F.grid_sample(ri, grid.expand(x.shape[0], -1, -1, -1), mode="bilinear", align_corners=True)
 
 
 class _CircularConv(nn.Module):
