@@ -101,6 +101,27 @@ def test_aspire_missing_is_a_clear_error():
         make_estimator("aspire-cl")
 
 
+def test_aspire_gets_phase_flipped_images_when_the_ctf_is_known(monkeypatch):
+    """With CTF parameters the images reach ASPIRE multiplied by sign(CTF); without, unchanged (no ASPIRE run:
+    its matrix estimate is replaced by a recorder)."""
+    from orirec.evaluate.estimators import aspire_cl
+    from orirec.evaluate.estimators.base import EstimatorData
+    from orirec.simulate.ctf import ctf_from_params, phase_flip, sample_ctf_params
+
+    monkeypatch.setattr(aspire_cl, "aspire_available", lambda: True)
+    seen = []
+    est = aspire_cl.AspireCommonLines()
+    monkeypatch.setattr(est, "estimate_matrices", lambda im, px, sh: seen.append(im) or np.tile(np.eye(3), (3, 1, 1)))
+    images = np.random.default_rng(0).standard_normal((3, 16, 16)).astype(np.float32)
+    ctf = sample_ctf_params(3, seed=1)
+    est.estimate(EstimatorData(images, 4.7, None, 2.0, ctf))
+    est.estimate(EstimatorData(images, 4.7, None, 2.0, None))
+    flipped = np.asarray(phase_flip(images, ctf_from_params(ctf, 16, 4.7)))
+    assert not np.allclose(flipped, images)
+    np.testing.assert_allclose(seen[0], flipped, atol=1e-6)
+    np.testing.assert_array_equal(seen[1], images)
+
+
 @pytest.mark.slow
 def test_aspire_adapter_convention_on_clean_images():
     """ASPIRE's rotations map microscope -> particle; the adapter transposes them. Registered to the truth by

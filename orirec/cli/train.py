@@ -29,7 +29,10 @@ def train(
     preset: Annotated[str | None, typer.Option(help="model size: tiny, small or paper (DESIGN §1.1) [small]")] = None,
     family: Annotated[
         str | None,
-        typer.Option(help="encoder family: vgg, resnet, polar or pair (learned common-line distance head) [vgg]"),
+        typer.Option(
+            help="encoder family: vgg, resnet, polar, pair (learned common-line distance head) or commonlines "
+            "(per-band common-line coherence maps + learned head) [vgg]"
+        ),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="pairs per step [128]")] = None,
     pairs_per_epoch: Annotated[int | None, typer.Option(help="pairs drawn per epoch [12800]")] = None,

@@ -43,13 +43,16 @@ class EstimatorData:
 
     images: (n, L, L) float32; pixel_size_A: Å per px; true_quaternions: (n, 4) ground truth, read only by
     estimators with ``uses_ground_truth`` (the oracle) and by ``save_artifacts`` (evaluation plots);
-    max_shift_px: the dataset's largest particle shift (px), None when unknown (common lines search ±that).
+    max_shift_px: the dataset's largest particle shift (px), None when unknown (common lines search ±that);
+    ctf_params: (n, 7) CTF parameters of the images (the store's CTF columns), None when there is no CTF
+    (classical common lines phase-flip the images with them, as after CTF estimation on real data).
     """
 
     images: np.ndarray
     pixel_size_A: float
     true_quaternions: np.ndarray | None = None
     max_shift_px: float | None = None
+    ctf_params: np.ndarray | None = None
 
 
 @dataclass
