@@ -2,7 +2,7 @@
 
 For each store, the first ``--n`` images of each of ``--proteins`` are compared pairwise: the band coherence maps
 of :class:`orirec.models.commonlines.CommonLineNet` (no learned part), summed over bands, peak at a line pair that
-is scored against the true common line (:func:`orirec.geometry.common_line_angles`; hit: both angles within 10°,
+is scored against the true common line (:func:`orirec.geometry.common_line_error`; hit: both angles within 10°,
 either sense; for a point group, the nearest of the symmetry copies). Rows per store and image preparation:
 
 - ``clean``: the store's reference volume re-projected at the same orientations (no CTF, shift or noise);
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from orirec.geometry import common_line_angles, group_quaternions, multiply
+from orirec.geometry import common_line_error
 from orirec.models import build_model
 from orirec.simulate.ctf import ctf_from_params, phase_flip
 from orirec.simulate.formation import apply_shifts
@@ -45,15 +45,8 @@ def _score(images: np.ndarray, q: np.ndarray, n_angles: int, symmetry: str) -> d
     i, j = np.triu_indices(len(images), 1)
     with torch.no_grad():
         e = net(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)))
-        best = net.coherence(e[i], e[j]).sum(1).flatten(1).argmax(1).numpy()
-    th_m, th_n = (best // n_angles) * 2 * np.pi / n_angles, (best % n_angles) * 2 * np.pi / n_angles
-    gap = lambda a, b: np.abs(np.angle(np.exp(1j * (a - b))))  # noqa: E731
-    err = np.full(len(i), np.inf)
-    for g in group_quaternions(symmetry):  # q and q·g give the same image: every copy of the line counts
-        t_i, t_j = common_line_angles(q[i], multiply(q[j], g))
-        same = np.maximum(gap(th_m, t_i), gap(th_n, t_j))
-        opposite = np.maximum(gap(th_m, t_i + np.pi), gap(th_n, t_j + np.pi))
-        err = np.fmin(err, np.degrees(np.minimum(same, opposite)))
+        peak = net.peak_lines(e[i], e[j]).double().numpy()
+    err = np.degrees(common_line_error(peak[:, 0], peak[:, 1], q[i], q[j], symmetry))
     return {
         "pairs": int(len(err)),
         "median_error_deg": float(np.median(err)),
@@ -89,8 +82,8 @@ def main() -> None:
         store = open_store(path)
         for p in args.proteins:
             rows = np.nonzero(store.protein == p)[0][: args.n]
+            sym = store.symmetry(p)
             for prep, images in _prepared(store, rows, p).items():
-                sym = store.symmetry(p)
                 row = {"store": str(path), "sigma2": store.sigma2, "protein": int(p), "symmetry": sym}
                 row["preparation"] = prep
                 row.update(_score(images, store.quaternions[rows], args.n_angles, sym))

@@ -249,3 +249,14 @@ def test_common_line_angles_geometry():
     np.testing.assert_allclose(np.angle(np.exp(1j * (u_i - t_i - phi))), 0.0, atol=1e-9)
     np.testing.assert_allclose(u_j, t_j, atol=1e-9)
     assert np.isnan(common_line_angles(q_i[:1], multiply(z, q_i[:1]))[0]).all()
+    # the error of a line pair: 0 for the true line in either sense, the larger in-image gap otherwise
+    from orirec.geometry import common_line_error
+
+    np.testing.assert_allclose(common_line_error(t_i, t_j, q_i, q_j), 0.0, atol=1e-9)
+    np.testing.assert_allclose(common_line_error(t_i + np.pi, t_j + np.pi, q_i, q_j), 0.0, atol=1e-9)
+    np.testing.assert_allclose(common_line_error(t_i + 0.1, t_j - 0.05, q_i, q_j), 0.1, atol=1e-9)
+    # C2 about z: q_j and q_j·z(π) give one image, so the copy's line counts as well
+    zpi = np.array([0.0, 0.0, 0.0, 1.0])
+    c_i, c_j = common_line_angles(q_i, multiply(q_j, zpi))
+    assert common_line_error(c_i, c_j, q_i, q_j).max() > 0.1
+    np.testing.assert_allclose(common_line_error(c_i, c_j, q_i, q_j, "C2"), 0.0, atol=1e-9)

@@ -5,7 +5,7 @@ DESIGN §2 (scalar-first unit quaternions with w >= 0; R maps particle to micros
 """
 
 from orirec.geometry.align import align_o4, apply_o4, register_rotation
-from orirec.geometry.common_lines import common_line_angles
+from orirec.geometry.common_lines import common_line_angles, common_line_error
 from orirec.geometry.euler import euler_to_matrix, euler_to_quat, matrix_to_euler, quat_to_euler
 from orirec.geometry.quaternions import (
     canonicalize,
@@ -39,6 +39,7 @@ __all__ = [
     "apply_o4",
     "canonicalize",
     "common_line_angles",
+    "common_line_error",
     "conjugate",
     "group_quaternions",
     "euler_to_matrix",

@@ -150,6 +150,13 @@ class CommonLineNet(EncoderBase):
         im = a_im @ b_re.transpose(-1, -2) - a_re @ b_im.transpose(-1, -2)
         return torch.sqrt(re * re + im * im + 1e-12)
 
+    def peak_lines(self, e1: torch.Tensor, e2: torch.Tensor) -> torch.Tensor:
+        """Angles (rad, (P, 2)) of the line pair where the band coherence, summed over bands, peaks: the common-line
+        estimate of each pair with no learned part (θ in image 1, θ in image 2)."""
+        best = self.coherence(e1, e2).sum(1).flatten(1).argmax(1)
+        step = 2 * math.pi / self.n_angles
+        return torch.stack([(best // self.n_angles) * step, (best % self.n_angles) * step], dim=1)
+
     def profiles(self, c: torch.Tensor) -> torch.Tensor:
         """Coherence maps (P, K, m, n) → per-band profiles over δ = n − m (P, 4K, n_angles): the max and the mean
         over m of the raw map and of the map standardized per pair and band (mean 0, std 1)."""
