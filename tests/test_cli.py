@@ -61,12 +61,25 @@ def test_tiny_demo_end_to_end(tmp_path):
         150,
         "--steps",
         50,
+        "--refine-rounds",
+        1,
         "--no-progress",
     )
     assert res.exit_code == 0, res.output
     a = np.loadtxt(rec / "orientations.csv", delimiter=",", skiprows=1)
     b = np.loadtxt(out / "recover" / "orientations.csv", delimiter=",", skiprows=1)
     assert a.shape == b.shape
+    refined = json.loads((rec / "recover_result.json").read_text())["refine_rounds"]
+    assert len(refined) == 1 and refined[0]["candidates"] == 123
+    # `orirec refine` from the unrefined orientations repeats the recovery's refinement exactly.
+    res = run(
+        "refine", out / "projections.zarr", rec / "orientations_unrefined.csv", "-o", tmp_path / "ref", "--rounds", 1
+    )
+    assert res.exit_code == 0, res.output
+    c = np.loadtxt(tmp_path / "ref" / "orientations.csv", delimiter=",", skiprows=1)
+    assert np.allclose(a, c) and not np.allclose(
+        a, np.loadtxt(rec / "orientations_unrefined.csv", delimiter=",", skiprows=1)
+    )
     res = run(
         "reconstruct", out / "projections.zarr", "--orientations", rec / "orientations.csv", "--out", tmp_path / "m.mrc"
     )
@@ -81,7 +94,7 @@ def test_tiny_demo_end_to_end(tmp_path):
         "--out",
         tmp_path / "ev",
     )
-    assert res.exit_code == 0 and "err_rot_median" in res.output
+    assert res.exit_code == 0 and "unrefined_err_rot_median" in res.output
 
 
 def test_simulate_resumes_and_refuses_other_config(tmp_path):
@@ -169,6 +182,9 @@ def test_missing_store_and_model(tmp_path):
     assert_user_error(run("train", tmp_path / "none.zarr", "--out", tmp_path / "t"), "none.zarr")
     res = run("recover", tmp_path / "none.zarr", "--model", tmp_path / "m.pt", "--out", tmp_path / "r")
     assert_user_error(res, "m.pt")
+    assert_user_error(run("refine", tmp_path / "none.zarr", tmp_path / "o.csv", "-o", tmp_path / "f"), "none.zarr")
+    assert_user_error(run("refine", tmp_path / "none.zarr", tmp_path / "o.csv", "--rounds", 0), "rounds")
+    assert not (tmp_path / "f").exists()
 
 
 def test_runs_on_shared_structure_and_map(tmp_path, shared_data):

@@ -61,10 +61,15 @@ def test_compare_with_gauge_resolution_and_mlflow(stores, tmp_path):
 
 def test_compare_fast_subset_prints_table(stores, tmp_path):
     res = run("compare", stores["test"], "--train-store", stores["train"], "--estimators", "oracle,regress-6d",
-              "--no-gauge", "--n", 16, "--out", tmp_path / "c", *FAST)  # fmt: skip
+              "--no-gauge", "--n", 16, "--refine-rounds", 1, "--out", tmp_path / "c", *FAST)  # fmt: skip
     assert res.exit_code == 0, res.output
     table = [line.split("|")[1].strip() for line in res.output.splitlines() if line.startswith("| ")]
-    assert table == ["estimator", "oracle", "regress-6d"]
+    assert table == ["estimator", "oracle", "oracle+refine", "regress-6d", "regress-6d+refine"]
+    for name in table[1:]:  # every row's orientations, for orirec refine / evaluate
+        assert len((tmp_path / "c" / "orientations" / f"{name}.csv").read_text().splitlines()) == 17
+    rows = {r["estimator"]: r for r in json.loads((tmp_path / "c" / "compare.json").read_text())["results"]}
+    assert rows["oracle+refine"]["time_estimate_s"] > rows["oracle"]["time_estimate_s"]
+    assert 0 <= rows["regress-6d+refine"]["refine_at_edge"] <= 1
 
 
 @pytest.mark.parametrize(

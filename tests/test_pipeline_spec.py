@@ -16,7 +16,10 @@ from orirec.pipeline.run import run_all
 from orirec.pipeline.spec import ALL_STAGES, PipelineSpec, done_path, load_pipeline, stage_hashes
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINES = [ROOT / "pipelines" / f for f in ("demo.yaml", "paper-5j0n.yaml", "multi-protein.yaml")]
+PIPELINES = [
+    ROOT / "pipelines" / f
+    for f in ("demo.yaml", "paper-5j0n.yaml", "paper-5j0n-s16.yaml", "5j0n-cpu.yaml", "multi-protein.yaml")
+]
 
 # A run of a few seconds: train on pseudo:0, recover/evaluate on a separate test store of pseudo:1.
 TINY = {
@@ -30,7 +33,7 @@ TINY = {
         "val_pairs": 64,
         "num_threads": 1,
     },
-    "recover": {"steps": 10, "n_starts": 2, "gauge": False},  # all images of the store it reads
+    "recover": {"steps": 10, "n_starts": 2, "gauge": False, "refine": {"rounds": 1}},  # all images of the test store
     "test": {"simulate": {"inputs": ["pseudo:1"], "n_per_structure": 80, "seed": 1}},
     "tracking": {"enabled": False},
 }
@@ -46,6 +49,8 @@ def test_every_pipeline_file_validates_and_demo_is_still_a_run_config():
     assert "simulate_test" in multi.active_stages()
     paper = load_pipeline(ROOT / "pipelines" / "paper-5j0n.yaml", {"simulate": {"sigma2": 16}})
     assert paper.simulate.box_px == 116 and paper.simulate.n_per_structure == 5000 and paper.simulate.sigma2 == 16
+    seen = load_pipeline(ROOT / "pipelines" / "paper-5j0n-s16.yaml")
+    assert seen.simulate.sigma2 == 16 and seen.recover.refine.rounds == 4 and seen.train.on_the_fly
 
 
 @pytest.mark.parametrize(
@@ -97,6 +102,7 @@ def test_run_writes_every_stage_and_uses_the_test_store(tiny_run):
     # recover read the test store (80 images of pseudo:1), not the training store (160 images)
     assert res["recover"]["n_images"] == 80 and res["evaluate"]["n"] == 80
     assert "fsc_ref_true_05_A" in res["evaluate"]
+    assert len(res["recover"]["refine_rounds"]) == 1 and "unrefined_err_rot_median" in res["evaluate"]
     assert Path(res["report"]["html"]).is_file() and res["report"]["missing"] == []
     assert load_pipeline(run_dir / "config.yaml").model_copy(update={"version": None}) == PipelineSpec.model_validate(
         TINY

@@ -11,6 +11,7 @@ from orirec.cli.launch import launch
 from orirec.cli.particles import export, import_particles
 from orirec.cli.reconstruct import reconstruct
 from orirec.cli.recover import recover
+from orirec.cli.refine import refine
 from orirec.cli.report import report
 from orirec.cli.run import run
 from orirec.cli.scaling import per_protein, scaling
@@ -24,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for fn in (simulate, train, recover, reconstruct, evaluate, demo, run, launch, report):
+for fn in (simulate, train, recover, refine, reconstruct, evaluate, demo, run, launch, report):
     app.command()(fn)
 app.command(name="import")(import_particles)
 app.command()(export)

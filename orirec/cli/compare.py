@@ -43,6 +43,10 @@ def compare(
     gauge: Annotated[bool, typer.Option(help="resolve the gauge of distance estimators (no ground truth)")] = True,
     graph: Annotated[str, typer.Option(help="pair graph of distance estimators: full or knn")] = "full",
     recover_steps: Annotated[int, typer.Option(help="refinement steps of the recovery")] = 300,
+    refine_rounds: Annotated[
+        int, typer.Option(help="also refine every estimator's orientations by projection matching: an extra row each")
+    ] = 0,
+    refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
     seed: Annotated[int, typer.Option(help="seed of every random step")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("compare"),
     track: Annotated[bool, typer.Option(help="log to MLflow (sqlite in OUT unless --tracking-uri)")] = True,
@@ -50,7 +54,8 @@ def compare(
 ) -> None:
     """Compare orientation estimators on the same images: err_o4, err_rot, err_dir, acc@10/20, R², FSC, time.
 
-    Writes compare.md, compare.csv and compare.json in OUT and prints the markdown table.
+    Writes compare.md, compare.csv, compare.json and OUT/orientations/ESTIMATOR.csv in OUT and prints the
+    markdown table; with --refine-rounds, a row ESTIMATOR+refine follows each estimator's row.
 
     Example: orirec compare test.zarr --train-store train.zarr --model runs/demo/train/checkpoints/best.pt
     --estimators siamese,euclidean,oracle,regress-6d --out runs/compare
@@ -75,7 +80,12 @@ def compare(
             batch_size=batch_size, lr=lr, encoder_preset=encoder, latent_dim=latent_dim,
             cvae_condition=cvae_condition, grid_size=grid_size, calibration_pairs=calibration_pairs,
         )  # fmt: skip
-        rcfg = validate(RecoverConfig, {"gauge": gauge, "graph": graph, "steps": recover_steps}, "command line")
+        rcfg = validate(
+            RecoverConfig,
+            {"gauge": gauge, "graph": graph, "steps": recover_steps}
+            | {"refine": {"rounds": refine_rounds, "resolution_A": refine_resolution}},
+            "command line",
+        )
         tracker = Tracker(track, tracking_uri, "orirec-compare", out)
         rows = compare_estimators(
             store, out, names, model=model, train_store=train_store, n=n, n_train=n_train, options=opts,

@@ -49,6 +49,10 @@ def recover(
     ] = None,
     rounds: Annotated[int, typer.Option(help="rounds of partitioned recovery")] = 20,
     embedding_noise: Annotated[float, typer.Option(help="with --oracle: noise σ on the stand-in embeddings")] = 0.0,
+    refine_rounds: Annotated[
+        int, typer.Option(help="rounds of projection-matching refinement after recovery (4: the whole schedule)")
+    ] = 0,
+    refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
 ) -> None:
     """Recover orientations; writes OUT/orientations.csv, OUT/orientations.star and OUT/graph.npz.
 
@@ -57,6 +61,8 @@ def recover(
     Your particles: orirec recover --model best.pt --particles particles.star --out rec  (STAR with angles + map)
 
     Oracle (exact distances, noise σ rad): orirec recover --oracle --n 1650 --seed 0 --distance-noise 0.2
+
+    Refined by projection matching (gold-standard halves, 4 rounds): add --refine-rounds 4
 
     Partitioned on 2 Ray actors: orirec recover --oracle --n 10000 --graph knn --partitions 4 --num-workers 2
     """
@@ -67,7 +73,8 @@ def recover(
         cfg = validate(
             RecoverConfig,
             {"max_images": max_images, "graph": graph, "steps": steps, "seed": seed, "gauge": not no_gauge}
-            | {"num_workers": num_workers, "partitions": partitions, "rounds": rounds},
+            | {"num_workers": num_workers, "partitions": partitions, "rounds": rounds}
+            | {"refine": {"rounds": refine_rounds, "resolution_A": refine_resolution}},
             "command line",
         )
         if oracle:
@@ -95,6 +102,7 @@ def recover(
                     ImportOptions(pixel_size_A=pixel_size),
                     progress=bars("recover"),
                     gauge_progress=bars("gauge"),
+                    refine_progress=bars("refine"),
                 )
             echo_table(f"particles {res['star']}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))})
             return
@@ -103,7 +111,7 @@ def recover(
         if not model.is_file():
             raise FileNotFoundError(f"{model}: no such model checkpoint")
         with progress_bars(progress) as bars:
-            res = stage_recover(cfg, store, model, out, progress=bars("recover"), gauge_progress=bars("gauge"))
+            res = stage_recover(cfg, store, model, out, bars("recover"), bars("gauge"), bars("refine"))
     echo_table(
         f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))}
     )

@@ -171,6 +171,27 @@ class TrainConfig(_Strict):
     seed: int = 0
 
 
+class RefineConfig(_Strict):
+    """Local projection-matching refinement after recovery (gold-standard half-maps; no ground truth)."""
+
+    rounds: int = Field(0, ge=0, description="rounds of local search after recovery (0: off; 4 runs the schedule)")
+    schedule_deg: tuple[tuple[float, float], ...] = Field(
+        ((9.0, 3.0), (3.0, 1.0), (6.0, 2.0), (2.0, 2.0 / 3.0)),
+        min_length=1,
+        description="(ball radius, grid step) per round (°); the last entry repeats",
+    )
+    resolution_A: float = Field(20.0, gt=0, description="low-pass of images and projections during matching (Å)")
+    box_px: int | None = Field(None, ge=16, description="matching box (px); default: pixel = resolution / 2.5")
+
+    @field_validator("schedule_deg")
+    @classmethod
+    def _radius_and_step(cls, v: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+        for radius, step in v:
+            if not (0 < step <= radius):
+                raise ValueError(f"schedule_deg: need 0 < step <= radius (°), got ({radius}, {step})")
+        return v
+
+
 class RecoverConfig(_Strict):
     """Orientation recovery (DESIGN §1.2)."""
 
@@ -193,6 +214,7 @@ class RecoverConfig(_Strict):
     rounds: int = Field(20, ge=0, description="Jacobi rounds of partitioned recovery")
     block_steps: int = Field(5, gt=0, description="L-BFGS steps per part per round")
     relax: float = Field(0.6, gt=0, le=1, description="fraction of each part's move taken per round")
+    refine: RefineConfig = Field(default_factory=RefineConfig)
     seed: int = 0
 
 

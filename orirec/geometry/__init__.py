@@ -21,6 +21,7 @@ from orirec.geometry.quaternions import (
     viewing_direction,
 )
 from orirec.geometry.sampling import (
+    local_rotation_grid,
     preferred_quaternions,
     sample_vmf_directions,
     uniform_euler_quaternions,
@@ -42,6 +43,7 @@ __all__ = [
     "common_line_error",
     "conjugate",
     "group_quaternions",
+    "local_rotation_grid",
     "euler_to_matrix",
     "euler_to_quat",
     "matrix_to_euler",

@@ -8,7 +8,13 @@ from numpy.typing import NDArray
 from orirec.geometry.euler import euler_to_quat
 from orirec.geometry.quaternions import canonicalize
 
-__all__ = ["preferred_quaternions", "sample_vmf_directions", "uniform_euler_quaternions", "uniform_quaternions"]
+__all__ = [
+    "local_rotation_grid",
+    "preferred_quaternions",
+    "sample_vmf_directions",
+    "uniform_euler_quaternions",
+    "uniform_quaternions",
+]
 
 Array = NDArray[np.float64]
 
@@ -165,3 +171,21 @@ def preferred_quaternions(
     tilt = np.arccos(np.clip(dirs[:, 2], -1.0, 1.0))
     rot = np.arctan2(dirs[:, 1], dirs[:, 0])
     return euler_to_quat(rot, tilt, psi)
+
+
+def local_rotation_grid(radius_deg: float, step_deg: float) -> Array:
+    """Small rotations (K, 4) around the identity: the rotation vectors on a cubic grid of spacing
+    ``step_deg`` (°) inside the ball of radius ``radius_deg`` (°), identity included.
+
+    ``q ∘ grid`` are the candidates of a local search around ``q``; their spacing in rotation angle
+    is ``step_deg``. K grows as ``(radius / step)³``: 123 for a radius of 3 steps.
+    """
+    if not (radius_deg >= 0 and step_deg > 0):
+        raise ValueError(f"local_rotation_grid: need radius >= 0 and step > 0 (°), got {radius_deg}, {step_deg}")
+    m = int(np.floor(radius_deg / step_deg + 1e-9))
+    g = np.arange(-m, m + 1) * float(step_deg)
+    v = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    v = np.radians(v[np.linalg.norm(v, axis=1) <= radius_deg + 1e-9])
+    theta = np.linalg.norm(v, axis=1, keepdims=True)
+    axis = v / np.maximum(theta, 1e-12)
+    return np.concatenate([np.cos(theta / 2), np.sin(theta / 2) * axis], axis=1)

@@ -24,11 +24,13 @@ from orirec.evaluate.estimators.aspire_cl import aspire_available
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import quat_to_matrix, register_rotation
 from orirec.pipeline.oracle import orientation_features
+from orirec.pipeline.refine import refine_step
 from orirec.pipeline.stages import consistency_score, pair_graph, recover_graph, write_json
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.recover.gauge import plan_inplane_copies, resolve_gauge, rotate_about_z
 from orirec.simulate.inplane import rotate_inplane
 from orirec.store import open_store, reference_volume
+from orirec.store.orientations import write_orientations
 
 __all__ = ["COLUMNS", "compare_estimators", "default_estimators", "markdown_table", "rotation_r2"]
 
@@ -176,7 +178,7 @@ def compare_estimators(
     data = EstimatorData(images, s.pixel_size_A, q_true, s.max_shift_px, ctf)
     estimators = [make_estimator(name, opts) for name in names]  # bad settings fail before any work
     train = _training_data(Path(train_store), n_train) if any(e.needs_training for e in estimators) else None
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "orientations").mkdir(parents=True, exist_ok=True)  # each estimator's, for orirec refine/evaluate
     say = log or (lambda line: None)
     results: list[dict[str, Any]] = []
     for est in estimators:
@@ -198,8 +200,22 @@ def compare_estimators(
         row.update(_fsc(images, q, q_true, ref, s.pixel_size_A, rc))
         if hasattr(est, "save_artifacts"):
             row["artifacts"] = [str(p) for p in est.save_artifacts(out_dir, data)]
+        write_orientations(out_dir / "orientations" / f"{est.name}.csv", rows, q)
         results.append(row)
         say(f"{est.name}: err_rot median {row['err_rot_median']:.1f}° in {row['time_estimate_s']:.1f} s")
+        if cfg.refine.rounds:  # the same projection-matching refinement after every estimator: a fair table
+            say(f"{est.name}+refine: running")
+            t2 = time.perf_counter()
+            q, info = refine_step(cfg.refine, images, rows, q, s.pixel_size_A, out_dir / "refine" / est.name, cfg.seed)
+            ref_row = {**{k: row[k] for k in ("kind", "gauge", "time_fit_s")}, "estimator": f"{est.name}+refine"}
+            ref_row["time_estimate_s"] = row["time_estimate_s"] + time.perf_counter() - t2
+            ref_row.update({k: v for k, v in info.items() if k != "refine_rounds"})
+            ref_row.update(orientation_metrics(q, q_true))
+            ref_row["r2"] = rotation_r2(q, q_true)
+            ref_row.update(_fsc(images, q, q_true, ref, s.pixel_size_A, rc))
+            write_orientations(out_dir / "orientations" / f"{est.name}+refine.csv", rows, q)
+            results.append(ref_row)
+            say(f"{est.name}+refine: err_rot median {ref_row['err_rot_median']:.1f}°")
     _write_outputs(results, out_dir, store, train_store, len(rows), protein)
     _track(
         tracker,

@@ -221,6 +221,7 @@ def recover_particles(
     opts: ImportOptions | None = None,
     progress=None,
     gauge_progress=None,
+    refine_progress=None,
 ) -> dict[str, Any]:
     """Import ``star`` at the model's box, recover orientations and reconstruct.
 
@@ -244,7 +245,7 @@ def recover_particles(
     previous = zarr.open_group(str(store), mode="r").attrs.get("fingerprint") if store.exists() else None
     stale = previous is not None and previous != _fingerprint(table, opts)
     imported = import_particles(star, store, opts, overwrite=stale)
-    summary = stage_recover(cfg, store, checkpoint, out_dir, progress=progress, gauge_progress=gauge_progress)
+    summary = stage_recover(cfg, store, checkpoint, out_dir, progress, gauge_progress, refine_progress)
     rows, q = read_orientations(out_dir / "orientations.csv")
     write_recovered_star(table, rows, q, out_dir / "particles.star")
     rec = stage_reconstruct(reconstruct_cfg, store, out_dir / "orientations.csv", out_dir / "map.mrc")

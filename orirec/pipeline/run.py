@@ -230,12 +230,15 @@ def _stage_runners(
             paths.recover,
             progress=cb("recover"),
             gauge_progress=cb("gauge"),
+            refine_progress=cb("refine"),
         )
         for step, v in enumerate(res["loss_history"]):
             if step % 10 == 0:
                 tracker.log_metrics({"l_or": v}, step=step)
         tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
         tracker.log_artifact(paths.recover)
+        for r in res.get("refine_rounds", []):
+            tracker.log_metrics({f"refine_{k}": v for k, v in r.items() if k != "round"}, step=r["round"])
         return {k: v for k, v in res.items() if k != "loss_history"}
 
     def reconstruct() -> dict[str, Any]:

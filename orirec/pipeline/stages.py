@@ -17,6 +17,7 @@ from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig, Trai
 from orirec.evaluate.metrics import distance_metrics, orientation_metrics
 from orirec.geometry import quat_distance, register_rotation
 from orirec.models import edge_distances, embed_images, load_checkpoint, load_model
+from orirec.pipeline.refine import UNREFINED, refine_step
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
 from orirec.recover import full_graph, knn_graph, recover_orientations
@@ -193,13 +194,21 @@ def recover_graph(cfg: RecoverConfig, emb: np.ndarray, i, j, d, progress=None, c
 
 
 def stage_recover(
-    cfg: RecoverConfig, store: Path, checkpoint: Path, out_dir: Path, progress=None, gauge_progress=None
+    cfg: RecoverConfig,
+    store: Path,
+    checkpoint: Path,
+    out_dir: Path,
+    progress=None,
+    gauge_progress=None,
+    refine_progress=None,
 ) -> dict:
-    """Embed images, build the pair graph, estimate distances, recover orientations and resolve the gauge.
+    """Embed images, build the pair graph, estimate distances, recover orientations, resolve the gauge and
+    (``cfg.refine.rounds`` > 0) refine them by projection matching.
 
     With ``cfg.gauge``, in-plane rotated copies of ``cfg.gauge_sources`` images join the graph; they fix
     the inversion and the beam axis, and a 1-D search on reconstruction consistency fixes the rest.
-    Writes ``orientations.{csv,star}``, ``graph.npz`` (edges among the images) and ``recover_result.json``.
+    Writes ``orientations.{csv,star}``, ``graph.npz`` (edges among the images) and ``recover_result.json``;
+    with refinement also ``orientations_unrefined.csv`` and a per-round ``refine_checkpoint.npz``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     s = open_store(store)
@@ -246,6 +255,11 @@ def stage_recover(
                 "time_gauge_s": time.perf_counter() - t1,
             }
         )
+    if cfg.refine.rounds:
+        q, refined = refine_step(cfg.refine, images, idx, q, s.pixel_size_A, out_dir, cfg.seed, refine_progress)
+        summary.update(refined)
+    else:
+        (out_dir / UNREFINED).unlink(missing_ok=True)  # from an earlier run with refinement: not these orientations
     write_orientations(out_dir / "orientations.csv", idx, q)
     write_orientations(out_dir / "orientations.star", idx, q)
     among = (i < n) & (j < n)
@@ -291,6 +305,12 @@ def stage_evaluate(
     if not np.isfinite(q_true).all():
         raise ValueError(f"{store}: no ground-truth orientations to evaluate against")
     metrics: dict[str, Any] = dict(orientation_metrics(q, q_true))
+    unrefined = Path(orientations).with_name(UNREFINED)
+    if unrefined.is_file():  # the same images before projection-matching refinement
+        idx0, q0 = read_orientations(unrefined)
+        if np.array_equal(idx0, idx):
+            before = orientation_metrics(q0, q_true)
+            metrics.update({f"unrefined_{k}": before[k] for k in ("err_rot_median", "err_o4_median", "acc20")})
     if graph is not None and Path(graph).is_file():
         g = np.load(graph)
         d_q = quat_distance(q_true[g["i"]], q_true[g["j"]])

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from orirec.reconstruct.fourier import reconstruct
+from orirec.reconstruct.projection_matching import MaskedNCC
 from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
 
@@ -20,15 +21,6 @@ def prepare_consistency_images(images: np.ndarray, box_px: int = 32, max_images:
     return rows, fourier_downsample(np.asarray(images)[rows], box_px)
 
 
-def _ncc_disk(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    L = a.shape[-1]
-    yy, xx = np.mgrid[:L, :L] - L // 2
-    disk = xx**2 + yy**2 <= (L // 2 - 1) ** 2
-    a = a[:, disk] - a[:, disk].mean(axis=1, keepdims=True)
-    b = b[:, disk] - b[:, disk].mean(axis=1, keepdims=True)
-    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
-
-
 def crossval_reprojection_score(images: np.ndarray, quaternions: np.ndarray, seed: int = 0) -> float:
     """Mean normalized cross-correlation (inside the inscribed disk) of each image with the projection,
     at its orientation, of the map reconstructed from the OTHER half of the images.
@@ -38,10 +30,11 @@ def crossval_reprojection_score(images: np.ndarray, quaternions: np.ndarray, see
     """
     n = len(images)
     half = np.random.default_rng([seed, 6]).permutation(n) < n // 2
+    ncc = MaskedNCC(images.shape[-1], margin_px=1)
     scores = []
     for fit, test in ((half, ~half), (~half, half)):
         vol = reconstruct(images[fit], quaternions[fit])
         with torch.no_grad():
-            proj = cpu_projector(vol).project(quaternions[test]).cpu().numpy()
-        scores.append(_ncc_disk(proj, images[test]))
+            proj = cpu_projector(vol).project(quaternions[test]).cpu()
+            scores.append((ncc(proj) * ncc(images[test])).sum(1).numpy())
     return float(np.concatenate(scores).mean())

@@ -148,8 +148,12 @@ def reconstruct_half_maps(
     img, q, sh = _check_inputs(images, quaternions, shifts_px)
     if img.shape[0] < 2:
         raise ValueError(f"images: need at least 2 images for half maps, got {img.shape[0]}")
-    perm = np.random.default_rng(seed).permutation(img.shape[0])
-    halves = np.sort(perm[: img.shape[0] // 2]), np.sort(perm[img.shape[0] // 2 :])
     return tuple(  # type: ignore[return-value]
-        reconstruct(img[h], q[h], None if sh is None else sh[h], **kw) for h in halves
+        reconstruct(img[h], q[h], None if sh is None else sh[h], **kw) for h in half_split(img.shape[0], seed)
     )
+
+
+def half_split(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded split of ``n`` images into two halves (sorted row indices) used for half-maps."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
