@@ -32,7 +32,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("store", type=Path)
     p.add_argument("orientations", type=Path, help="a recovery's orientations.csv (store rows, quaternions)")
-    p.add_argument("--box", type=int, default=None, help="matching box (px); default: pixel = resolution / 2.5")
+    p.add_argument("--box", type=int, default=None, help="matching box (px); default: pixel = resolution / 2")
     p.add_argument("--resolution", type=float, default=20.0, help="low-pass of the matching (Å)")
     p.add_argument("--rounds", type=int, default=len(DEFAULT_SCHEDULE))
     p.add_argument("--schedule", default=None, help="RADIUS:STEP per round (°), e.g. 9:3,3:1")

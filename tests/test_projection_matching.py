@@ -47,7 +47,7 @@ def test_masked_ncc_ignores_gain_and_offset():
 
 
 def test_matching_box_keeps_the_resolution():
-    assert matching_box(64, 4.7, 20.0) == 38  # pixel 7.9 Å <= 20 / 2.5
+    assert matching_box(64, 4.7, 20.0) == 32  # pixel 9.4 Å <= 20 / 2
     assert matching_box(32, 3.5, 5.0) == 32  # never larger than the images
 
 
@@ -57,7 +57,7 @@ def test_refinement_recovers_perturbed_orientations(perturbed):
     res = refine_projection_matching(images, q0, PIXEL_A, rounds=2, schedule=SCHEDULE, resolution_A=10.0)
     after = orientation_metrics(res.quaternions, q_true)["err_rot_median"]
     assert before > 5.0 and after < 2.5, (before, after)
-    assert res.box_px == 28 and [r["candidates"] for r in res.rounds] == [123, 33]
+    assert res.box_px == 24 and [r["candidates"] for r in res.rounds] == [123, 33]
     assert res.rounds[1]["fsc_half_0143_A_after"] < res.rounds[0]["fsc_half_0143_A_before"]  # sharper half-maps
     assert res.rounds[0]["change_median_deg"] > 3.0  # it moved, by about the perturbation
 

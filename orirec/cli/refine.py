@@ -16,7 +16,7 @@ def refine(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/refine"),
     rounds: Annotated[int, typer.Option(help="rounds of local search (4: the whole default schedule)")] = 4,
     resolution: Annotated[float, typer.Option(help="low-pass of the matching (Å)")] = 20.0,
-    box: Annotated[int | None, typer.Option(help="matching box (px); default: pixel = resolution / 2.5")] = None,
+    box: Annotated[int | None, typer.Option(help="matching box (px); default: pixel = resolution / 2")] = None,
     seed: Annotated[int, typer.Option(help="seed of the split into half-maps")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:

@@ -181,7 +181,7 @@ class RefineConfig(_Strict):
         description="(ball radius, grid step) per round (°); the last entry repeats",
     )
     resolution_A: float = Field(20.0, gt=0, description="low-pass of images and projections during matching (Å)")
-    box_px: int | None = Field(None, ge=16, description="matching box (px); default: pixel = resolution / 2.5")
+    box_px: int | None = Field(None, ge=16, description="matching box (px); default: pixel = resolution / 2")
 
     @field_validator("schedule_deg")
     @classmethod

@@ -139,7 +139,7 @@ def write_report(
         **{
             f"recover_{k}": v
             for k, v in _read_json(recover_dir / "recover_result.json").items()
-            if k in ("n_images", "n_edges", "l_or", "time_s")
+            if k in ("n_images", "n_edges", "l_or", "time_s", "time_refine_s", "refine_fsc_half_0143_A")
         },
         **_read_json(evaluate_dir / "metrics.json"),
     }
