@@ -35,7 +35,7 @@ def main() -> None:
     p.add_argument("--box", type=int, default=None, help="matching box (px); default: pixel = resolution / 2")
     p.add_argument("--resolution", type=float, default=20.0, help="low-pass of the matching (Å)")
     p.add_argument("--rounds", type=int, default=len(DEFAULT_SCHEDULE))
-    p.add_argument("--schedule", default=None, help="RADIUS:STEP per round (°), e.g. 9:3,3:1")
+    p.add_argument("--schedule", default=None, help="RADIUS:STEP per round (°), e.g. 9:3,3:1,6:2")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/refine_projection_matching.json"))
     args = p.parse_args()

@@ -46,6 +46,13 @@ def test_masked_ncc_ignores_gain_and_offset():
     assert abs(float((ncc(x[:1]) * ncc(x[1:2])).sum())) < 0.5
 
 
+def test_config_default_schedule_is_the_library_default():
+    from orirec.config import RefineConfig
+    from orirec.reconstruct.projection_matching import DEFAULT_SCHEDULE
+
+    assert RefineConfig().schedule_deg == DEFAULT_SCHEDULE
+
+
 def test_matching_box_keeps_the_resolution():
     assert matching_box(64, 4.7, 20.0) == 32  # pixel 9.4 Å <= 20 / 2
     assert matching_box(32, 3.5, 5.0) == 32  # never larger than the images

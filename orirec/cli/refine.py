@@ -23,7 +23,7 @@ def refine(
     """Refine orientations by local projection matching against gold-standard half-maps (no ground truth).
 
     Each round, every image tries rotations on a grid in a ball around its orientation, against projections
-    of the map of the other half of the images (default radius/step: 9°/3°, 3°/1°, 6°/2°, 2°/0.67°).
+    of the map of the other half of the images (default radius/step: 12°/4°, 4°/1.33°, 6°/2°, 2°/0.67°).
 
     Writes OUT/orientations.{csv,star}, OUT/orientations_unrefined.csv and OUT/refine_result.json.
     An interrupted run resumes from OUT/refine_checkpoint.npz; more --rounds extend a finished one.

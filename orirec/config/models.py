@@ -176,7 +176,7 @@ class RefineConfig(_Strict):
 
     rounds: int = Field(0, ge=0, description="rounds of local search after recovery (0: off; 4 runs the schedule)")
     schedule_deg: tuple[tuple[float, float], ...] = Field(
-        ((9.0, 3.0), (3.0, 1.0), (6.0, 2.0), (2.0, 2.0 / 3.0)),
+        ((12.0, 4.0), (4.0, 4.0 / 3.0), (6.0, 2.0), (2.0, 2.0 / 3.0)),
         min_length=1,
         description="(ball radius, grid step) per round (°); the last entry repeats",
     )
