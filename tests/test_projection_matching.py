@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import local_rotation_grid, multiply, quat_distance, uniform_quaternions
-from orirec.reconstruct.projection_matching import MaskedNCC, matching_box, refine_projection_matching
+from orirec.reconstruct.projection_matching import MaskedNCC, _best_shifts, matching_box, refine_projection_matching
+from orirec.simulate.formation import apply_shifts
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
 
@@ -67,6 +69,28 @@ def test_refinement_recovers_perturbed_orientations(perturbed):
     assert res.box_px == 24 and [r["candidates"] for r in res.rounds] == [123, 33]
     assert res.rounds[1]["fsc_half_0143_A_after"] < res.rounds[0]["fsc_half_0143_A_before"]  # sharper half-maps
     assert res.rounds[0]["change_median_deg"] > 3.0  # it moved, by about the perturbation
+
+
+def test_shift_of_a_projection_is_found_to_a_fraction_of_a_pixel(perturbed):
+    clean = perturbed[3][:3]
+    found = _best_shifts(
+        torch.from_numpy(apply_shifts(clean, np.array([[1.5, -2.0]] * 3))), torch.from_numpy(clean), None, 4
+    )
+    assert np.allclose(found, [[1.5, -2.0]] * 3, atol=0.05)
+
+
+def test_shift_search_keeps_off_centre_particles_from_pulling_orientations(perturbed):
+    images, q_true, q0, _ = perturbed
+    shifts = np.random.default_rng(5).uniform(-2.0, 2.0, (len(q0), 2))  # px, as a simulation's ±2 px
+    shifted = apply_shifts(images, shifts)
+    kw = {"rounds": 2, "schedule": SCHEDULE, "resolution_A": 10.0}
+    before = orientation_metrics(q0, q_true)["err_rot_median"]
+    blind = refine_projection_matching(shifted, q0, PIXEL_A, **kw)
+    found = refine_projection_matching(shifted, q0, PIXEL_A, max_shift_px=3.0, **kw)
+    assert orientation_metrics(blind.quaternions, q_true)["err_rot_median"] > before  # measured 5.9° -> 7.4°
+    assert orientation_metrics(found.quaternions, q_true)["err_rot_median"] < 3.0  # measured 2.2°
+    assert np.median(np.linalg.norm(found.shifts_px - shifts, axis=1)) < 0.5  # measured 0.15 px
+    assert found.rounds[-1]["shift_median_px"] > 1.0 and blind.rounds[-1]["shift_median_px"] == 0.0
 
 
 def test_true_orientations_of_clean_images_stay_put(perturbed):

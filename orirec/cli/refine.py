@@ -17,6 +17,9 @@ def refine(
     rounds: Annotated[int, typer.Option(help="rounds of local search (4: the whole default schedule)")] = 4,
     resolution: Annotated[float, typer.Option(help="low-pass of the matching (Å)")] = 20.0,
     box: Annotated[int | None, typer.Option(help="matching box (px); default: pixel = resolution / 2")] = None,
+    max_shift: Annotated[
+        float | None, typer.Option(help="in-plane shift search (px); default: the store's recorded shift range")
+    ] = None,
     seed: Annotated[int, typer.Option(help="seed of the split into half-maps")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
@@ -36,7 +39,11 @@ def refine(
     from orirec.pipeline.refine import stage_refine
 
     with user_errors():
-        cfg = validate(RefineConfig, {"rounds": rounds, "resolution_A": resolution, "box_px": box}, "command line")
+        cfg = validate(
+            RefineConfig,
+            {"rounds": rounds, "resolution_A": resolution, "box_px": box, "max_shift_px": max_shift},
+            "command line",
+        )
         with progress_bars(progress) as bars:
             res = stage_refine(cfg, store, orientations, out, seed=seed, progress=bars("refine"))
     echo_table(

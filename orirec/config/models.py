@@ -182,6 +182,9 @@ class RefineConfig(_Strict):
     )
     resolution_A: float = Field(20.0, gt=0, description="low-pass of images and projections during matching (Å)")
     box_px: int | None = Field(None, ge=16, description="matching box (px); default: pixel = resolution / 2")
+    max_shift_px: float | None = Field(
+        None, ge=0, description="in-plane shift search (px, 2D norm); default: the store's recorded range (0: none)"
+    )
 
     @field_validator("schedule_deg")
     @classmethod

@@ -206,7 +206,10 @@ def compare_estimators(
         if cfg.refine.rounds:  # the same projection-matching refinement after every estimator: a fair table
             say(f"{est.name}+refine: running")
             t2 = time.perf_counter()
-            q, info = refine_step(cfg.refine, images, rows, q, s.pixel_size_A, out_dir / "refine" / est.name, cfg.seed)
+            q, info = refine_step(
+                cfg.refine, images, rows, q, s.pixel_size_A, out_dir / "refine" / est.name, cfg.seed,
+                store_max_shift_px=s.max_shift_px,
+            )  # fmt: skip
             ref_row = {**{k: row[k] for k in ("kind", "gauge", "time_fit_s")}, "estimator": f"{est.name}+refine"}
             ref_row["time_estimate_s"] = row["time_estimate_s"] + time.perf_counter() - t2
             ref_row.update({k: v for k, v in info.items() if k != "refine_rounds"})

@@ -27,11 +27,14 @@ def refine_step(
     out_dir: Path,
     seed: int = 0,
     progress=None,
+    store_max_shift_px: float | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Refine ``q`` of ``images`` (store ``rows``); writes ``OUT/orientations_unrefined.csv`` first and
     ``OUT/refine_checkpoint.npz`` after every round (a rerun resumes; more rounds extend a finished one).
 
-    Returns the refined quaternions and a summary (``refine_*`` keys; ``refine_rounds`` lists the rounds).
+    ``cfg.max_shift_px`` (default ``store_max_shift_px``, the store's recorded shift range) bounds the search
+    for each image's in-plane shift. Returns the refined quaternions and a summary (``refine_*`` keys;
+    ``refine_rounds`` lists the rounds).
     """
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -39,6 +42,7 @@ def refine_step(
     res = refine_projection_matching(
         images, q, pixel_size_A, rounds=cfg.rounds, schedule=cfg.schedule_deg, resolution_A=cfg.resolution_A,
         box_px=cfg.box_px, seed=seed, checkpoint=out_dir / CHECKPOINT, progress=progress,
+        max_shift_px=cfg.max_shift_px if cfg.max_shift_px is not None else float(store_max_shift_px or 0.0),
     )  # fmt: skip
     last = res.rounds[-1]
     return res.quaternions, {
@@ -46,6 +50,7 @@ def refine_step(
         "refine_score": last["score"],
         "refine_change_median_deg": last["change_median_deg"],
         "refine_at_edge": last["at_edge"],
+        "refine_shift_median_px": last["shift_median_px"],
         "refine_fsc_half_0143_A_before": res.rounds[0]["fsc_half_0143_A_before"],
         "refine_fsc_half_0143_A": last["fsc_half_0143_A_after"],
         "refine_resumed_rounds": res.resumed_rounds,
@@ -66,7 +71,7 @@ def stage_refine(
     if rows.min() < 0 or rows.max() >= s.n_images:
         raise ValueError(f"{orientations}: rows outside the store's {s.n_images} images ({store})")
     out_dir.mkdir(parents=True, exist_ok=True)
-    q, summary = refine_step(cfg, s.load_images(rows), rows, q, s.pixel_size_A, out_dir, seed, progress)
+    q, summary = refine_step(cfg, s.load_images(rows), rows, q, s.pixel_size_A, out_dir, seed, progress, s.max_shift_px)
     write_orientations(out_dir / "orientations.csv", rows, q)
     write_orientations(out_dir / "orientations.star", rows, q)
     summary = {"n_images": len(rows), "source": str(orientations), **summary}

@@ -256,7 +256,9 @@ def stage_recover(
             }
         )
     if cfg.refine.rounds:
-        q, refined = refine_step(cfg.refine, images, idx, q, s.pixel_size_A, out_dir, cfg.seed, refine_progress)
+        q, refined = refine_step(
+            cfg.refine, images, idx, q, s.pixel_size_A, out_dir, cfg.seed, refine_progress, s.max_shift_px
+        )
         summary.update(refined)
     else:
         (out_dir / UNREFINED).unlink(missing_ok=True)  # from an earlier run with refinement: not these orientations

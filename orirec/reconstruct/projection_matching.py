@@ -29,6 +29,7 @@ import torch
 from orirec.geometry import local_rotation_grid, multiply, quat_distance
 from orirec.reconstruct.fourier import half_split, reconstruct
 from orirec.reconstruct.fsc import fsc_report
+from orirec.simulate.formation import apply_shifts
 from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
 
@@ -85,6 +86,7 @@ class RefinementResult:
 
     quaternions: np.ndarray
     rounds: list[dict] = field(default_factory=list)
+    shifts_px: np.ndarray | None = None  # (n, 2) in-plane shifts (dx, dy) found in the images (px of the input)
     box_px: int = 0
     resumed_rounds: int = 0
 
@@ -94,23 +96,24 @@ def _fingerprint(q0: np.ndarray, settings: dict) -> int:
     return zlib.crc32(blob)
 
 
-def _load(path: Path, fingerprint: int) -> tuple[np.ndarray, list[dict]] | None:
+def _load(path: Path, fingerprint: int) -> tuple[np.ndarray, list[dict], np.ndarray] | None:
     if not path.is_file():
         return None
     try:
         with np.load(path) as z:
             fp, q, rounds = int(z["fingerprint"]), z["quaternions"], json.loads(str(z["rounds"]))
+            shifts = z["shifts_px"]
     except Exception as e:
         raise ValueError(f"{path}: not a readable refinement checkpoint ({e}); delete it to start over") from e
     if fp != fingerprint:
         warnings.warn(f"{path}: checkpoint of other orientations or settings; refining from the start", stacklevel=3)
         return None
-    return q, rounds
+    return q, rounds, shifts
 
 
-def _save(path: Path, fingerprint: int, q: np.ndarray, rounds: list[dict]) -> None:
+def _save(path: Path, fingerprint: int, q: np.ndarray, rounds: list[dict], shifts: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, fingerprint=fingerprint, quaternions=q, rounds=json.dumps(rounds))
+    np.savez(tmp, fingerprint=fingerprint, quaternions=q, rounds=json.dumps(rounds), shifts_px=shifts)
     os.replace(tmp, path)
 
 
@@ -132,6 +135,36 @@ def _match_half(images, q, rows, local, project, feats, match, progress) -> tupl
     return best_q, best_s
 
 
+def _best_shifts(images: torch.Tensor, proj: torch.Tensor, lowpass: torch.Tensor | None, max_px: float) -> np.ndarray:
+    """(n, 2) shifts (dx, dy) in px, within ``max_px``, that best move ``proj`` onto ``images``: the peak of their
+    low-passed cross-correlation, refined to a fraction of a pixel by a parabola through the peak on each axis."""
+    cc_ft = torch.fft.fft2(images) * torch.conj(torch.fft.fft2(proj))
+    if lowpass is not None:
+        cc_ft = cc_ft * lowpass
+    cc = torch.fft.fftshift(torch.fft.ifft2(cc_ft).real, dim=(-2, -1))  # zero shift at index L // 2
+    L = cc.shape[-1]
+    yy, xx = np.mgrid[:L, :L] - L // 2
+    cc[:, torch.from_numpy(xx**2 + yy**2 > max_px**2)] = -torch.inf
+    flat = cc.reshape(len(cc), -1).argmax(1)
+    iy, ix = (flat // L).numpy(), (flat % L).numpy()
+    out = np.stack([ix, iy], 1).astype(np.float64) - L // 2
+    c = cc.numpy()
+    for axis, (i0, i1) in enumerate(((ix, iy), (iy, ix))):  # x: neighbours along the last axis, y: the one before
+        lo, hi = np.clip(i0 - 1, 0, L - 1), np.clip(i0 + 1, 0, L - 1)
+        pick = (lambda a, b: c[np.arange(len(c)), b, a]) if axis == 0 else (lambda a, b: c[np.arange(len(c)), a, b])
+        f0, fm, fp = pick(i0, i1), pick(lo, i1), pick(hi, i1)
+        den = fm - 2 * f0 + fp
+        ok = np.isfinite(fm) & np.isfinite(fp) & (den < 0)
+        out[ok, axis] += np.clip(0.5 * (fm[ok] - fp[ok]) / den[ok], -0.5, 0.5)
+    return out
+
+
+def _half_maps(images, q, shifts_px, halves, pad: int, wiener: float) -> list[np.ndarray]:
+    """One map per half, the images' shifts (px) undone."""
+    sh = shifts_px if np.any(shifts_px) else None
+    return [reconstruct(images[h], q[h], None if sh is None else sh[h], pad=pad, wiener=wiener) for h in halves]
+
+
 def refine_projection_matching(
     images: np.ndarray,
     quaternions: np.ndarray,
@@ -144,6 +177,7 @@ def refine_projection_matching(
     seed: int = 0,
     pad: int = 2,
     wiener: float = 1e-3,
+    max_shift_px: float = 0.0,
     checkpoint: Path | str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> RefinementResult:
@@ -160,6 +194,11 @@ def refine_projection_matching(
     orientation (``change_median_deg``), the fraction of images whose best candidate lies on the ball's
     surface (``at_edge``: the search was too narrow for them) and the half-maps' FSC 0.143 resolution (Å) at
     the cropped box, before and after the round; no ground truth is read.
+
+    ``max_shift_px`` > 0 (px of ``images``, 2D norm) also finds every image's in-plane shift after each round's
+    rotation search (the cross-correlation peak against its new projection); later rounds and the half-maps use
+    the images with their shifts undone. Without it, a particle off-centre pulls its orientation instead: on
+    small proteins with ±2 px shifts, matching without shifts made orientations worse.
     """
     images = np.asarray(images, dtype=np.float32)
     q = np.asarray(quaternions, dtype=np.float64)
@@ -174,14 +213,16 @@ def refine_projection_matching(
     px = pixel_size_A * L / box
     small = fourier_downsample(images, box) if box != L else images
     match = MaskedNCC(box, 2, px, resolution_A)
-    feats = match(small)
     halves = half_split(len(q), seed)
     settings = {"schedule": [list(map(float, s)) for s in schedule], "resolution_A": resolution_A}
     settings |= {"box": box, "seed": seed, "pad": pad, "wiener": wiener, "n": len(q)}
+    settings |= {"max_shift_px": float(max_shift_px)} if max_shift_px else {}
     fp = _fingerprint(q, settings)
     path = None if checkpoint is None else Path(checkpoint)
     stored = None if path is None else _load(path, fp)
     q, history = (q.copy(), []) if stored is None else (stored[0].copy(), stored[1])
+    shifts = np.zeros((len(q), 2)) if stored is None else stored[2].copy()  # px of the input images
+    to_small = box / L
     resumed = len(history)
     count = [resumed * len(q), rounds * len(q)]  # images matched so far, in all
 
@@ -194,8 +235,16 @@ def refine_projection_matching(
         t0 = time.perf_counter()
         radius, step = schedule[min(r, len(schedule) - 1)]
         local = local_rotation_grid(radius, step)
-        maps = [reconstruct(small[h], q[h], pad=pad, wiener=wiener) for h in halves]
+        maps = _half_maps(small, q, shifts * to_small, halves, pad, wiener)
         fsc_before = fsc_report(maps[0], maps[1], px)["fsc_0143_A"]
+        if max_shift_px > 0:  # shifts first, at the current orientations, then the maps of the centred images
+            for h, other in ((halves[0], maps[1]), (halves[1], maps[0])):
+                with torch.no_grad():
+                    proj = cpu_projector(other, pad=pad).project(q[h])
+                found = _best_shifts(torch.from_numpy(small[h]), proj, match.lowpass, max_shift_px * to_small)
+                shifts[h] = found / to_small
+            maps = _half_maps(small, q, shifts * to_small, halves, pad, wiener)
+        feats = match(apply_shifts(small, -shifts * to_small) if shifts.any() else small)
         new, score = q.copy(), np.empty(len(q))
         for h, other in ((halves[0], maps[1]), (halves[1], maps[0])):
             project = cpu_projector(other, pad=pad).project
@@ -212,12 +261,13 @@ def refine_projection_matching(
                 "change_median_deg": float(np.median(change)),
                 "at_edge": float(np.mean(change >= radius - step / 2)),
                 "fsc_half_0143_A_before": fsc_before,
+                "shift_median_px": float(np.median(np.linalg.norm(shifts, axis=1))),
                 "time_s": time.perf_counter() - t0,
             }
         )
         if path is not None:
-            _save(path, fp, q, history)
+            _save(path, fp, q, history, shifts)
     if history:
-        maps = [reconstruct(small[h], q[h], pad=pad, wiener=wiener) for h in halves]
+        maps = _half_maps(small, q, shifts * to_small, halves, pad, wiener)
         history[-1]["fsc_half_0143_A_after"] = fsc_report(maps[0], maps[1], px)["fsc_0143_A"]
-    return RefinementResult(quaternions=q, rounds=history, box_px=box, resumed_rounds=resumed)
+    return RefinementResult(q, history, shifts_px=shifts, box_px=box, resumed_rounds=resumed)
