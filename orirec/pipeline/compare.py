@@ -106,6 +106,15 @@ def _via_distances(est, data: EstimatorData, cfg: RecoverConfig) -> tuple[np.nda
     return q, info
 
 
+def _scores(images, q, q_true, ref, pixel_size_A: float, rc: ReconstructConfig) -> dict[str, float]:
+    """One row's numbers for orientations ``q``: the errors of DESIGN §6, R² and the FSCs."""
+    return {
+        **orientation_metrics(q, q_true),
+        "r2": rotation_r2(q, q_true),
+        **_fsc(images, q, q_true, ref, pixel_size_A, rc),
+    }
+
+
 def _fsc(images, q, q_true, ref, pixel_size_A: float, rc: ReconstructConfig) -> dict[str, float]:
     h1, h2 = reconstruct_half_maps(images, q, pad=rc.pad, wiener=rc.wiener, seed=rc.seed)
     half = fsc_report(h1, h2, pixel_size_A)
@@ -195,9 +204,7 @@ def compare_estimators(
         else:
             q = est.estimate(data)
         row["time_estimate_s"] = time.perf_counter() - t1
-        row.update(orientation_metrics(q, q_true))
-        row["r2"] = rotation_r2(q, q_true)
-        row.update(_fsc(images, q, q_true, ref, s.pixel_size_A, rc))
+        row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc))
         if hasattr(est, "save_artifacts"):
             row["artifacts"] = [str(p) for p in est.save_artifacts(out_dir, data)]
         write_orientations(out_dir / "orientations" / f"{est.name}.csv", rows, q)
@@ -213,9 +220,7 @@ def compare_estimators(
             ref_row = {**{k: row[k] for k in ("kind", "gauge", "time_fit_s")}, "estimator": f"{est.name}+refine"}
             ref_row["time_estimate_s"] = row["time_estimate_s"] + time.perf_counter() - t2
             ref_row.update({k: v for k, v in info.items() if k != "refine_rounds"})
-            ref_row.update(orientation_metrics(q, q_true))
-            ref_row["r2"] = rotation_r2(q, q_true)
-            ref_row.update(_fsc(images, q, q_true, ref, s.pixel_size_A, rc))
+            ref_row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc))
             write_orientations(out_dir / "orientations" / f"{est.name}+refine.csv", rows, q)
             results.append(ref_row)
             say(f"{est.name}+refine: err_rot median {ref_row['err_rot_median']:.1f}°")

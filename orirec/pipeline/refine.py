@@ -70,7 +70,6 @@ def stage_refine(
     rows, q = read_orientations(orientations)
     if rows.min() < 0 or rows.max() >= s.n_images:
         raise ValueError(f"{orientations}: rows outside the store's {s.n_images} images ({store})")
-    out_dir.mkdir(parents=True, exist_ok=True)
     q, summary = refine_step(cfg, s.load_images(rows), rows, q, s.pixel_size_A, out_dir, seed, progress, s.max_shift_px)
     write_orientations(out_dir / "orientations.csv", rows, q)
     write_orientations(out_dir / "orientations.star", rows, q)

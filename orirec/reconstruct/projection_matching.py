@@ -195,10 +195,11 @@ def refine_projection_matching(
     surface (``at_edge``: the search was too narrow for them) and the half-maps' FSC 0.143 resolution (Å) at
     the cropped box, before and after the round; no ground truth is read.
 
-    ``max_shift_px`` > 0 (px of ``images``, 2D norm) also finds every image's in-plane shift after each round's
-    rotation search (the cross-correlation peak against its new projection); later rounds and the half-maps use
-    the images with their shifts undone. Without it, a particle off-centre pulls its orientation instead: on
-    small proteins with ±2 px shifts, matching without shifts made orientations worse.
+    ``max_shift_px`` > 0 (px of ``images``, 2D norm) also finds every image's in-plane shift before each round's
+    rotation search (the cross-correlation peak against its projection at the current orientation); the
+    round's half-maps and matching then use the images with their shifts undone. Without it, a particle
+    off-centre pulls its orientation instead: on small proteins with ±2 px shifts, matching without shifts
+    made orientations worse.
     """
     images = np.asarray(images, dtype=np.float32)
     q = np.asarray(quaternions, dtype=np.float64)
