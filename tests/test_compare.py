@@ -72,6 +72,17 @@ def test_compare_fast_subset_prints_table(stores, tmp_path):
     assert 0 <= rows["regress-6d+refine"]["refine_at_edge"] <= 1
 
 
+def test_compare_runs_ab_initio_without_training_or_model(stores, tmp_path):
+    res = run("compare", stores["test"], "--estimators", "ab-initio", "--ab-initio-iterations", 3,
+              "--out", tmp_path / "c", "--no-track")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads((tmp_path / "c" / "compare.json").read_text())["results"]
+    assert row["estimator"] == "ab-initio" and row["ab-initio_iteration"] == 3
+    assert 0 < row["ab-initio_particle_radius_A"] < 24 * 4.0  # read off the images, inside the box (Å)
+    assert 0 <= row["err_rot_median"] <= 180
+    assert len((tmp_path / "c" / "orientations" / "ab-initio.csv").read_text().splitlines()) == 33
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

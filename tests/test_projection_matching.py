@@ -6,7 +6,7 @@ import torch
 
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import local_rotation_grid, multiply, quat_distance, uniform_quaternions
-from orirec.reconstruct.projection_matching import MaskedNCC, _best_shifts, matching_box, refine_projection_matching
+from orirec.reconstruct.projection_matching import MaskedNCC, best_shifts, matching_box, refine_projection_matching
 from orirec.simulate.formation import apply_shifts
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
@@ -73,7 +73,7 @@ def test_refinement_recovers_perturbed_orientations(perturbed):
 
 def test_shift_of_a_projection_is_found_to_a_fraction_of_a_pixel(perturbed):
     clean = perturbed[3][:3]
-    found = _best_shifts(
+    found = best_shifts(
         torch.from_numpy(apply_shifts(clean, np.array([[1.5, -2.0]] * 3))), torch.from_numpy(clean), None, 4
     )
     assert np.allclose(found, [[1.5, -2.0]] * 3, atol=0.05)

@@ -16,7 +16,7 @@ def compare(
         str | None,
         typer.Option(
             help="comma-separated: siamese, euclidean, oracle, oracle-noise, regress-6d, regress-quat, "
-            "regress-euler, cvae, aspire-cl (default: all that can run with what is given)"
+            "regress-euler, cvae, aspire-cl, ab-initio (default: all that can run with what is given)"
         ),
     ] = None,
     model: Annotated[Path | None, typer.Option(help="Siamese checkpoint (best.pt) for 'siamese'")] = None,
@@ -43,6 +43,12 @@ def compare(
     gauge: Annotated[bool, typer.Option(help="resolve the gauge of distance estimators (no ground truth)")] = True,
     graph: Annotated[str, typer.Option(help="pair graph of distance estimators: full or knn")] = "full",
     recover_steps: Annotated[int, typer.Option(help="refinement steps of the recovery")] = 300,
+    ab_initio_iterations: Annotated[
+        int, typer.Option(help="iterations of ab-initio (stochastic global projection matching)")
+    ] = 40,
+    particle_radius: Annotated[
+        float | None, typer.Option(help="particle radius (Å) for ab-initio's mask (default: read off the images)")
+    ] = None,
     refine_rounds: Annotated[
         int, typer.Option(help="also refine every estimator's orientations by projection matching: an extra row each")
     ] = 0,
@@ -69,7 +75,7 @@ def compare(
         names = [s.strip() for s in estimators.split(",") if s.strip()] if estimators else None
         counts = {"--calibration-pairs": calibration_pairs, "--n-train": n_train, "--steps": steps,
                   "--cvae-steps": cvae_steps, "--batch-size": batch_size, "--grid-size": grid_size,
-                  "--latent-dim": latent_dim}  # fmt: skip
+                  "--latent-dim": latent_dim, "--ab-initio-iterations": ab_initio_iterations}  # fmt: skip
         bad = [f"{k} {v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
@@ -79,6 +85,7 @@ def compare(
             seed=seed, model=model, oracle_noise_rad=oracle_noise, steps=steps, cvae_steps=cvae_steps,
             batch_size=batch_size, lr=lr, encoder_preset=encoder, latent_dim=latent_dim,
             cvae_condition=cvae_condition, grid_size=grid_size, calibration_pairs=calibration_pairs,
+            extra={"iterations": ab_initio_iterations, "particle_radius_A": particle_radius},
         )  # fmt: skip
         rcfg = validate(
             RecoverConfig,

@@ -21,6 +21,7 @@ from orirec.geometry.quaternions import (
     viewing_direction,
 )
 from orirec.geometry.sampling import (
+    global_rotation_grid,
     local_rotation_grid,
     preferred_quaternions,
     sample_vmf_directions,
@@ -43,6 +44,7 @@ __all__ = [
     "common_line_error",
     "conjugate",
     "group_quaternions",
+    "global_rotation_grid",
     "local_rotation_grid",
     "euler_to_matrix",
     "euler_to_quat",

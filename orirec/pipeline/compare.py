@@ -203,6 +203,7 @@ def compare_estimators(
             row.update(info)
         else:
             q = est.estimate(data)
+            row.update({f"{est.name}_{k}": v for k, v in getattr(est, "summary", {}).items()})
         row["time_estimate_s"] = time.perf_counter() - t1
         row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc))
         if hasattr(est, "save_artifacts"):

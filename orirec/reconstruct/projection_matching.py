@@ -33,7 +33,14 @@ from orirec.simulate.formation import apply_shifts
 from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
 
-__all__ = ["DEFAULT_SCHEDULE", "MaskedNCC", "RefinementResult", "matching_box", "refine_projection_matching"]
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "MaskedNCC",
+    "RefinementResult",
+    "best_shifts",
+    "matching_box",
+    "refine_projection_matching",
+]
 
 DEFAULT_SCHEDULE: tuple[tuple[float, float], ...] = ((12.0, 4.0), (4.0, 4.0 / 3.0), (6.0, 2.0), (2.0, 2.0 / 3.0))
 """(ball radius, grid step) in degrees per round: 123 candidates each; coarse, fine, then again. The first
@@ -135,7 +142,7 @@ def _match_half(images, q, rows, local, project, feats, match, progress) -> tupl
     return best_q, best_s
 
 
-def _best_shifts(images: torch.Tensor, proj: torch.Tensor, lowpass: torch.Tensor | None, max_px: float) -> np.ndarray:
+def best_shifts(images: torch.Tensor, proj: torch.Tensor, lowpass: torch.Tensor | None, max_px: float) -> np.ndarray:
     """(n, 2) shifts (dx, dy) in px, within ``max_px``, that best move ``proj`` onto ``images``: the peak of their
     low-passed cross-correlation, refined to a fraction of a pixel by a parabola through the peak on each axis."""
     cc_ft = torch.fft.fft2(images) * torch.conj(torch.fft.fft2(proj))
@@ -242,7 +249,7 @@ def refine_projection_matching(
             for h, other in ((halves[0], maps[1]), (halves[1], maps[0])):
                 with torch.no_grad():
                     proj = cpu_projector(other, pad=pad).project(q[h])
-                found = _best_shifts(torch.from_numpy(small[h]), proj, match.lowpass, max_shift_px * to_small)
+                found = best_shifts(torch.from_numpy(small[h]), proj, match.lowpass, max_shift_px * to_small)
                 shifts[h] = found / to_small
             maps = _half_maps(small, q, shifts * to_small, halves, pad, wiener)
         feats = match(apply_shifts(small, -shifts * to_small) if shifts.any() else small)

@@ -1,10 +1,10 @@
 """Orientation estimators behind one interface, for ``orirec compare`` (layer 3; see :mod:`.base`).
 
 Registered names: siamese, euclidean, oracle, oracle-noise, regress-6d, regress-quat, regress-euler, cvae,
-aspire-cl (needs ``pip install orirec[aspire]``).
+aspire-cl (needs ``pip install orirec[aspire]``), ab-initio.
 """
 
-from orirec.evaluate.estimators import aspire_cl, cvae, euclidean, oracle, regression, siamese  # noqa: F401
+from orirec.evaluate.estimators import ab_initio, aspire_cl, cvae, euclidean, oracle, regression, siamese  # noqa: F401
 from orirec.evaluate.estimators.base import (
     ESTIMATORS,
     DistanceEstimator,

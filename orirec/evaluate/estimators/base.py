@@ -6,7 +6,7 @@ Two kinds, one protocol each:
   the graph's edges; the caller recovers orientations from them (``orirec.recover``) and resolves the
   gauge exactly as a real run does. Learned Siamese distances, Euclidean image distances, the oracle.
 - :class:`OrientationEstimator` — images → unit quaternions (n, 4) directly. Regression heads, cVAE,
-  common lines.
+  common lines, ab initio projection matching.
 
 Estimators that learn something (a calibration, a network) take a :class:`TrainingData` with ground truth
 from a *training* store in ``fit``; only the oracle may read the test images' ground truth
@@ -152,7 +152,7 @@ def register(*names: str):
 
 #: the order of the comparison table (other registered names follow)
 ORDER = ("siamese", "euclidean", "oracle", "oracle-noise", "regress-6d", "regress-quat", "regress-euler", "cvae",
-         "aspire-cl")  # fmt: skip
+         "aspire-cl", "ab-initio")  # fmt: skip
 
 
 def estimator_names() -> list[str]:

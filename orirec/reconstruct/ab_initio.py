@@ -1,0 +1,174 @@
+"""Ab initio orientations of a set of images of one unknown particle, by stochastic global projection matching.
+
+No training and no pairs: every iteration reconstructs one map from all images at their current
+orientations, projects it at every rotation of a global grid (:func:`~orirec.geometry.global_rotation_grid`),
+and gives every image a new orientation drawn from the softmax of its masked NCC with those projections.
+The map pools the signal of all images, which is what a pair of images at SNR 1/16 lacks (the common line
+of two small-protein images is at chance from σ² 4 on; ``benchmarks/commonline_detectability.py``).
+
+The draw is annealed: early iterations are nearly random among the good candidates (as in cryoSPARC's
+stochastic ab initio), so the map is not frozen in the first blob's local optimum; the last iteration takes
+every image's best candidate. The resolution goes from ``resolution_start_A`` to ``resolution_end_A``, with
+the images Fourier-cropped so that Nyquist equals the current resolution. The handedness of the result is
+arbitrary (projections cannot tell a map from its mirror image). Deterministic given ``seed``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from orirec.geometry import global_rotation_grid, local_rotation_grid, multiply, quat_distance, uniform_quaternions
+from orirec.reconstruct.fourier import reconstruct
+from orirec.reconstruct.projection_matching import MaskedNCC, best_shifts, matching_box
+from orirec.simulate.formation import apply_shifts
+from orirec.simulate.inplane import fourier_downsample
+from orirec.simulate.nufft_projector import cpu_projector
+
+__all__ = ["AbInitioResult", "ab_initio"]
+
+_SCORE_CHUNK = 512  # images scored against the whole grid at once
+
+
+@dataclass
+class AbInitioResult:
+    """Orientations (n, 4), the last map (box ``box_px``, pixel ``pixel_size_A`` Å), the shifts (n, 2) (dx, dy)
+    found in the images (px of the input) and one summary per iteration."""
+
+    quaternions: np.ndarray
+    volume: np.ndarray
+    shifts_px: np.ndarray
+    box_px: int
+    pixel_size_A: float
+    iterations: list[dict] = field(default_factory=list)
+
+
+def _sharpness(iteration: int, iterations: int, start: float, end: float) -> float:
+    t = iteration / max(1, iterations - 1)
+    return float(start * (end / start) ** t)
+
+
+def ab_initio(
+    images: np.ndarray,
+    pixel_size_A: float,
+    *,
+    iterations: int = 40,
+    resolution_start_A: float = 30.0,
+    resolution_end_A: float = 20.0,
+    step_deg: float = 15.0,
+    sharpness_start: float = 1.0,
+    sharpness_end: float = 30.0,
+    particle_radius_A: float | None = None,
+    max_shift_px: float = 0.0,
+    seed: int = 0,
+    pad: int = 2,
+    wiener: float = 1e-2,
+    progress: Callable[[int, int], None] | None = None,
+) -> AbInitioResult:
+    """Orientations of ``images`` (n, L, L; ``pixel_size_A`` Å/px; centred, phase-flipped if they carry a CTF).
+
+    ``step_deg``: spacing of the global grid (°); each image's draw is jittered within the grid cell.
+    ``sharpness``: the softmax's inverse temperature, in units of the spread of an image's scores over the
+    grid, rising geometrically from ``sharpness_start`` to ``sharpness_end``. ``particle_radius_A``: radius (Å)
+    of the spherical mask applied to each map and of the disk the NCC is computed in (default: 0.45 × box).
+    ``max_shift_px`` > 0 (px of ``images``): after each draw, every image's in-plane shift is found within that
+    radius against the projection at its new orientation
+    (:func:`~orirec.reconstruct.projection_matching.best_shifts`) and undone for the next map; without it,
+    shifts of even ±1 px leave the map a blob (chance on the test particle). ``progress(done, total)``
+    counts iterations. Each iteration's summary holds the resolution (Å), box (px), mean best NCC
+    (``score``) and the median change of orientation (``change_median_deg``).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"ab initio: need images (n, L, L), got shape {images.shape}")
+    if len(images) < 10:
+        raise ValueError(f"ab initio: need at least 10 images, got {len(images)}")
+    if iterations < 1 or not 0 < resolution_end_A <= resolution_start_A:
+        raise ValueError("ab initio: need iterations >= 1 and 0 < resolution_end_A <= resolution_start_A")
+    L = images.shape[1]
+    rng = np.random.default_rng(seed)
+    grid = global_rotation_grid(step_deg)
+    jitter = local_rotation_grid(step_deg / 2, step_deg / 4)
+    q = uniform_quaternions(len(images), rng)
+    shifts = np.zeros((len(images), 2))  # px of the input images
+    history: list[dict] = []
+    cache: dict[int, np.ndarray] = {}
+    for it in range(iterations):
+        t0 = time.perf_counter()
+        res = resolution_start_A * (resolution_end_A / resolution_start_A) ** (it / max(1, iterations - 1))
+        box = matching_box(L, pixel_size_A, res)
+        px = pixel_size_A * L / box
+        small = cache.setdefault(box, fourier_downsample(images, box) if box != L else images)
+        to_small = box / L
+        vol = reconstruct(small, q, shifts * to_small if shifts.any() else None, pad=pad, wiener=wiener)
+        radius_px = 0.45 * box if particle_radius_A is None else min(particle_radius_A / px, box / 2 - 1)
+        zz, yy, xx = np.mgrid[:box, :box, :box] - box // 2
+        vol = vol * (zz**2 + yy**2 + xx**2 <= radius_px**2)
+        match = MaskedNCC(box, max(1, int(box // 2 - np.ceil(radius_px + 1))), px, res)
+        with torch.no_grad():
+            refs = match(cpu_projector(vol, pad=pad).project(grid))
+            feats = match(apply_shifts(small, -shifts * to_small) if shifts.any() else small)
+        kappa = _sharpness(it, iterations, sharpness_start, sharpness_end)
+        last = it == iterations - 1
+        pick, best = np.empty(len(q), dtype=np.int64), np.empty(len(q))
+        for c in range(0, len(q), _SCORE_CHUNK):
+            with torch.no_grad():
+                s = (feats[c : c + _SCORE_CHUNK] @ refs.T).double()
+            top, arg = s.max(1)
+            best[c : c + len(s)] = top.numpy()
+            if last:
+                pick[c : c + len(s)] = arg.numpy()
+            else:
+                z = (s - top[:, None]) / s.std(1, keepdim=True).clamp_min(1e-12)
+                p = torch.softmax(kappa * z, 1).numpy()
+                u = rng.random(len(s))[:, None]
+                pick[c : c + len(s)] = np.minimum((np.cumsum(p, 1) < u).sum(1), p.shape[1] - 1)
+        new = grid[pick]
+        if not last:
+            new = multiply(new, jitter[rng.integers(0, len(jitter), len(new))])
+        change = np.degrees(quat_distance(q, new))
+        q = new
+        if max_shift_px > 0:
+            with torch.no_grad():
+                proj = cpu_projector(vol, pad=pad).project(q)
+            # at least the 8 neighbours of the centre, so the sub-pixel parabola has points; then clipped
+            found = best_shifts(torch.from_numpy(small), proj, match.lowpass, max(1.5, max_shift_px * to_small))
+            norm = np.linalg.norm(found, axis=1, keepdims=True) / to_small
+            shifts = found / to_small * np.minimum(1.0, max_shift_px / np.maximum(norm, 1e-12))
+        history.append(
+            {
+                "iteration": it + 1,
+                "resolution_A": float(res),
+                "box_px": int(box),
+                "sharpness": kappa,
+                "score": float(best.mean()),
+                "change_median_deg": float(np.median(change)),
+                "time_s": time.perf_counter() - t0,
+            }
+        )
+        if progress is not None:
+            progress(it + 1, iterations)
+    return AbInitioResult(q, vol, shifts, box, px, history)
+
+
+def estimate_particle_radius_A(images: np.ndarray, pixel_size_A: float, fraction: float = 0.1) -> float:
+    """The particle's radius (Å) seen in a set of centred images (n, L, L) of one particle, without a model.
+
+    The signal adds variance across images inside the particle and nothing outside: the radial profile of
+    the per-pixel variance, less its level in the outer ring (the noise), falls below ``fraction`` of its
+    peak at the particle's edge (blurred by shifts and by the CTF's spread). At least 2 px.
+    """
+    images = np.asarray(images, dtype=np.float64)
+    L = images.shape[-1]
+    var = images.var(0)
+    yy, xx = np.mgrid[:L, :L] - L // 2
+    r = np.sqrt(xx**2 + yy**2).round().astype(int)
+    profile = np.bincount(r.ravel(), var.ravel()) / np.bincount(r.ravel())
+    outer = profile[int(0.42 * L) : L // 2].mean()
+    excess = profile[: L // 2] - outer
+    inside = np.flatnonzero(excess > fraction * excess.max())
+    return float(max(2, inside.max() + 1 if len(inside) else L // 4) * pixel_size_A)
