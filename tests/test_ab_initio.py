@@ -12,7 +12,8 @@ from orirec.structures import atoms_to_density, pseudo_protein
 
 PIXEL_A = 3.5
 RADIUS_A = 25.0  # the pseudo-protein's farthest atom
-SETTINGS = {"iterations": 25, "resolution_start_A": 16.0, "resolution_end_A": 10.0, "particle_radius_A": 1.3 * RADIUS_A}
+SETTINGS = {"iterations": 25, "resolution_start_A": 16.0, "resolution_end_A": 10.0, "particle_radius_A": 1.3 * RADIUS_A,
+            "restarts": 1}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +51,28 @@ def test_particle_radius_is_read_off_the_images(particle):
 
 def test_ab_initio_finds_orientations_from_a_random_start(particle):
     images, q_true = particle
-    res = ab_initio(images, PIXEL_A, max_shift_px=1.0, seed=0, **SETTINGS)
+    res = ab_initio(images, PIXEL_A, max_shift_px=1.0, seed=0, **(SETTINGS | {"restarts": 3}))
     m = orientation_metrics(res.quaternions, q_true)
-    assert m["err_rot_median"] < 12.0 and m["acc20"] > 0.7, m
+    assert m["err_rot_median"] < 12.0 and m["acc20"] > 0.7, (m, res.restart_scores)
     assert len(res.iterations) == 25 and res.box_px == 24
     assert res.iterations[-1]["score"] > res.iterations[0]["score"]
-    again = ab_initio(images, PIXEL_A, max_shift_px=1.0, seed=0, **SETTINGS)
-    assert np.array_equal(again.quaternions, res.quaternions)  # deterministic given the seed
+
+
+def test_ab_initio_is_deterministic_given_the_seed(particle):
+    kw = SETTINGS | {"iterations": 3, "max_shift_px": 1.0}
+    a, b = (ab_initio(particle[0], PIXEL_A, seed=4, **kw) for _ in range(2))
+    assert np.array_equal(a.quaternions, b.quaternions) and np.array_equal(a.shifts_px, b.shifts_px)
+
+
+def test_restarts_keep_the_best_matching_run(particle):
+    images, _ = particle
+    calls = []
+    kw = SETTINGS | {"iterations": 4, "restarts": 3}
+    res = ab_initio(images, PIXEL_A, seed=1, progress=lambda d, t: calls.append((d, t)), **kw)
+    assert len(res.restart_scores) == 3 and len(set(res.restart_scores)) == 3  # three different random starts
+    assert res.restart == int(np.argmax(res.restart_scores))
+    assert res.iterations[-1]["score"] == max(res.restart_scores)
+    assert calls == [(k, 12) for k in range(1, 13)]
 
 
 def test_ab_initio_on_pure_noise_is_at_chance(particle):
@@ -69,5 +85,7 @@ def test_ab_initio_on_pure_noise_is_at_chance(particle):
 def test_ab_initio_refuses_bad_input():
     with pytest.raises(ValueError, match="at least 10"):
         ab_initio(np.zeros((5, 16, 16), np.float32), 1.0)
+    with pytest.raises(ValueError, match="restarts"):
+        ab_initio(np.zeros((20, 16, 16), np.float32), 1.0, restarts=0)
     with pytest.raises(ValueError, match=r"\(n, L, L\)"):
         ab_initio(np.zeros((20, 16, 12), np.float32), 1.0)

@@ -74,13 +74,32 @@ def test_compare_fast_subset_prints_table(stores, tmp_path):
 
 def test_compare_runs_ab_initio_without_training_or_model(stores, tmp_path):
     res = run("compare", stores["test"], "--estimators", "ab-initio", "--ab-initio-iterations", 3,
-              "--out", tmp_path / "c", "--no-track")  # fmt: skip
+              "--ab-initio-restarts", 2, "--out", tmp_path / "c", "--no-track")  # fmt: skip
     assert res.exit_code == 0, res.output
     (row,) = json.loads((tmp_path / "c" / "compare.json").read_text())["results"]
-    assert row["estimator"] == "ab-initio" and row["ab-initio_iteration"] == 3
+    assert row["estimator"] == "ab-initio" and row["ab-initio_iteration"] == 3 and row["ab-initio_restart"] in (0, 1)
     assert 0 < row["ab-initio_particle_radius_A"] < 24 * 4.0  # read off the images, inside the box (Å)
     assert 0 <= row["err_rot_median"] <= 180
     assert len((tmp_path / "c" / "orientations" / "ab-initio.csv").read_text().splitlines()) == 33
+
+
+def test_compare_per_protein_table_and_resume(tmp_path):
+    store = tmp_path / "two.zarr"
+    res = run("simulate", "pseudo:1", "pseudo:2", "--n-per-structure", 12, "--box", 24, "--pixel-size", 4.0,
+              "--seed", 3, "--shard-size", 32, "--out", store, "--no-progress")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    args = ("compare", store, "--protein", "all", "--estimators", "ab-initio", "--ab-initio-iterations", 2,
+            "--ab-initio-restarts", 1, "--out", tmp_path / "c", "--no-track")  # fmt: skip
+    res = run(*args)
+    assert res.exit_code == 0, res.output
+    rows = json.loads((tmp_path / "c" / "proteins.json").read_text())["results"]
+    assert [(r["protein"], r["estimator"], r["n"]) for r in rows] == [(0, "ab-initio", 12), (1, "ab-initio", 12)]
+    assert all(r["n_atoms"] > 0 and r["rg_A"] > 0 and r["symmetry"] == "C1" for r in rows)
+    assert "| protein | sym |" in (tmp_path / "c" / "proteins.md").read_text()
+    again = run(*args)  # both proteins finished: read back, not run again
+    assert again.exit_code == 0 and again.output.count("done before, read back") == 2, again.output
+    bad = run("compare", store, "--protein", "0,7", "--estimators", "ab-initio", "--out", tmp_path / "d", "--no-track")
+    assert bad.exit_code == 2 and "proteins [7] have no images" in bad.output
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,11 @@ def compare(
     ] = None,
     n: Annotated[int, typer.Option(help="test images: the first N of STORE")] = 1650,
     protein: Annotated[
-        int | None, typer.Option(help="only images of this protein (store index), e.g. one unseen test protein")
+        str | None,
+        typer.Option(
+            help="only images of this protein (store index), e.g. one unseen test protein; several (0,8,57) or "
+            "'all': one comparison per protein in OUT/<protein>/ and one protein × estimator table, proteins.md"
+        ),
     ] = None,
     n_train: Annotated[int, typer.Option(help="training images: the first N of --train-store")] = 2000,
     steps: Annotated[int, typer.Option(help="training steps of each regression head")] = 400,
@@ -46,6 +50,9 @@ def compare(
     ab_initio_iterations: Annotated[
         int, typer.Option(help="iterations of ab-initio (stochastic global projection matching)")
     ] = 40,
+    ab_initio_restarts: Annotated[
+        int, typer.Option(help="ab-initio runs from different random starts; the best-matching one is kept")
+    ] = 3,
     particle_radius: Annotated[
         float | None, typer.Option(help="particle radius (Å) for ab-initio's mask (default: read off the images)")
     ] = None,
@@ -61,7 +68,9 @@ def compare(
     """Compare orientation estimators on the same images: err_o4, err_rot, err_dir, acc@10/20, R², FSC, time.
 
     Writes compare.md, compare.csv, compare.json and OUT/orientations/ESTIMATOR.csv in OUT and prints the
-    markdown table; with --refine-rounds, a row ESTIMATOR+refine follows each estimator's row.
+    markdown table; with --refine-rounds, a row ESTIMATOR+refine follows each estimator's row. With several
+    proteins (--protein 0,8,57 or all) each gets its own folder and the table is proteins.md; a sweep that was
+    interrupted resumes after its last finished protein.
 
     Example: orirec compare test.zarr --train-store train.zarr --model runs/demo/train/checkpoints/best.pt
     --estimators siamese,euclidean,oracle,regress-6d --out runs/compare
@@ -69,13 +78,15 @@ def compare(
     from orirec.config import RecoverConfig, validate
     from orirec.evaluate.estimators import EstimatorOptions
     from orirec.pipeline.compare import compare_estimators, markdown_table
+    from orirec.pipeline.compare_proteins import PROTEIN_COLUMNS, compare_proteins
     from orirec.tracking import Tracker
 
     with user_errors():
         names = [s.strip() for s in estimators.split(",") if s.strip()] if estimators else None
         counts = {"--calibration-pairs": calibration_pairs, "--n-train": n_train, "--steps": steps,
                   "--cvae-steps": cvae_steps, "--batch-size": batch_size, "--grid-size": grid_size,
-                  "--latent-dim": latent_dim, "--ab-initio-iterations": ab_initio_iterations}  # fmt: skip
+                  "--latent-dim": latent_dim, "--ab-initio-iterations": ab_initio_iterations,
+                  "--ab-initio-restarts": ab_initio_restarts}  # fmt: skip
         bad = [f"{k} {v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
@@ -85,7 +96,8 @@ def compare(
             seed=seed, model=model, oracle_noise_rad=oracle_noise, steps=steps, cvae_steps=cvae_steps,
             batch_size=batch_size, lr=lr, encoder_preset=encoder, latent_dim=latent_dim,
             cvae_condition=cvae_condition, grid_size=grid_size, calibration_pairs=calibration_pairs,
-            extra={"iterations": ab_initio_iterations, "particle_radius_A": particle_radius},
+            extra={"iterations": ab_initio_iterations, "restarts": ab_initio_restarts,
+                   "particle_radius_A": particle_radius},
         )  # fmt: skip
         rcfg = validate(
             RecoverConfig,
@@ -93,11 +105,31 @@ def compare(
             | {"refine": {"rounds": refine_rounds, "resolution_A": refine_resolution}},
             "command line",
         )
+        proteins = _proteins(store, protein)
         tracker = Tracker(track, tracking_uri, "orirec-compare", out)
-        rows = compare_estimators(
-            store, out, names, model=model, train_store=train_store, n=n, n_train=n_train, options=opts,
-            recover_cfg=rcfg, tracker=tracker, log=lambda line: console.print(line, highlight=False, markup=False),
-            protein=protein,
-        )  # fmt: skip
+        kw = dict(model=model, train_store=train_store, n=n, n_train=n_train, options=opts, recover_cfg=rcfg,
+                  tracker=tracker, log=lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip
+        if proteins is not None and len(proteins) > 1:
+            rows = compare_proteins(store, out, proteins, names, **kw)
+            typer.echo(markdown_table(rows, PROTEIN_COLUMNS))
+            typer.echo(f"\n(written to {out / 'proteins.md'}, proteins.csv, proteins.json)")
+            return
+        rows = compare_estimators(store, out, names, protein=None if proteins is None else proteins[0], **kw)
     typer.echo(markdown_table(rows))
     typer.echo(f"\n(written to {out / 'compare.md'}, compare.csv, compare.json)")
+
+
+def _proteins(store: Path, spec: str | None) -> list[int] | None:
+    """--protein: None, one index, a comma-separated list, or 'all' (every protein with images in STORE)."""
+    if spec is None:
+        return None
+    if spec.strip() == "all":
+        import numpy as np
+
+        from orirec.store import open_store
+
+        return np.unique(open_store(store).protein).tolist()
+    try:
+        return [int(p) for p in spec.split(",") if p.strip()]
+    except ValueError:
+        raise ValueError(f"--protein: expected store indices (0,8,57) or 'all', got {spec!r}") from None

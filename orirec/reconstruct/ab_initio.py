@@ -45,6 +45,8 @@ class AbInitioResult:
     box_px: int
     pixel_size_A: float
     iterations: list[dict] = field(default_factory=list)
+    restart_scores: list[float] = field(default_factory=list)  # final mean best NCC of each restart
+    restart: int = 0  # the one kept (the highest score)
 
 
 def _sharpness(iteration: int, iterations: int, start: float, end: float) -> float:
@@ -67,6 +69,7 @@ def ab_initio(
     seed: int = 0,
     pad: int = 2,
     wiener: float = 1e-2,
+    restarts: int = 3,
     progress: Callable[[int, int], None] | None = None,
 ) -> AbInitioResult:
     """Orientations of ``images`` (n, L, L; ``pixel_size_A`` Å/px; centred, phase-flipped if they carry a CTF).
@@ -78,9 +81,11 @@ def ab_initio(
     ``max_shift_px`` > 0 (px of ``images``): after each draw, every image's in-plane shift is found within that
     radius against the projection at its new orientation
     (:func:`~orirec.reconstruct.projection_matching.best_shifts`) and undone for the next map; without it,
-    shifts of even ±1 px leave the map a blob (chance on the test particle). ``progress(done, total)``
-    counts iterations. Each iteration's summary holds the resolution (Å), box (px), mean best NCC
-    (``score``) and the median change of orientation (``change_median_deg``).
+    shifts of even ±1 px leave the map a blob (chance on the test particle). ``restarts``: independent
+    runs from different random starts; the one whose images match their projections best (the highest final
+    mean NCC, no ground truth) is kept. ``progress(done, total)`` counts iterations over all restarts. Each
+    iteration's summary holds the resolution (Å), box (px), mean best NCC (``score``) and the median change of
+    orientation (``change_median_deg``).
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
@@ -89,8 +94,33 @@ def ab_initio(
         raise ValueError(f"ab initio: need at least 10 images, got {len(images)}")
     if iterations < 1 or not 0 < resolution_end_A <= resolution_start_A:
         raise ValueError("ab initio: need iterations >= 1 and 0 < resolution_end_A <= resolution_start_A")
+    if restarts < 1:
+        raise ValueError(f"ab initio: need restarts >= 1, got {restarts}")
+    settings = dict(iterations=iterations, resolution=(resolution_start_A, resolution_end_A), step_deg=step_deg,
+                    sharpness=(sharpness_start, sharpness_end), particle_radius_A=particle_radius_A,
+                    max_shift_px=max_shift_px, pad=pad, wiener=wiener)  # fmt: skip
+    best: AbInitioResult | None = None
+    scores = []
+    for k, child in enumerate(np.random.SeedSequence(seed).spawn(restarts)):
+
+        def tick(done: int, total: int, k: int = k) -> None:
+            if progress is not None:
+                progress(k * iterations + done, restarts * iterations)
+
+        res = _run(images, pixel_size_A, np.random.default_rng(child), tick, **settings)
+        scores.append(res.iterations[-1]["score"])
+        if best is None or scores[-1] > max(scores[:-1]):
+            best = res
+            best.restart = k
+    best.restart_scores = scores
+    return best
+
+
+def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_deg, sharpness, particle_radius_A,
+         max_shift_px, pad, wiener) -> AbInitioResult:  # fmt: skip
+    """One ab initio run from a random start (see :func:`ab_initio`)."""
+    (resolution_start_A, resolution_end_A), (sharpness_start, sharpness_end) = resolution, sharpness
     L = images.shape[1]
-    rng = np.random.default_rng(seed)
     grid = global_rotation_grid(step_deg)
     jitter = local_rotation_grid(step_deg / 2, step_deg / 4)
     q = uniform_quaternions(len(images), rng)
@@ -150,8 +180,7 @@ def ab_initio(
                 "time_s": time.perf_counter() - t0,
             }
         )
-        if progress is not None:
-            progress(it + 1, iterations)
+        progress(it + 1, iterations)
     return AbInitioResult(q, vol, shifts, box, px, history)
 
 

@@ -49,11 +49,12 @@ class AbInitio:
         result = ab_initio(
             images, data.pixel_size_A, max_shift_px=float(data.max_shift_px or 0.0), seed=self.seed, **settings
         )
-        self.summary = {"particle_radius_A": settings["particle_radius_A"], **result.iterations[-1]}
+        self.summary = {"particle_radius_A": settings["particle_radius_A"], "restart": result.restart}
+        self.summary |= result.iterations[-1]
         return result.quaternions
 
 
 @register("ab-initio")
 def _make(options: EstimatorOptions) -> AbInitio:
-    keys = ("iterations", "particle_radius_A", "resolution_start_A", "resolution_end_A", "step_deg")
+    keys = ("iterations", "restarts", "particle_radius_A", "resolution_start_A", "resolution_end_A", "step_deg")
     return AbInitio(options.seed, **{k: options.extra[k] for k in keys if k in options.extra})

@@ -1,0 +1,86 @@
+"""``orirec compare --protein A,B,…``: the comparison on each of several proteins, then one protein × estimator
+table (issue 9: per-protein results of the estimators that need no training on unseen test proteins).
+
+Each protein's comparison is a full :func:`~orirec.pipeline.compare.compare_estimators` run in ``OUT/<id>/``;
+one whose ``compare.json`` already holds the requested estimators on the same images is read back instead of
+run again, so an interrupted sweep resumes after its last finished protein.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orirec.evaluate.distances import protein_name
+from orirec.pipeline.compare import compare_estimators, markdown_table
+from orirec.pipeline.per_protein import radius_of_gyration_A
+from orirec.pipeline.stages import write_json
+from orirec.store import open_store, reference_volume
+
+__all__ = ["PROTEIN_COLUMNS", "compare_proteins"]
+
+PROTEIN_COLUMNS = [
+    ("id", "protein", "{}"),
+    ("symmetry", "sym", "{}"),
+    ("n_atoms", "atoms", "{}"),
+    ("rg_A", "Rg (Å)", "{:.1f}"),
+    ("n", "images", "{}"),
+    ("estimator", "estimator", "{}"),
+    ("err_rot_median", "err_rot med (°)", "{:.1f}"),
+    ("err_o4_median", "err_o4 med (°)", "{:.1f}"),
+    ("acc20", "acc@20", "{:.2f}"),
+    ("fsc_ref_05_A", "FSC ref 0.5 (Å)", "{:.1f}"),
+    ("time_estimate_s", "time (s)", "{:.0f}"),
+]
+
+
+def _finished(path: Path, names: list[str] | None, n_images: int) -> list[dict[str, Any]] | None:
+    """The rows of an earlier comparison of the same estimators on the same number of images, else None."""
+    if not path.is_file():
+        return None
+    rows = json.loads(path.read_text()).get("results", [])
+    got = [r["estimator"] for r in rows if not r["estimator"].endswith("+refine")]
+    same = rows and (names is None or got == names) and all(r.get("n") == n_images for r in rows)
+    return rows if same else None
+
+
+def compare_proteins(
+    store: Path, out_dir: Path, proteins: list[int], names: list[str] | None = None, n: int = 150, log=None, **kw
+) -> list[dict[str, Any]]:
+    """Run :func:`compare_estimators` (keyword arguments ``kw``) on the first ``n`` images of each protein of
+    ``proteins`` (store indices); write ``proteins.md``, ``proteins.csv`` and ``proteins.json`` (one row per
+    protein and estimator, with the protein's point group, atom count and radius of gyration) in ``out_dir``."""
+    s = open_store(store)
+    present = set(np.unique(s.protein).tolist())
+    missing = [p for p in proteins if p not in present]
+    if missing:
+        raise ValueError(f"{store}: proteins {missing[:10]} have no images")
+    infos, groups, say = s.proteins, s.symmetries, log or (lambda line: None)
+    rows: list[dict[str, Any]] = []
+    for k, p in enumerate(proteins):
+        info = infos[p] if p < len(infos) else {}
+        pid = protein_name(info, p)
+        sub = out_dir / pid
+        done = _finished(sub / "compare.json", names, min(n, int(np.sum(s.protein == p))))
+        say(f"[{k + 1}/{len(proteins)}] {pid}: " + ("done before, read back" if done else "running"))
+        results = done or compare_estimators(store, sub, names, n=n, protein=p, log=log, **kw)
+        rg = radius_of_gyration_A(reference_volume(s.group, p), s.pixel_size_A) if "volumes" in s.group else None
+        meta = {"protein": p, "id": pid, "symmetry": groups[p] if p < len(groups) else "C1"}
+        meta |= {"n_atoms": info.get("n_atoms"), "rg_A": rg}
+        for r in results:
+            rows.append({**meta, **{k: v for k, v in r.items() if not isinstance(v, list | dict)}})
+    _write(out_dir, store, rows)
+    return rows
+
+
+def _write(out_dir: Path, store: Path, rows: list[dict[str, Any]]) -> None:
+    import pandas as pd
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = f"Estimators on each protein of {store} (first images of each; per-protein folders beside this file)\n\n"
+    (out_dir / "proteins.md").write_text(head + markdown_table(rows, PROTEIN_COLUMNS) + "\n")
+    pd.DataFrame(rows).to_csv(out_dir / "proteins.csv", index=False)
+    write_json(out_dir / "proteins.json", {"store": str(store), "results": rows})
