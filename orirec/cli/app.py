@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from orirec.cli.ab_initio import ab_initio
 from orirec.cli.compare import compare
 from orirec.cli.demo import demo
 from orirec.cli.evaluate import evaluate, evaluate_model
@@ -32,6 +33,7 @@ app.command()(export)
 app.command()(tune)
 app.command(name="evaluate-model")(evaluate_model)
 app.command()(compare)
+app.command(name="ab-initio")(ab_initio)
 app.command()(scaling)
 app.command(name="per-protein")(per_protein)
 

@@ -29,9 +29,10 @@ class AbInitio:
     uses_ground_truth = False
     gauge_note = "ab initio map: global rotation + handedness (harmless), registered for err_rot"
 
-    def __init__(self, seed: int = 0, **settings: Any) -> None:
-        self.name, self.seed, self.settings = "ab-initio", seed, settings
+    def __init__(self, seed: int = 0, progress=None, **settings: Any) -> None:
+        self.name, self.seed, self.settings, self.progress = "ab-initio", seed, settings, progress
         self.summary: dict[str, Any] = {}
+        self.result = None  # the last AbInitioResult (map, shifts, iterations)
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Nothing to learn."""
@@ -47,8 +48,10 @@ class AbInitio:
         if settings.get("particle_radius_A") is None:
             settings["particle_radius_A"] = RADIUS_MARGIN * estimate_particle_radius_A(images, data.pixel_size_A)
         result = ab_initio(
-            images, data.pixel_size_A, max_shift_px=float(data.max_shift_px or 0.0), seed=self.seed, **settings
-        )
+            images, data.pixel_size_A, max_shift_px=float(data.max_shift_px or 0.0), seed=self.seed,
+            progress=self.progress, **settings,
+        )  # fmt: skip
+        self.result = result
         self.summary = {"particle_radius_A": settings["particle_radius_A"], "restart": result.restart}
         self.summary |= result.iterations[-1]
         return result.quaternions

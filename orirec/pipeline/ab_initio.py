@@ -1,0 +1,65 @@
+"""``orirec ab-initio``: orientations of a store's images (or one protein's) with no model and no ground truth."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orirec.config import RefineConfig
+from orirec.evaluate.estimators.ab_initio import AbInitio
+from orirec.evaluate.estimators.base import EstimatorData
+from orirec.pipeline.refine import refine_step
+from orirec.store import open_store
+from orirec.store.orientations import write_orientations
+from orirec.structures.maps import write_map
+
+__all__ = ["stage_ab_initio"]
+
+
+def stage_ab_initio(
+    store: Path,
+    out_dir: Path,
+    *,
+    protein: int | None = None,
+    n: int | None = None,
+    settings: dict[str, Any] | None = None,
+    refine: RefineConfig | None = None,
+    seed: int = 0,
+    progress=None,
+    refine_progress=None,
+) -> dict[str, Any]:
+    """Ab initio orientations of the first ``n`` images of ``store`` (of ``protein``, a store index, if given);
+    ``settings`` go to :func:`~orirec.reconstruct.ab_initio.ab_initio` (iterations, restarts, particle_radius_A,
+    …). With ``refine.rounds`` > 0 the result is then refined by projection matching. ``progress`` and
+    ``refine_progress`` are ``(done, total)`` callbacks. Writes
+    ``OUT/orientations.{csv,star}`` (the ab initio ones also as ``orientations_unrefined.csv`` when refined),
+    ``OUT/ab_initio_map.mrc`` (the last map, at the matching box) and ``OUT/ab_initio_result.json``."""
+    s = open_store(store)
+    rows = np.arange(s.n_images) if protein is None else np.flatnonzero(s.protein == int(protein))
+    rows = rows[: len(rows) if n is None else int(n)]
+    if len(rows) < 10:
+        raise ValueError(f"{store}: ab initio needs at least 10 images, got {len(rows)}")
+    images = s.load_images(rows)
+    ctf = s.ctf[rows] if "ctf" in s.group else None
+    ctf = ctf if ctf is not None and np.isfinite(ctf).all() else None
+    t0 = time.perf_counter()
+    est = AbInitio(seed, **(settings or {}), progress=progress)
+    q = est.estimate(EstimatorData(images, s.pixel_size_A, None, s.max_shift_px, ctf))
+    summary: dict[str, Any] = {"n_images": len(rows), "protein": protein, "time_ab_initio_s": time.perf_counter() - t0}
+    summary |= {f"ab_initio_{k}": v for k, v in est.summary.items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = est.result
+    write_map(out_dir / "ab_initio_map.mrc", result.volume, result.pixel_size_A)
+    if refine is not None and refine.rounds > 0:
+        q, info = refine_step(refine, images, rows, q, s.pixel_size_A, out_dir, seed, refine_progress, s.max_shift_px)
+        summary |= info
+    write_orientations(out_dir / "orientations.csv", rows, q)
+    write_orientations(out_dir / "orientations.star", rows, q)
+    summary["ab_initio_iterations"] = result.iterations
+    summary["ab_initio_restart_scores"] = result.restart_scores
+    (out_dir / "ab_initio_result.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary

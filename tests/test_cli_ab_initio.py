@@ -1,0 +1,43 @@
+"""``orirec ab-initio``: orientations of a store with no model; outputs, evaluation, and clear errors."""
+
+import json
+
+import mrcfile
+from typer.testing import CliRunner
+
+from orirec.cli.app import app
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_ab_initio_command_writes_orientations_map_and_refines(tmp_path):
+    store, out = tmp_path / "s.zarr", tmp_path / "ai"
+    res = run("simulate", "pseudo:1", "pseudo:2", "--n-per-structure", 16, "--box", 24, "--pixel-size", 4.0,
+              "--shift", 1, "--out", store, "--no-progress")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = run("ab-initio", store, "--protein", 1, "--iterations", 3, "--restarts", 2, "--refine-rounds", 1,
+              "--out", out, "--no-progress")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    rows = [line.split(",")[0] for line in (out / "orientations.csv").read_text().splitlines()[1:]]
+    assert rows == [str(r) for r in range(16, 32)]  # protein 1's store rows
+    assert (out / "orientations_unrefined.csv").is_file() and (out / "orientations.star").is_file()
+    summary = json.loads((out / "ab_initio_result.json").read_text())
+    assert len(summary["ab_initio_restart_scores"]) == 2 and len(summary["ab_initio_iterations"]) == 3
+    assert summary["ab_initio_particle_radius_A"] > 0 and summary["refine_box_px"] > 0
+    with mrcfile.open(out / "ab_initio_map.mrc") as m:
+        assert m.data.shape[0] == summary["ab_initio_box_px"] and float(m.voxel_size.x) > 4.0
+    ev = run("evaluate", store, "--orientations", out / "orientations.csv", "--out", tmp_path / "ev")
+    assert ev.exit_code == 0, ev.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert 0 <= metrics["err_rot_median"] <= 180 and "unrefined_err_rot_median" in metrics
+
+
+def test_ab_initio_command_refuses_bad_input(tmp_path):
+    res = run("ab-initio", tmp_path / "missing.zarr", "--out", tmp_path / "o", "--no-progress")
+    assert res.exit_code == 2 and "missing.zarr" in res.output and not (tmp_path / "o").exists()
+    res = run("ab-initio", tmp_path / "missing.zarr", "--n", 5, "--out", tmp_path / "o", "--no-progress")
+    assert res.exit_code == 2 and "--n >= 10" in res.output
