@@ -44,11 +44,9 @@ def stage_ab_initio(
     if len(rows) < 10:
         raise ValueError(f"{store}: ab initio needs at least 10 images, got {len(rows)}")
     images = s.load_images(rows)
-    ctf = s.ctf[rows] if "ctf" in s.group else None
-    ctf = ctf if ctf is not None and np.isfinite(ctf).all() else None
     t0 = time.perf_counter()
     est = AbInitio(seed, **(settings or {}), progress=progress)
-    q = est.estimate(EstimatorData(images, s.pixel_size_A, None, s.max_shift_px, ctf))
+    q = est.estimate(EstimatorData(images, s.pixel_size_A, None, s.max_shift_px, s.ctf_params(rows)))
     summary: dict[str, Any] = {"n_images": len(rows), "protein": protein, "time_ab_initio_s": time.perf_counter() - t0}
     summary |= {f"ab_initio_{k}": v for k, v in est.summary.items()}
     out_dir.mkdir(parents=True, exist_ok=True)

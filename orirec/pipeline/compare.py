@@ -182,9 +182,7 @@ def compare_estimators(
         if "volumes" in s.group and len(set(s.protein[rows])) == 1
         else None
     )
-    ctf = s.ctf[rows] if "ctf" in s.group else None
-    ctf = ctf if ctf is not None and np.isfinite(ctf).all() else None  # NaN rows: simulated without a CTF
-    data = EstimatorData(images, s.pixel_size_A, q_true, s.max_shift_px, ctf)
+    data = EstimatorData(images, s.pixel_size_A, q_true, s.max_shift_px, s.ctf_params(rows))
     estimators = [make_estimator(name, opts) for name in names]  # bad settings fail before any work
     train = _training_data(Path(train_store), n_train) if any(e.needs_training for e in estimators) else None
     (out_dir / "orientations").mkdir(parents=True, exist_ok=True)  # each estimator's, for orirec refine/evaluate

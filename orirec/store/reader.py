@@ -88,6 +88,13 @@ class ProjectionStore:
         """(N, k) CTF parameters (see orirec.store.schema.CTF_COLUMNS)."""
         return self.group["ctf"][:]
 
+    def ctf_params(self, rows: np.ndarray) -> np.ndarray | None:
+        """CTF parameters of ``rows``, or None when the store has none (or these images were simulated without)."""
+        if "ctf" not in self.group:
+            return None
+        ctf = self.group["ctf"].get_orthogonal_selection((np.asarray(rows),))
+        return ctf if np.isfinite(ctf).all() else None
+
     def array(self, name: str) -> np.ndarray:
         """Any per-image array, fully loaded."""
         return self.group[name][:]

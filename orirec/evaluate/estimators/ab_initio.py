@@ -14,7 +14,6 @@ import numpy as np
 
 from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
 from orirec.reconstruct.ab_initio import ab_initio, estimate_particle_radius_A
-from orirec.simulate.ctf import ctf_from_params, phase_flip
 
 __all__ = ["AbInitio"]
 
@@ -40,10 +39,7 @@ class AbInitio:
 
     def estimate(self, data: EstimatorData) -> np.ndarray:
         """Orientations (n, 4) of ``data.images``; the radius used and the last iteration go to ``summary``."""
-        images = data.images
-        if data.ctf_params is not None:
-            ctf = ctf_from_params(np.asarray(data.ctf_params), images.shape[-1], data.pixel_size_A)
-            images = np.asarray(phase_flip(images, ctf))
+        images = data.phase_flipped_images()
         settings = dict(self.settings)
         if settings.get("particle_radius_A") is None:
             settings["particle_radius_A"] = RADIUS_MARGIN * estimate_particle_radius_A(images, data.pixel_size_A)

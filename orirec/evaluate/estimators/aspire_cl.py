@@ -29,7 +29,6 @@ import numpy as np
 
 from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
 from orirec.geometry import matrix_to_quat
-from orirec.simulate.ctf import ctf_from_params, phase_flip
 
 __all__ = ["AspireCommonLines", "aspire_available"]
 
@@ -87,10 +86,7 @@ class AspireCommonLines:
 
     def estimate(self, data: EstimatorData) -> np.ndarray:
         """Orientations (n, 4) in orirec's convention."""
-        images = data.images
-        if data.ctf_params is not None:
-            ctf = ctf_from_params(np.asarray(data.ctf_params), images.shape[-1], data.pixel_size_A)
-            images = np.asarray(phase_flip(images, ctf))
+        images = data.phase_flipped_images()
         r = self.estimate_matrices(images, data.pixel_size_A, data.max_shift_px)
         return matrix_to_quat(np.swapaxes(r, -1, -2) if TRANSPOSE else r)
 

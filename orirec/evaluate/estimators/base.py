@@ -54,6 +54,15 @@ class EstimatorData:
     max_shift_px: float | None = None
     ctf_params: np.ndarray | None = None
 
+    def phase_flipped_images(self) -> np.ndarray:
+        """The images multiplied by sign(CTF) in Fourier space where ``ctf_params`` are known, else as they are."""
+        if self.ctf_params is None:
+            return self.images
+        from orirec.simulate.ctf import ctf_from_params, phase_flip
+
+        ctf = ctf_from_params(np.asarray(self.ctf_params), self.images.shape[-1], self.pixel_size_A)
+        return np.asarray(phase_flip(self.images, ctf))
+
 
 @dataclass
 class TrainingData:
