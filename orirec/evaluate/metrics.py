@@ -5,9 +5,18 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from orirec.geometry import align_o4, quat_distance, register_rotation, viewing_direction
+from orirec.geometry import (
+    align_o4,
+    group_quaternions,
+    multiply,
+    quat_distance,
+    quat_to_matrix,
+    register_rotation,
+    symmetry_order,
+    viewing_direction,
+)
 
-__all__ = ["distance_metrics", "orientation_errors", "orientation_metrics"]
+__all__ = ["distance_metrics", "orientation_errors", "orientation_metrics", "symmetric_reference"]
 
 Array = NDArray[np.float64]
 
@@ -29,15 +38,55 @@ def _check_quats(q_est: ArrayLike, q_ref: ArrayLike) -> tuple[Array, Array]:
     return a, b
 
 
-def orientation_errors(q_est: ArrayLike, q_ref: ArrayLike) -> dict[str, Array]:
+def symmetric_reference(q_est: ArrayLike, q_ref: ArrayLike, symmetry: str | None = "C1", anchors: int = 16) -> Array:
+    """The copy ``q_ref_i ∘ g_i`` of each reference orientation, ``g_i`` in the point group, that the estimate
+    matches: for a symmetric particle every copy gives the same image, so an estimator may return any of them.
+
+    The gauge (a global rotation ``B`` and handedness) is found first by consensus: each of ``anchors`` images
+    and each copy of its reference proposes the ``B`` that makes them agree, and the proposal under which most
+    images lie within 20° of some copy wins. Then each image's nearest copy and the gauge registration
+    (:func:`~orirec.geometry.register_rotation`) alternate until the choice stops changing. C1 returns
+    ``q_ref`` as it is.
+    """
+    a, b = _check_quats(q_est, q_ref)
+    if symmetry_order(symmetry) == 1:
+        return b
+    n = len(b)
+    copies = multiply(b[:, None, :], group_quaternions(symmetry)[None])  # (n, |G|, 4)
+    X, Y = quat_to_matrix(a), quat_to_matrix(copies)
+    J = np.diag([1.0, 1.0, -1.0])
+    cos20, best = np.cos(np.radians(20.0)), (-1, None)
+    for S in (X, J @ X @ J):
+        for i in np.unique(np.linspace(0, n - 1, min(n, anchors)).astype(int)):
+            for g in range(Y.shape[1]):
+                cos = (np.einsum("nij,ngij->ng", S @ (S[i].T @ Y[i, g]), Y) - 1) / 2  # cos of each copy's error
+                votes = int(np.sum(cos.max(1) > cos20))
+                if votes > best[0]:
+                    best = (votes, np.argmax(cos, axis=1))
+    pick = best[1]
+    for _ in range(20):
+        q_reg, _ = register_rotation(a, copies[np.arange(n), pick])
+        new = np.argmin(quat_distance(q_reg[:, None, :], copies), axis=1)
+        if np.array_equal(new, pick):
+            break
+        pick = new
+    return copies[np.arange(n), pick]
+
+
+def orientation_errors(q_est: ArrayLike, q_ref: ArrayLike, symmetry: str | None = "C1") -> dict[str, Array]:
     """Per-image orientation errors (degrees) of estimated vs reference quaternions, both (n, 4).
 
     - ``err_o4``: angle after the best O(4) alignment (``align_o4``; the published protocol).
     - ``err_rot``: angle after registration by a global particle rotation and handedness only
       (``register_rotation``; the real gauge, the number that matters).
     - ``err_dir``: angle between viewing directions ``R^T e_z`` after that registration.
+
+    With a point group ``symmetry`` (e.g. "D2"), each reference is first replaced by its symmetry copy that
+    the estimate matches (:func:`symmetric_reference`): orientations that differ by a symmetry operation
+    give the same image and cannot be told apart.
     """
     a, b = _check_quats(q_est, q_ref)
+    b = symmetric_reference(a, b, symmetry)
     q_o4, _ = align_o4(a, b)
     q_reg, _ = register_rotation(a, b)
     v_est = viewing_direction(q_reg)
@@ -51,13 +100,14 @@ def orientation_errors(q_est: ArrayLike, q_ref: ArrayLike) -> dict[str, Array]:
     }
 
 
-def orientation_metrics(q_est: ArrayLike, q_ref: ArrayLike) -> dict[str, float]:
+def orientation_metrics(q_est: ArrayLike, q_ref: ArrayLike, symmetry: str | None = "C1") -> dict[str, float]:
     """Summary orientation metrics (degrees; accuracies as fractions in [0, 1]) as a flat dict.
 
     Keys: ``err_o4_median``, ``err_o4_mean``, ``err_rot_median``, ``err_rot_mean``, ``err_dir_median``,
     ``err_dir_mean``, ``acc10``, ``acc20`` (fraction of images with ``err_rot`` < 10 / 20 degrees), ``n``.
+    ``symmetry``: the particle's point group (see :func:`orientation_errors`).
     """
-    errs = orientation_errors(q_est, q_ref)
+    errs = orientation_errors(q_est, q_ref, symmetry)
     out: dict[str, float] = {}
     for key in ("err_o4", "err_rot", "err_dir"):
         out[f"{key}_median"] = float(np.median(errs[key]))

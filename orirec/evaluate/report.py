@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from orirec.evaluate import report_plots as P
-from orirec.evaluate.metrics import orientation_errors
+from orirec.evaluate.metrics import orientation_errors, symmetric_reference
 from orirec.geometry import quat_distance, register_rotation
 from orirec.geometry.quaternions import viewing_direction
 from orirec.store import open_store, reference_volume
@@ -101,6 +101,7 @@ def write_report(
         if not np.isfinite(q_true).all():
             q_true = None
     if q is not None and q_true is not None:
+        q_true = symmetric_reference(q, q_true, s.rows_symmetry(idx))  # the copies q matches (symmetric protein)
         errs = orientation_errors(q, q_true)
         plots["orientation errors"] = P.plot_error_histogram(errs, out / "error_histogram.png")
         q_reg, _ = register_rotation(q, q_true)

@@ -21,7 +21,7 @@ import numpy as np
 from orirec.config import ReconstructConfig, RecoverConfig
 from orirec.evaluate.estimators import EstimatorData, EstimatorOptions, TrainingData, estimator_names, make_estimator
 from orirec.evaluate.estimators.aspire_cl import aspire_available
-from orirec.evaluate.metrics import orientation_metrics
+from orirec.evaluate.metrics import orientation_metrics, symmetric_reference
 from orirec.geometry import quat_to_matrix, register_rotation
 from orirec.pipeline.oracle import orientation_features
 from orirec.pipeline.refine import refine_step
@@ -106,8 +106,10 @@ def _via_distances(est, data: EstimatorData, cfg: RecoverConfig) -> tuple[np.nda
     return q, info
 
 
-def _scores(images, q, q_true, ref, pixel_size_A: float, rc: ReconstructConfig) -> dict[str, float]:
-    """One row's numbers for orientations ``q``: the errors of DESIGN §6, R² and the FSCs."""
+def _scores(images, q, q_true, ref, pixel_size_A: float, rc: ReconstructConfig, sym: str) -> dict[str, float]:
+    """One row's numbers for orientations ``q``: the errors of DESIGN §6 (for point group ``sym``), R² and the
+    FSCs; for a symmetric protein all three use the symmetry copies of the truth that ``q`` matches."""
+    q_true = symmetric_reference(q, q_true, sym)
     return {
         **orientation_metrics(q, q_true),
         "r2": rotation_r2(q, q_true),
@@ -183,6 +185,7 @@ def compare_estimators(
         else None
     )
     data = EstimatorData(images, s.pixel_size_A, q_true, s.max_shift_px, s.ctf_params(rows))
+    sym = s.rows_symmetry(rows)  # errors up to the point group of a symmetric protein
     estimators = [make_estimator(name, opts) for name in names]  # bad settings fail before any work
     train = _training_data(Path(train_store), n_train) if any(e.needs_training for e in estimators) else None
     (out_dir / "orientations").mkdir(parents=True, exist_ok=True)  # each estimator's, for orirec refine/evaluate
@@ -203,7 +206,7 @@ def compare_estimators(
             q = est.estimate(data)
             row.update({f"{est.name}_{k}": v for k, v in getattr(est, "summary", {}).items()})
         row["time_estimate_s"] = time.perf_counter() - t1
-        row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc))
+        row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc, sym))
         if hasattr(est, "save_artifacts"):
             row["artifacts"] = [str(p) for p in est.save_artifacts(out_dir, data)]
         write_orientations(out_dir / "orientations" / f"{est.name}.csv", rows, q)
@@ -219,7 +222,7 @@ def compare_estimators(
             ref_row = {**{k: row[k] for k in ("kind", "gauge", "time_fit_s")}, "estimator": f"{est.name}+refine"}
             ref_row["time_estimate_s"] = row["time_estimate_s"] + time.perf_counter() - t2
             ref_row.update({k: v for k, v in info.items() if k != "refine_rounds"})
-            ref_row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc))
+            ref_row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc, sym))
             write_orientations(out_dir / "orientations" / f"{est.name}+refine.csv", rows, q)
             results.append(ref_row)
             say(f"{est.name}+refine: err_rot median {ref_row['err_rot_median']:.1f}°")

@@ -155,7 +155,7 @@ def _one_protein(model, store, p: int, n_max: int, steps: int, n_starts: int, n_
     i, j = full_graph(len(members))
     d_p = edge_distances(model, feats, i, j)
     res = recover_orientations(len(members), i, j, d_p, n_starts=n_starts, steps=steps, seed=seed)
-    m = orientation_metrics(res.quaternions, q_true)
+    m = orientation_metrics(res.quaternions, q_true, group)
     return {
         "protein": p,
         "symmetry": group,

@@ -306,12 +306,13 @@ def stage_evaluate(
     q_true = s.quaternions[idx]
     if not np.isfinite(q_true).all():
         raise ValueError(f"{store}: no ground-truth orientations to evaluate against")
-    metrics: dict[str, Any] = dict(orientation_metrics(q, q_true))
+    sym = s.rows_symmetry(idx)
+    metrics: dict[str, Any] = {"symmetry": sym, **orientation_metrics(q, q_true, sym)}
     unrefined = Path(orientations).with_name(UNREFINED)
     if unrefined.is_file():  # the same images before projection-matching refinement
         idx0, q0 = read_orientations(unrefined)
         if np.array_equal(idx0, idx):
-            before = orientation_metrics(q0, q_true)
+            before = orientation_metrics(q0, q_true, sym)
             metrics.update({f"unrefined_{k}": before[k] for k in ("err_rot_median", "err_o4_median", "acc20")})
     if graph is not None and Path(graph).is_file():
         g = np.load(graph)

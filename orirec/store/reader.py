@@ -61,6 +61,11 @@ class ProjectionStore:
         """
         return [str(p.get("symmetry") or "C1") for p in self.proteins]
 
+    def rows_symmetry(self, rows: np.ndarray) -> str:
+        """Point group of the images ``rows`` when they all show one protein, else C1 (one gauge for all)."""
+        ps = np.unique(self.protein[np.asarray(rows)])
+        return self.symmetry(int(ps[0])) if len(ps) == 1 else "C1"
+
     def symmetry(self, protein: int = 0) -> str:
         """Point group of protein ``protein`` (see :attr:`symmetries`)."""
         groups = self.symmetries
