@@ -132,7 +132,9 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
         res = resolution_start_A * (resolution_end_A / resolution_start_A) ** (it / max(1, iterations - 1))
         box = matching_box(L, pixel_size_A, res)
         px = pixel_size_A * L / box
-        small = cache.setdefault(box, fourier_downsample(images, box) if box != L else images)
+        if box not in cache:
+            cache[box] = fourier_downsample(images, box) if box != L else images
+        small = cache[box]
         to_small = box / L
         vol = reconstruct(small, q, shifts * to_small if shifts.any() else None, pad=pad, wiener=wiener)
         radius_px = 0.45 * box if particle_radius_A is None else min(particle_radius_A / px, box / 2 - 1)
