@@ -15,7 +15,7 @@ def ab_initio(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/ab-initio"),
     protein: Annotated[int | None, typer.Option(help="only the images of this protein (store index)")] = None,
     n: Annotated[int | None, typer.Option(help="only the first N images (of --protein)")] = None,
-    iterations: Annotated[int, typer.Option(help="iterations per run (resolution 30 Å → 20 Å)")] = 40,
+    iterations: Annotated[int, typer.Option(help="iterations per run (resolution 30 Å → 15 Å)")] = 40,
     restarts: Annotated[
         int, typer.Option(help="runs from different random starts; the one that matches its images best is kept")
     ] = 3,
@@ -33,7 +33,7 @@ def ab_initio(
 
     Every iteration reconstructs a map, projects it on a global grid of rotations (15°) and draws each image's
     orientation from the softmax of its masked NCC with them, sharper each iteration, while the resolution
-    goes from 30 Å to 20 Å; in-plane shifts are searched within the store's recorded range. Images with a CTF
+    goes from 30 Å to 15 Å; in-plane shifts are searched within the store's recorded range. Images with a CTF
     are phase-flipped first. Works where pairs of images are too noisy for common lines (σ² 16).
 
     Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc and OUT/ab_initio_result.json; with
