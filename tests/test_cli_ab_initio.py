@@ -20,7 +20,7 @@ def test_ab_initio_command_writes_orientations_map_and_refines(tmp_path):
               "--shift", 1, "--out", store, "--no-progress")  # fmt: skip
     assert res.exit_code == 0, res.output
     res = run("ab-initio", store, "--protein", 1, "--iterations", 3, "--restarts", 2, "--refine-rounds", 1,
-              "--out", out, "--no-progress")  # fmt: skip
+              "--resolution", 12, "--out", out, "--no-progress")  # fmt: skip
     assert res.exit_code == 0, res.output
     rows = [line.split(",")[0] for line in (out / "orientations.csv").read_text().splitlines()[1:]]
     assert rows == [str(r) for r in range(16, 32)]  # protein 1's store rows
@@ -28,6 +28,7 @@ def test_ab_initio_command_writes_orientations_map_and_refines(tmp_path):
     summary = json.loads((out / "ab_initio_result.json").read_text())
     assert len(summary["ab_initio_restart_scores"]) == 2 and len(summary["ab_initio_iterations"]) == 3
     assert summary["ab_initio_particle_radius_A"] > 0 and summary["refine_box_px"] > 0
+    assert summary["ab_initio_resolution_A"] == 12.0  # --resolution: the last iteration's
     with mrcfile.open(out / "ab_initio_map.mrc") as m:
         assert m.data.shape[0] == summary["ab_initio_box_px"] and float(m.voxel_size.x) > 4.0
     ev = run("evaluate", store, "--orientations", out / "orientations.csv", "--out", tmp_path / "ev")
@@ -41,3 +42,5 @@ def test_ab_initio_command_refuses_bad_input(tmp_path):
     assert res.exit_code == 2 and "missing.zarr" in res.output and not (tmp_path / "o").exists()
     res = run("ab-initio", tmp_path / "missing.zarr", "--n", 5, "--out", tmp_path / "o", "--no-progress")
     assert res.exit_code == 2 and "--n >= 10" in res.output
+    res = run("ab-initio", tmp_path / "missing.zarr", "--resolution", 40, "--out", tmp_path / "o", "--no-progress")
+    assert res.exit_code == 2 and "--resolution" in res.output

@@ -15,7 +15,10 @@ def ab_initio(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/ab-initio"),
     protein: Annotated[int | None, typer.Option(help="only the images of this protein (store index)")] = None,
     n: Annotated[int | None, typer.Option(help="only the first N images (of --protein)")] = None,
-    iterations: Annotated[int, typer.Option(help="iterations per run (resolution 30 Å → 15 Å)")] = 40,
+    iterations: Annotated[int, typer.Option(help="iterations per run (resolution 30 Å → 20 Å)")] = 40,
+    resolution: Annotated[
+        float, typer.Option(help="resolution of the last iterations (Å); the first are at 30 Å")
+    ] = 20.0,
     restarts: Annotated[
         int, typer.Option(help="runs from different random starts; the one that matches its images best is kept")
     ] = 3,
@@ -33,7 +36,7 @@ def ab_initio(
 
     Every iteration reconstructs a map, projects it on a global grid of rotations (15°) and draws each image's
     orientation from the softmax of its masked NCC with them, sharper each iteration, while the resolution
-    goes from 30 Å to 15 Å; in-plane shifts are searched within the store's recorded range. Images with a CTF
+    goes from 30 Å to 20 Å; in-plane shifts are searched within the store's recorded range. Images with a CTF
     are phase-flipped first. Works where pairs of images are too noisy for common lines (σ² 16).
 
     Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc and OUT/ab_initio_result.json; with
@@ -47,10 +50,11 @@ def ab_initio(
     from orirec.pipeline.ab_initio import stage_ab_initio
 
     with user_errors():
-        if iterations < 1 or restarts < 1 or (n is not None and n < 10):
-            raise ValueError("need --iterations >= 1, --restarts >= 1 and --n >= 10")
+        if iterations < 1 or restarts < 1 or (n is not None and n < 10) or not 0 < resolution <= 30:
+            raise ValueError("need --iterations >= 1, --restarts >= 1, --n >= 10 and 0 < --resolution <= 30")
         refine = validate(RefineConfig, {"rounds": refine_rounds, "resolution_A": refine_resolution}, "command line")
         settings = {"iterations": iterations, "restarts": restarts, "particle_radius_A": particle_radius}
+        settings |= {"resolution_end_A": resolution}
         with progress_bars(progress) as bars:
             res = stage_ab_initio(
                 store, out, protein=protein, n=n, settings=settings, refine=refine, seed=seed,

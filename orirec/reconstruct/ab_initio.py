@@ -60,7 +60,7 @@ def ab_initio(
     *,
     iterations: int = 40,
     resolution_start_A: float = 30.0,
-    resolution_end_A: float = 15.0,  # 20 Å: 1fq1 (σ² 16, 150 images) 36–120° over five starts; 15 Å: 20–28°
+    resolution_end_A: float = 20.0,  # 15 Å: better on some σ² 16 test proteins, worse on others (README)
     step_deg: float = 15.0,
     sharpness_start: float = 1.0,
     sharpness_end: float = 30.0,
