@@ -16,9 +16,9 @@ import numpy as np
 
 from orirec.evaluate.distances import protein_name
 from orirec.pipeline.compare import compare_estimators, markdown_table
-from orirec.pipeline.per_protein import radius_of_gyration_A
+from orirec.pipeline.per_protein import protein_rg_A
 from orirec.pipeline.stages import write_json
-from orirec.store import open_store, reference_volume
+from orirec.store import open_store
 
 __all__ = ["PROTEIN_COLUMNS", "compare_proteins"]
 
@@ -58,7 +58,7 @@ def compare_proteins(
     missing = [p for p in proteins if p not in present]
     if missing:
         raise ValueError(f"{store}: proteins {missing[:10]} have no images")
-    infos, groups, say = s.proteins, s.symmetries, log or (lambda line: None)
+    infos, say = s.proteins, log or (lambda line: None)
     rows: list[dict[str, Any]] = []
     for k, p in enumerate(proteins):
         info = infos[p] if p < len(infos) else {}
@@ -67,9 +67,8 @@ def compare_proteins(
         done = _finished(sub / "compare.json", names, min(n, int(np.sum(s.protein == p))))
         say(f"[{k + 1}/{len(proteins)}] {pid}: " + ("done before, read back" if done else "running"))
         results = done or compare_estimators(store, sub, names, n=n, protein=p, log=log, **kw)
-        rg = radius_of_gyration_A(reference_volume(s.group, p), s.pixel_size_A) if "volumes" in s.group else None
-        meta = {"protein": p, "id": pid, "symmetry": groups[p] if p < len(groups) else "C1"}
-        meta |= {"n_atoms": info.get("n_atoms"), "rg_A": rg}
+        meta = {"protein": p, "id": pid, "symmetry": s.symmetry(p)}
+        meta |= {"n_atoms": info.get("n_atoms"), "rg_A": protein_rg_A(s, p)}
         for r in results:
             rows.append({**meta, **{k: v for k, v in r.items() if not isinstance(v, list | dict)}})
     _write(out_dir, store, rows)

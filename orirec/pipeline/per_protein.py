@@ -27,7 +27,14 @@ from orirec.recover import full_graph, recover_orientations
 from orirec.store import reference_volume
 from orirec.store.pairs import sample_uniform_pairs
 
-__all__ = ["chance_err_rot_deg", "radius_of_gyration_A", "per_protein_results", "summarize_rows", "write_per_protein"]
+__all__ = [
+    "chance_err_rot_deg",
+    "protein_rg_A",
+    "radius_of_gyration_A",
+    "per_protein_results",
+    "summarize_rows",
+    "write_per_protein",
+]
 
 #: columns of the table: (key, markdown header, format); units in the keys (rad, Å) or headers (°)
 TABLE = [
@@ -51,6 +58,13 @@ def radius_of_gyration_A(volume: np.ndarray, pixel_size_A: float) -> float:
     centre = grid @ w
     r2 = ((grid - centre[:, None]) ** 2).sum(axis=0)
     return float(np.sqrt(r2 @ w) * pixel_size_A)
+
+
+def protein_rg_A(store, protein: int) -> float | None:
+    """Radius of gyration (Å) of a store's reference volume of ``protein``; None when the store holds no volumes."""
+    if "volumes" not in store.group:
+        return None
+    return radius_of_gyration_A(reference_volume(store.group, protein), store.pixel_size_A)
 
 
 def _settings(model_path, store_path, images_per_protein, steps, n_starts, pairs_per_protein, seed) -> dict:
@@ -129,9 +143,7 @@ def per_protein_results(
                     "id": protein_name(info, p),
                     "seen": None if seen_ids is None else protein_key(info, p) in seen_ids,
                     "n_atoms": info.get("n_atoms"),
-                    "rg_A": radius_of_gyration_A(reference_volume(store.group, p), store.pixel_size_A)
-                    if "volumes" in store.group
-                    else None,
+                    "rg_A": protein_rg_A(store, p),
                 }
             )
             with partial.open("a") as fh:

@@ -49,7 +49,8 @@ class AbInitioResult:
     restart: int = 0  # the one kept (the highest score)
 
 
-def _sharpness(iteration: int, iterations: int, start: float, end: float) -> float:
+def _geometric(iteration: int, iterations: int, start: float, end: float) -> float:
+    """The value at ``iteration`` (0-based) of a geometric ramp from ``start`` to ``end`` over ``iterations``."""
     t = iteration / max(1, iterations - 1)
     return float(start * (end / start) ** t)
 
@@ -129,7 +130,7 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
     cache: dict[int, np.ndarray] = {}
     for it in range(iterations):
         t0 = time.perf_counter()
-        res = resolution_start_A * (resolution_end_A / resolution_start_A) ** (it / max(1, iterations - 1))
+        res = _geometric(it, iterations, resolution_start_A, resolution_end_A)
         box = matching_box(L, pixel_size_A, res)
         px = pixel_size_A * L / box
         if box not in cache:
@@ -141,10 +142,11 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
         zz, yy, xx = np.mgrid[:box, :box, :box] - box // 2
         vol = vol * (zz**2 + yy**2 + xx**2 <= radius_px**2)
         match = MaskedNCC(box, max(1, int(box // 2 - np.ceil(radius_px + 1))), px, res)
+        projector = cpu_projector(vol, pad=pad)
         with torch.no_grad():
-            refs = match(cpu_projector(vol, pad=pad).project(grid))
+            refs = match(projector.project(grid))
             feats = match(apply_shifts(small, -shifts * to_small) if shifts.any() else small)
-        kappa = _sharpness(it, iterations, sharpness_start, sharpness_end)
+        kappa = _geometric(it, iterations, sharpness_start, sharpness_end)
         last = it == iterations - 1
         pick, best = np.empty(len(q), dtype=np.int64), np.empty(len(q))
         for c in range(0, len(q), _SCORE_CHUNK):
@@ -166,7 +168,7 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
         q = new
         if max_shift_px > 0:
             with torch.no_grad():
-                proj = cpu_projector(vol, pad=pad).project(q)
+                proj = projector.project(q)
             # at least the 8 neighbours of the centre, so the sub-pixel parabola has points; then clipped
             found = best_shifts(torch.from_numpy(small), proj, match.lowpass, max(1.5, max_shift_px * to_small))
             norm = np.linalg.norm(found, axis=1, keepdims=True) / to_small
