@@ -122,3 +122,16 @@ def test_interrupted_refinement_resumes(perturbed, tmp_path):
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="quaternions"):
         refine_projection_matching(np.zeros((5, 16, 16)), np.zeros((4, 4)), 1.0)
+
+
+def test_upsampled_shift_search_resolves_a_fraction_of_a_coarse_pixel(perturbed):
+    """Searching within 0.6 px, the plain grid holds only the centre (no neighbours for the parabola), so a
+    (0.3, -0.2) px shift is missed; the 4× finer grid finds it."""
+    clean = perturbed[3][:3]
+    true = np.array([[0.3, -0.2]] * 3)
+    moved = torch.from_numpy(apply_shifts(clean, true))
+    coarse = best_shifts(moved, torch.from_numpy(clean), None, 0.6)
+    fine = best_shifts(moved, torch.from_numpy(clean), None, 0.6, upsample=4)
+    assert np.allclose(coarse, 0.0)  # stuck at the centre
+    assert np.allclose(fine, true, atol=0.08), fine
+    assert np.linalg.norm(fine, axis=1).max() <= 0.6 + 0.125  # the disk, within the parabola's half a fine px

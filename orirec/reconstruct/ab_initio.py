@@ -169,8 +169,11 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
         if max_shift_px > 0:
             with torch.no_grad():
                 proj = projector.project(q)
-            # at least the 8 neighbours of the centre, so the sub-pixel parabola has points; then clipped
-            found = best_shifts(torch.from_numpy(small), proj, match.lowpass, max(1.5, max_shift_px * to_small))
+            # on a grid of at most 1 px of the input images (not the coarse box's), so that the disk of
+            # max_shift_px holds many candidates and not just the centre and its 8 neighbours clipped to the rim
+            up = int(np.ceil(L / box))
+            radius = max(1.5 / up, max_shift_px * to_small)
+            found = best_shifts(torch.from_numpy(small), proj, match.lowpass, radius, up)
             norm = np.linalg.norm(found, axis=1, keepdims=True) / to_small
             shifts = found / to_small * np.minimum(1.0, max_shift_px / np.maximum(norm, 1e-12))
         history.append(

@@ -142,14 +142,23 @@ def _match_half(images, q, rows, local, project, feats, match, progress) -> tupl
     return best_q, best_s
 
 
-def best_shifts(images: torch.Tensor, proj: torch.Tensor, lowpass: torch.Tensor | None, max_px: float) -> np.ndarray:
+def best_shifts(
+    images: torch.Tensor, proj: torch.Tensor, lowpass: torch.Tensor | None, max_px: float, upsample: int = 1
+) -> np.ndarray:
     """(n, 2) shifts (dx, dy) in px, within ``max_px``, that best move ``proj`` onto ``images``: the peak of their
-    low-passed cross-correlation, refined to a fraction of a pixel by a parabola through the peak on each axis."""
+    low-passed cross-correlation, refined to a fraction of a pixel by a parabola through the peak on each axis.
+
+    ``upsample`` > 1 evaluates the cross-correlation on a grid that many times finer (its spectrum zero-padded)
+    before the search, so that a coarse (Fourier-cropped) box still resolves shifts of a fraction of its pixel
+    and the ``max_px`` disk holds more than its few integer points."""
     cc_ft = torch.fft.fft2(images) * torch.conj(torch.fft.fft2(proj))
     if lowpass is not None:
         cc_ft = cc_ft * lowpass
+    if upsample > 1:
+        cc_ft = _zero_pad_spectrum(cc_ft, upsample * cc_ft.shape[-1])
     cc = torch.fft.fftshift(torch.fft.ifft2(cc_ft).real, dim=(-2, -1))  # zero shift at index L // 2
     L = cc.shape[-1]
+    max_px = max_px * upsample
     yy, xx = np.mgrid[:L, :L] - L // 2
     cc[:, torch.from_numpy(xx**2 + yy**2 > max_px**2)] = -torch.inf
     flat = cc.reshape(len(cc), -1).argmax(1)
@@ -163,7 +172,17 @@ def best_shifts(images: torch.Tensor, proj: torch.Tensor, lowpass: torch.Tensor 
         den = fm - 2 * f0 + fp
         ok = np.isfinite(fm) & np.isfinite(fp) & (den < 0)
         out[ok, axis] += np.clip(0.5 * (fm[ok] - fp[ok]) / den[ok], -0.5, 0.5)
-    return out
+    return out / upsample
+
+
+def _zero_pad_spectrum(ft: torch.Tensor, size: int) -> torch.Tensor:
+    """(..., B, B) unshifted spectra placed in the centre of (..., size, size) zeros (unshifted again): the same
+    band-limited signal on a grid ``size / B`` times finer."""
+    B = ft.shape[-1]
+    out = torch.zeros((*ft.shape[:-2], size, size), dtype=ft.dtype)
+    lo = size // 2 - B // 2
+    out[..., lo : lo + B, lo : lo + B] = torch.fft.fftshift(ft, dim=(-2, -1))
+    return torch.fft.ifftshift(out, dim=(-2, -1))
 
 
 def _half_maps(images, q, shifts_px, halves, pad: int, wiener: float) -> list[np.ndarray]:
@@ -231,6 +250,7 @@ def refine_projection_matching(
     q, history = (q.copy(), []) if stored is None else (stored[0].copy(), stored[1])
     shifts = np.zeros((len(q), 2)) if stored is None else stored[2].copy()  # px of the input images
     to_small = box / L
+    up = int(np.ceil(L / box))  # the shift search's grid: at most 1 px of the input images
     resumed = len(history)
     count = [resumed * len(q), rounds * len(q)]  # images matched so far, in all
 
@@ -249,7 +269,7 @@ def refine_projection_matching(
             for h, other in ((halves[0], maps[1]), (halves[1], maps[0])):
                 with torch.no_grad():
                     proj = cpu_projector(other, pad=pad).project(q[h])
-                found = best_shifts(torch.from_numpy(small[h]), proj, match.lowpass, max_shift_px * to_small)
+                found = best_shifts(torch.from_numpy(small[h]), proj, match.lowpass, max_shift_px * to_small, up)
                 shifts[h] = found / to_small
             maps = _half_maps(small, q, shifts * to_small, halves, pad, wiener)
         feats = match(apply_shifts(small, -shifts * to_small) if shifts.any() else small)
