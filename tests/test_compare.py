@@ -95,6 +95,7 @@ def test_compare_per_protein_table_and_resume(tmp_path):
     rows = json.loads((tmp_path / "c" / "proteins.json").read_text())["results"]
     assert [(r["protein"], r["estimator"], r["n"]) for r in rows] == [(0, "ab-initio", 12), (1, "ab-initio", 12)]
     assert all(r["n_atoms"] > 0 and r["rg_A"] > 0 and r["symmetry"] == "C1" for r in rows)
+    assert all(90 < r["chance_err_rot_deg"] < 150 for r in rows)  # C1 random orientations for 12 images
     assert "| protein | sym |" in (tmp_path / "c" / "proteins.md").read_text()
     again = run(*args)  # both proteins finished: read back, not run again
     assert again.exit_code == 0 and again.output.count("done before, read back") == 2, again.output

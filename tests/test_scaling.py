@@ -63,6 +63,7 @@ def test_per_protein_table_rows_files_and_resume(stores, tmp_path, monkeypatch):
         assert r["n_images"] == 12 and r["seen"] is False and r["symmetry"] == "C1"
         assert 0 <= r["err_rot_median"] <= 180 and 0 <= r["acc20"] <= 1 and 0 <= r["dist_mae_rad"] <= np.pi
         assert r["rg_A"] > 3.0  # a pseudo-protein spans several 3 Å pixels
+        assert r["chance_err_rot_deg"] == pp.chance_err_rot_deg(12)  # C1, 12 images
     paths = pp.write_per_protein(tmp_path / "pp", rows, "tiny")
     assert {"csv", "md", "png"} <= set(paths) and "err_rot (°)" in (tmp_path / "pp" / "per_protein.md").read_text()
     summary = json.loads((tmp_path / "pp" / "per_protein.json").read_text())["summary"]
@@ -77,6 +78,13 @@ def test_per_protein_table_rows_files_and_resume(stores, tmp_path, monkeypatch):
     assert again == rows
     with pytest.raises(AssertionError, match="recomputed"):  # other settings: a fresh table
         pp.per_protein_results(ckpt, test, tmp_path / "pp", images_per_protein=11, steps=5, n_starts=2)
+
+
+def test_chance_level_falls_with_the_point_group():
+    from orirec.pipeline.per_protein import chance_err_rot_deg
+
+    c1, c2, d2, d7 = (chance_err_rot_deg(150, symmetry=g) for g in ("C1", "C2", "D2", "D7"))
+    assert 110 < c1 < 130 and c1 > c2 > d2 > d7 > 45, (c1, c2, d2, d7)  # measured 119, 93, 73, 57 (one draw)
 
 
 def test_radius_of_gyration_of_a_shell():

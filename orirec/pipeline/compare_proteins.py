@@ -16,7 +16,7 @@ import numpy as np
 
 from orirec.evaluate.distances import protein_name
 from orirec.pipeline.compare import compare_estimators, markdown_table
-from orirec.pipeline.per_protein import protein_rg_A
+from orirec.pipeline.per_protein import chance_err_rot_deg, protein_rg_A
 from orirec.pipeline.stages import write_json
 from orirec.store import open_store
 
@@ -33,6 +33,7 @@ PROTEIN_COLUMNS = [
     ("err_o4_median", "err_o4 med (°)", "{:.1f}"),
     ("acc20", "acc@20", "{:.2f}"),
     ("fsc_ref_05_A", "FSC ref 0.5 (Å)", "{:.1f}"),
+    ("chance_err_rot_deg", "chance err_rot (°)", "{:.0f}"),
     ("time_estimate_s", "time (s)", "{:.0f}"),
 ]
 
@@ -64,10 +65,12 @@ def compare_proteins(
         info = infos[p] if p < len(infos) else {}
         pid = protein_name(info, p)
         sub = out_dir / pid
-        done = _finished(sub / "compare.json", names, min(n, int(np.sum(s.protein == p))))
+        n_p = min(n, int(np.sum(s.protein == p)))
+        done = _finished(sub / "compare.json", names, n_p)
         say(f"[{k + 1}/{len(proteins)}] {pid}: " + ("done before, read back" if done else "running"))
         results = done or compare_estimators(store, sub, names, n=n, protein=p, log=log, **kw)
         meta = {"protein": p, "id": pid, "symmetry": s.symmetry(p)}
+        meta["chance_err_rot_deg"] = chance_err_rot_deg(n_p, symmetry=meta["symmetry"])
         meta |= {"n_atoms": info.get("n_atoms"), "rg_A": protein_rg_A(s, p)}
         for r in results:
             rows.append({**meta, **{k: v for k, v in r.items() if not isinstance(v, list | dict)}})
