@@ -81,8 +81,9 @@ def ab_initio(
     of the spherical mask applied to each map and of the disk the NCC is computed in (default: 0.45 × box).
     ``max_shift_px`` > 0 (px of ``images``): after each draw, every image's in-plane shift is found within that
     radius against the projection at its new orientation
-    (:func:`~orirec.reconstruct.projection_matching.best_shifts`) and undone for the next map; without it,
-    shifts of even ±1 px leave the map a blob (chance on the test particle). ``restarts``: independent
+    (:func:`~orirec.reconstruct.projection_matching.best_shifts`, on a grid of at most 1 px of ``images``, not
+    the coarse box's) and undone for the next map; without it, shifts of even ±1 px leave the map a blob
+    (chance on the test particle). ``restarts``: independent
     runs from different random starts; the one whose images match their projections best (the highest final
     mean NCC, no ground truth) is kept. ``progress(done, total)`` counts iterations over all restarts. Each
     iteration's summary holds the resolution (Å), box (px), mean best NCC (``score``) and the median change of

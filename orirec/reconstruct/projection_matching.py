@@ -243,7 +243,8 @@ def refine_projection_matching(
     halves = half_split(len(q), seed)
     settings = {"schedule": [list(map(float, s)) for s in schedule], "resolution_A": resolution_A}
     settings |= {"box": box, "seed": seed, "pad": pad, "wiener": wiener, "n": len(q)}
-    settings |= {"max_shift_px": float(max_shift_px)} if max_shift_px else {}
+    # shift_grid_px: the search's grid (at most 1 input px); checkpoints of the older coarse-grid search start over
+    settings |= {"max_shift_px": float(max_shift_px), "shift_grid_px": 1.0} if max_shift_px else {}
     fp = _fingerprint(q, settings)
     path = None if checkpoint is None else Path(checkpoint)
     stored = None if path is None else _load(path, fp)
