@@ -97,6 +97,7 @@ def test_compare_per_protein_table_and_resume(tmp_path):
     assert all(r["n_atoms"] > 0 and r["rg_A"] > 0 and r["symmetry"] == "C1" for r in rows)
     assert all(90 < r["chance_err_rot_deg"] < 150 for r in rows)  # C1 random orientations for 12 images
     assert "| protein | sym |" in (tmp_path / "c" / "proteins.md").read_text()
+    assert (tmp_path / "c" / "proteins.png").stat().st_size > 10_000  # err_rot against size, per estimator
     again = run(*args)  # both proteins finished: read back, not run again
     assert again.exit_code == 0 and again.output.count("done before, read back") == 2, again.output
     bad = run("compare", store, "--protein", "0,7", "--estimators", "ab-initio", "--out", tmp_path / "d", "--no-track")

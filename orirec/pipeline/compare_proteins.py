@@ -86,3 +86,32 @@ def _write(out_dir: Path, store: Path, rows: list[dict[str, Any]]) -> None:
     (out_dir / "proteins.md").write_text(head + markdown_table(rows, PROTEIN_COLUMNS) + "\n")
     pd.DataFrame(rows).to_csv(out_dir / "proteins.csv", index=False)
     write_json(out_dir / "proteins.json", {"store": str(store), "results": rows})
+    if rows:
+        _plot(out_dir / "proteins.png", rows)
+
+
+def _plot(path: Path, rows: list[dict[str, Any]]) -> None:
+    """``err_rot`` median (°) of each estimator against the protein's atom count and radius of gyration (Å), with
+    each protein's chance level (grey dashes) and the 15° line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    get = lambda rs, k: np.asarray([np.nan if r.get(k) is None else r[k] for r in rs], dtype=np.float64)  # noqa: E731
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    names = list(dict.fromkeys(r["estimator"] for r in rows))
+    first = [r for r in rows if r["estimator"] == names[0]]
+    for ax, key, label in ((axes[0], "n_atoms", "atoms"), (axes[1], "rg_A", "radius of gyration (Å)")):
+        ax.scatter(get(first, key), get(first, "chance_err_rot_deg"), marker="_", s=80, color="grey", label="chance")
+        for name in names:
+            sub = [r for r in rows if r["estimator"] == name]
+            ax.scatter(get(sub, key), get(sub, "err_rot_median"), s=16, label=name)
+        ax.axhline(15, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log" if key == "n_atoms" else "linear")
+        ax.set_xlabel(label)
+        ax.set_ylabel("err_rot median (°)")
+        ax.set_ylim(0, 180)
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
