@@ -89,3 +89,27 @@ def test_ab_initio_refuses_bad_input():
         ab_initio(np.zeros((20, 16, 16), np.float32), 1.0, restarts=0)
     with pytest.raises(ValueError, match=r"\(n, L, L\)"):
         ab_initio(np.zeros((20, 16, 12), np.float32), 1.0)
+
+
+def test_checkpoint_resumes_finished_restarts(particle, tmp_path, monkeypatch):
+    import orirec.reconstruct.ab_initio as mod
+
+    images = particle[0][:60]
+    kw = SETTINGS | {"iterations": 3, "max_shift_px": 1.0}
+    ckpt = tmp_path / "sub" / "ai.npz"
+    fresh = ab_initio(images, PIXEL_A, seed=2, **(kw | {"restarts": 3}))
+    first = ab_initio(images, PIXEL_A, seed=2, checkpoint=ckpt, **(kw | {"restarts": 2}))
+    calls, real = [], mod._run
+    monkeypatch.setattr(mod, "_run", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = ab_initio(images, PIXEL_A, seed=2, checkpoint=ckpt, **(kw | {"restarts": 2}))
+    assert not calls and np.array_equal(again.quaternions, first.quaternions)  # both read back
+    assert again.restart_scores == first.restart_scores and np.array_equal(again.volume, first.volume)
+    more = ab_initio(images, PIXEL_A, seed=2, checkpoint=ckpt, **(kw | {"restarts": 3}))
+    assert len(calls) == 1  # only the third restart ran
+    assert more.restart_scores == fresh.restart_scores and np.array_equal(more.quaternions, fresh.quaternions)
+    with pytest.warns(UserWarning, match="other images or settings"):
+        ab_initio(images, PIXEL_A, seed=3, checkpoint=ckpt, **(kw | {"restarts": 1}))  # another seed: runs
+    assert len(calls) == 2
+    ckpt.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="ai.npz: not a readable ab initio checkpoint"):
+        ab_initio(images, PIXEL_A, seed=2, checkpoint=ckpt, **kw)

@@ -25,6 +25,7 @@ def test_ab_initio_command_writes_orientations_map_and_refines(tmp_path):
     rows = [line.split(",")[0] for line in (out / "orientations.csv").read_text().splitlines()[1:]]
     assert rows == [str(r) for r in range(16, 32)]  # protein 1's store rows
     assert (out / "orientations_unrefined.csv").is_file() and (out / "orientations.star").is_file()
+    assert (out / "ab_initio_checkpoint.npz").is_file()  # the finished restarts, for a rerun to resume
     summary = json.loads((out / "ab_initio_result.json").read_text())
     assert len(summary["ab_initio_restart_scores"]) == 2 and len(summary["ab_initio_iterations"]) == 3
     assert summary["ab_initio_particle_radius_A"] > 0 and summary["refine_box_px"] > 0

@@ -41,6 +41,8 @@ def ab_initio(
 
     Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc and OUT/ab_initio_result.json; with
     --refine-rounds also OUT/orientations_unrefined.csv (the ab initio ones) and the refinement's checkpoint.
+    Each finished restart is kept in OUT/ab_initio_checkpoint.npz: run the same command again after an
+    interruption and it resumes at the next restart (more --restarts run only the new ones).
 
     Example: orirec ab-initio test.zarr --protein 19 --out runs/ab-initio --refine-rounds 4
 

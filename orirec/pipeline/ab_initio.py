@@ -17,7 +17,9 @@ from orirec.store import open_store
 from orirec.store.orientations import write_orientations
 from orirec.structures.maps import write_map
 
-__all__ = ["stage_ab_initio"]
+__all__ = ["CHECKPOINT", "stage_ab_initio"]
+
+CHECKPOINT = "ab_initio_checkpoint.npz"  # the finished restarts: a rerun resumes, more restarts extend
 
 
 def stage_ab_initio(
@@ -37,7 +39,9 @@ def stage_ab_initio(
     …). With ``refine.rounds`` > 0 the result is then refined by projection matching. ``progress`` and
     ``refine_progress`` are ``(done, total)`` callbacks. Writes
     ``OUT/orientations.{csv,star}`` (the ab initio ones also as ``orientations_unrefined.csv`` when refined),
-    ``OUT/ab_initio_map.mrc`` (the last map, at the matching box) and ``OUT/ab_initio_result.json``."""
+    ``OUT/ab_initio_map.mrc`` (the last map, at the matching box) and ``OUT/ab_initio_result.json``; the
+    finished restarts go to ``OUT/ab_initio_checkpoint.npz`` as they end, so a rerun after an interruption
+    resumes at the next restart (and one asking for more restarts runs only the new ones)."""
     s = open_store(store)
     rows = np.arange(s.n_images) if protein is None else np.flatnonzero(s.protein == int(protein))
     rows = rows[: len(rows) if n is None else int(n)]
@@ -45,7 +49,7 @@ def stage_ab_initio(
         raise ValueError(f"{store}: ab initio needs at least 10 images, got {len(rows)}")
     images = s.load_images(rows)
     t0 = time.perf_counter()
-    est = AbInitio(seed, **(settings or {}), progress=progress)
+    est = AbInitio(seed, **(settings or {}), checkpoint=out_dir / CHECKPOINT, progress=progress)
     q = est.estimate(EstimatorData(images, s.pixel_size_A, None, s.max_shift_px, s.ctf_params(rows)))
     summary: dict[str, Any] = {"n_images": len(rows), "protein": protein, "time_ab_initio_s": time.perf_counter() - t0}
     summary |= {f"ab_initio_{k}": v for k, v in est.summary.items()}

@@ -18,11 +18,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from orirec.geometry import global_rotation_grid, local_rotation_grid, multiply, quat_distance, uniform_quaternions
+from orirec.reconstruct.ab_initio_checkpoint import checkpoint_key, load_restarts, save_restarts
 from orirec.reconstruct.fourier import reconstruct
 from orirec.reconstruct.projection_matching import MaskedNCC, best_shifts, matching_box
 from orirec.simulate.formation import apply_shifts
@@ -49,6 +51,9 @@ class AbInitioResult:
     restart: int = 0  # the one kept (the highest score)
 
 
+_SAVED = ("quaternions", "volume", "shifts_px", "box_px", "pixel_size_A", "iterations")  # one restart, on disk
+
+
 def _geometric(iteration: int, iterations: int, start: float, end: float) -> float:
     """The value at ``iteration`` (0-based) of a geometric ramp from ``start`` to ``end`` over ``iterations``."""
     t = iteration / max(1, iterations - 1)
@@ -72,6 +77,7 @@ def ab_initio(
     wiener: float = 1e-2,
     restarts: int = 3,
     progress: Callable[[int, int], None] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> AbInitioResult:
     """Orientations of ``images`` (n, L, L; ``pixel_size_A`` Å/px; centred, phase-flipped if they carry a CTF).
 
@@ -87,7 +93,9 @@ def ab_initio(
     runs from different random starts; the one whose images match their projections best (the highest final
     mean NCC, no ground truth) is kept. ``progress(done, total)`` counts iterations over all restarts. Each
     iteration's summary holds the resolution (Å), box (px), mean best NCC (``score``) and the median change of
-    orientation (``change_median_deg``).
+    orientation (``change_median_deg``). ``checkpoint``: an ``.npz`` written after every restart; a rerun with
+    the same images, seed and settings reads the finished restarts back instead of running them again
+    (:mod:`~orirec.reconstruct.ab_initio_checkpoint`).
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:
@@ -101,6 +109,9 @@ def ab_initio(
     settings = dict(iterations=iterations, resolution=(resolution_start_A, resolution_end_A), step_deg=step_deg,
                     sharpness=(sharpness_start, sharpness_end), particle_radius_A=particle_radius_A,
                     max_shift_px=max_shift_px, pad=pad, wiener=wiener)  # fmt: skip
+    path = None if checkpoint is None else Path(checkpoint)
+    key = checkpoint_key(images, pixel_size_A, seed, settings)
+    finished = load_restarts(path, key)
     best: AbInitioResult | None = None
     scores = []
     for k, child in enumerate(np.random.SeedSequence(seed).spawn(restarts)):
@@ -109,7 +120,14 @@ def ab_initio(
             if progress is not None:
                 progress(k * iterations + done, restarts * iterations)
 
-        res = _run(images, pixel_size_A, np.random.default_rng(child), tick, **settings)
+        if k in finished:
+            res = AbInitioResult(**finished[k])
+            tick(iterations, iterations)
+        else:
+            res = _run(images, pixel_size_A, np.random.default_rng(child), tick, **settings)
+            if path is not None:
+                finished[k] = {name: getattr(res, name) for name in _SAVED}
+                save_restarts(path, key, finished)
         scores.append(res.iterations[-1]["score"])
         if best is None or scores[-1] > max(scores[:-1]):
             best = res
