@@ -84,7 +84,7 @@ def test_chance_level_falls_with_the_point_group():
     from orirec.pipeline.per_protein import chance_err_rot_deg
 
     c1, c2, d2, d7 = (chance_err_rot_deg(150, symmetry=g) for g in ("C1", "C2", "D2", "D7"))
-    assert 110 < c1 < 130 and c1 > c2 > d2 > d7 > 45, (c1, c2, d2, d7)  # measured 119, 93, 73, 57 (one draw)
+    assert 110 < c1 < 130 and c1 > c2 > d2 > d7 > 45, (c1, c2, d2, d7)  # measured 121, 96, 76, 57
 
 
 def test_radius_of_gyration_of_a_shell():
