@@ -69,8 +69,8 @@ def compare(
 
     Writes compare.md, compare.csv, compare.json and OUT/orientations/ESTIMATOR.csv in OUT and prints the
     markdown table; with --refine-rounds, a row ESTIMATOR+refine follows each estimator's row. With several
-    proteins (--protein 0,8,57 or all) each gets its own folder and the table is proteins.md; a sweep that was
-    interrupted resumes after its last finished protein.
+    proteins (--protein 0,8,57 or all) each gets its own folder, the table is proteins.md and proteins.png plots
+    err_rot against protein size; a sweep that was interrupted resumes after its last finished protein.
 
     Example: orirec compare test.zarr --train-store train.zarr --model runs/demo/train/checkpoints/best.pt
     --estimators siamese,euclidean,oracle,regress-6d --out runs/compare
