@@ -110,8 +110,8 @@ def ab_initio(
                     sharpness=(sharpness_start, sharpness_end), particle_radius_A=particle_radius_A,
                     max_shift_px=max_shift_px, pad=pad, wiener=wiener)  # fmt: skip
     path = None if checkpoint is None else Path(checkpoint)
-    key = checkpoint_key(images, pixel_size_A, seed, settings)
-    finished = load_restarts(path, key)
+    key = None if path is None else checkpoint_key(images, pixel_size_A, seed, settings)  # hashes every image
+    finished = {} if path is None else load_restarts(path, key)
     best: AbInitioResult | None = None
     scores = []
     for k, child in enumerate(np.random.SeedSequence(seed).spawn(restarts)):

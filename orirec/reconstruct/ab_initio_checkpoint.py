@@ -9,13 +9,14 @@ restarts, so asking for more restarts later reuses the finished ones.
 from __future__ import annotations
 
 import json
-import os
 import warnings
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from orirec.store.atomic import save_npz_atomic
 
 __all__ = ["checkpoint_key", "load_restarts", "save_restarts"]
 
@@ -47,10 +48,8 @@ def load_restarts(path: Path | None, key: int) -> dict[int, dict[str, Any]]:
 
 
 def save_restarts(path: Path, key: int, restarts: dict[int, dict[str, Any]]) -> None:
-    """Write every finished restart to ``path`` atomically (a temporary file, then ``os.replace``)."""
+    """Write every finished restart to ``path`` atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"{name}_{k}": r[name] for k, r in restarts.items() for name in ("quaternions", "volume", "shifts_px")}
     meta = {k: {n: r[n] for n in ("box_px", "pixel_size_A", "iterations")} for k, r in restarts.items()}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, key=np.int64(key), meta=json.dumps(meta, default=float), **arrays)
-    os.replace(tmp, path)
+    save_npz_atomic(path, key=np.int64(key), meta=json.dumps(meta, default=float), **arrays)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import warnings
 import zlib
@@ -32,6 +31,7 @@ from orirec.reconstruct.fsc import fsc_report
 from orirec.simulate.formation import apply_shifts
 from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
+from orirec.store.atomic import save_npz_atomic
 
 __all__ = [
     "DEFAULT_SCHEDULE",
@@ -119,9 +119,7 @@ def _load(path: Path, fingerprint: int) -> tuple[np.ndarray, list[dict], np.ndar
 
 
 def _save(path: Path, fingerprint: int, q: np.ndarray, rounds: list[dict], shifts: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, fingerprint=fingerprint, quaternions=q, rounds=json.dumps(rounds), shifts_px=shifts)
-    os.replace(tmp, path)
+    save_npz_atomic(path, fingerprint=fingerprint, quaternions=q, rounds=json.dumps(rounds), shifts_px=shifts)
 
 
 def _match_half(images, q, rows, local, project, feats, match, progress) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,6 @@ interrupted run resumes from its last completed round.
 
 from __future__ import annotations
 
-import os
 import time
 import zlib
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from orirec.geometry import canonicalize
+from orirec.store.atomic import save_npz_atomic
 
 from .api import RecoveryResult
 from .graph import validate_graph, validate_weights
@@ -167,9 +167,7 @@ def _load_checkpoint(path: Path, fingerprint: int, n: int) -> tuple[np.ndarray, 
 
 def _save_checkpoint(path: Path, q: np.ndarray, done: int, fingerprint: int, history: list[float]) -> None:
     """Write whole or not at all: a temporary file renamed over the checkpoint."""
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, quaternions=q, round=done, fingerprint=fingerprint, history=np.asarray(history))
-    os.replace(tmp, path)
+    save_npz_atomic(path, quaternions=q, round=done, fingerprint=fingerprint, history=np.asarray(history))
 
 
 def recover_partitioned(
