@@ -208,6 +208,9 @@ def _ddp_worker(rank, world, port, arrays, out_path):
 
         torch.nn.functional.mse_loss(distance(e[: len(xi)], e[len(xi) :]), d).backward()
         torch.save(_grads(net.module), f"{out_path}.{rank}")
+        # Both ranks finish their gloo work before either tears the group down: rank 0 hosts the TCP store; a peer
+        # still talking to it when it went away aborted once in CI ("terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
