@@ -54,6 +54,8 @@ def test_ab_initio_finds_orientations_from_a_random_start(particle):
     res = ab_initio(images, PIXEL_A, max_shift_px=1.0, seed=0, **(SETTINGS | {"restarts": 3}))
     m = orientation_metrics(res.quaternions, q_true)
     assert m["err_rot_median"] < 12.0 and m["acc20"] > 0.7, (m, res.restart_scores)
+    assert len(res.members) >= 2 and res.members[0] == res.restart  # restarts that found it agree: averaged
+    assert res.votes.max() == len(res.members) and res.volume.shape == (24, 24, 24)
     assert len(res.iterations) == 25 and res.box_px == 24
     assert res.iterations[-1]["score"] > res.iterations[0]["score"]
 
@@ -67,12 +69,13 @@ def test_ab_initio_is_deterministic_given_the_seed(particle):
 def test_restarts_keep_the_best_matching_run(particle):
     images, _ = particle
     calls = []
-    kw = SETTINGS | {"iterations": 4, "restarts": 3}
+    kw = SETTINGS | {"iterations": 4, "restarts": 3, "consensus": False}
     res = ab_initio(images, PIXEL_A, seed=1, progress=lambda d, t: calls.append((d, t)), **kw)
     assert len(res.restart_scores) == 3 and len(set(res.restart_scores)) == 3  # three different random starts
     assert res.restart == int(np.argmax(res.restart_scores))
     assert res.iterations[-1]["score"] == max(res.restart_scores)
     assert calls == [(k, 12) for k in range(1, 13)]
+    assert res.members == [res.restart] and res.votes is None
 
 
 def test_ab_initio_on_pure_noise_is_at_chance(particle):

@@ -81,6 +81,8 @@ def test_compare_runs_ab_initio_without_training_or_model(stores, tmp_path):
     assert 0 < row["ab-initio_particle_radius_A"] < 24 * 4.0  # read off the images, inside the box (Å)
     assert 0 <= row["err_rot_median"] <= 180
     assert len((tmp_path / "c" / "orientations" / "ab-initio.csv").read_text().splitlines()) == 33
+    assert row["ab-initio_restarts_averaged"] in (1, 2)
+    assert (tmp_path / "c" / "ab_initio_checkpoint.npz").is_file()  # its restarts: a rerun resumes there
 
 
 def test_compare_per_protein_table_and_resume(tmp_path):

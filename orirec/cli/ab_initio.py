@@ -20,8 +20,15 @@ def ab_initio(
         float, typer.Option(help="resolution of the last iterations (Å); the first are at 30 Å")
     ] = 20.0,
     restarts: Annotated[
-        int, typer.Option(help="runs from different random starts; the one that matches its images best is kept")
-    ] = 3,
+        int, typer.Option(help="runs from different random starts; those that agree are averaged per image")
+    ] = 6,
+    consensus: Annotated[
+        bool,
+        typer.Option(
+            "--consensus/--best-only",
+            help="average the restarts that agree (median angle apart < 30°), or keep the best-matching one only",
+        ),
+    ] = True,
     particle_radius: Annotated[
         float | None, typer.Option(help="particle radius (Å) of the map's mask; default: read off the images")
     ] = None,
@@ -42,7 +49,10 @@ def ab_initio(
     Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc and OUT/ab_initio_result.json; with
     --refine-rounds also OUT/orientations_unrefined.csv (the ab initio ones) and the refinement's checkpoint.
     Each finished restart is kept in OUT/ab_initio_checkpoint.npz: run the same command again after an
-    interruption and it resumes at the next restart (more --restarts run only the new ones).
+    interruption and it resumes at the next restart (more --restarts run only the new ones). The restarts that
+    agree with one another (registered onto one reference, median angle apart under 30°) are averaged per
+    image, which removes much of the global grid's quantization; when no two agree, the one whose images match
+    their projections best is kept.
 
     Example: orirec ab-initio test.zarr --protein 19 --out runs/ab-initio --refine-rounds 4
 
@@ -56,6 +66,7 @@ def ab_initio(
             raise ValueError("need --iterations >= 1, --restarts >= 1, --n >= 10 and 0 < --resolution <= 30")
         refine = validate(RefineConfig, {"rounds": refine_rounds, "resolution_A": refine_resolution}, "command line")
         settings = {"iterations": iterations, "restarts": restarts, "particle_radius_A": particle_radius}
+        settings |= {"consensus": consensus}
         settings |= {"resolution_end_A": resolution}
         with progress_bars(progress) as bars:
             res = stage_ab_initio(

@@ -51,8 +51,8 @@ def compare(
         int, typer.Option(help="iterations of ab-initio (stochastic global projection matching)")
     ] = 40,
     ab_initio_restarts: Annotated[
-        int, typer.Option(help="ab-initio runs from different random starts; the best-matching one is kept")
-    ] = 3,
+        int, typer.Option(help="ab-initio runs from different random starts; those that agree are averaged")
+    ] = 6,
     particle_radius: Annotated[
         float | None, typer.Option(help="particle radius (Å) for ab-initio's mask (default: read off the images)")
     ] = None,

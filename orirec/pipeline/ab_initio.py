@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from orirec.config import RefineConfig
-from orirec.evaluate.estimators.ab_initio import AbInitio
+from orirec.evaluate.estimators.ab_initio import CHECKPOINT, AbInitio
 from orirec.evaluate.estimators.base import EstimatorData
 from orirec.pipeline.refine import refine_step
 from orirec.store import open_store
@@ -18,8 +18,6 @@ from orirec.store.orientations import write_orientations
 from orirec.structures.maps import write_map
 
 __all__ = ["CHECKPOINT", "stage_ab_initio"]
-
-CHECKPOINT = "ab_initio_checkpoint.npz"  # the finished restarts: a rerun resumes, more restarts extend
 
 
 def stage_ab_initio(
@@ -49,7 +47,8 @@ def stage_ab_initio(
         raise ValueError(f"{store}: ab initio needs at least 10 images, got {len(rows)}")
     images = s.load_images(rows)
     t0 = time.perf_counter()
-    est = AbInitio(seed, **(settings or {}), checkpoint=out_dir / CHECKPOINT, progress=progress)
+    est = AbInitio(seed, **(settings or {}), progress=progress)
+    est.resume_in(out_dir)
     q = est.estimate(EstimatorData(images, s.pixel_size_A, None, s.max_shift_px, s.ctf_params(rows)))
     summary: dict[str, Any] = {"n_images": len(rows), "protein": protein, "time_ab_initio_s": time.perf_counter() - t0}
     summary |= {f"ab_initio_{k}": v for k, v in est.summary.items()}
@@ -63,5 +62,6 @@ def stage_ab_initio(
     write_orientations(out_dir / "orientations.star", rows, q)
     summary["ab_initio_iterations"] = result.iterations
     summary["ab_initio_restart_scores"] = result.restart_scores
+    summary["ab_initio_restarts_averaged_ids"] = result.members
     (out_dir / "ab_initio_result.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary

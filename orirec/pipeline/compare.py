@@ -203,6 +203,8 @@ def compare_estimators(
             q, info = _via_distances(est, data, cfg)
             row.update(info)
         else:
+            if hasattr(est, "resume_in"):  # partial work (ab initio's restarts) kept beside this protein's table
+                est.resume_in(out_dir)
             q = est.estimate(data)
             row.update({f"{est.name}_{k}": v for k, v in getattr(est, "summary", {}).items()})
         row["time_estimate_s"] = time.perf_counter() - t1

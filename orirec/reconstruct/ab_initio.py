@@ -9,8 +9,11 @@ of two small-protein images is at chance from σ² 4 on; ``benchmarks/commonline
 The draw is annealed: early iterations are nearly random among the good candidates (as in cryoSPARC's
 stochastic ab initio), so the map is not frozen in the first blob's local optimum; the last iteration takes
 every image's best candidate. The resolution goes from ``resolution_start_A`` to ``resolution_end_A``, with
-the images Fourier-cropped so that Nyquist equals the current resolution. The handedness of the result is
-arbitrary (projections cannot tell a map from its mirror image). Deterministic given ``seed``.
+the images Fourier-cropped so that Nyquist equals the current resolution. Several restarts run from different
+random starts; those that agree are registered onto one another and averaged per image
+(:mod:`~orirec.reconstruct.ab_initio_consensus`), which removes much of the global grid's quantization. The
+handedness of the result is arbitrary (projections cannot tell a map from its mirror image). Deterministic
+given ``seed``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 from orirec.geometry import global_rotation_grid, local_rotation_grid, multiply, quat_distance, uniform_quaternions
 from orirec.reconstruct.ab_initio_checkpoint import checkpoint_key, load_restarts, save_restarts
+from orirec.reconstruct.ab_initio_consensus import AGREE_DEG, combine_restarts
 from orirec.reconstruct.fourier import reconstruct
 from orirec.reconstruct.projection_matching import MaskedNCC, best_shifts, matching_box
 from orirec.simulate.formation import apply_shifts
@@ -48,7 +52,9 @@ class AbInitioResult:
     pixel_size_A: float
     iterations: list[dict] = field(default_factory=list)
     restart_scores: list[float] = field(default_factory=list)  # final mean best NCC of each restart
-    restart: int = 0  # the one kept (the highest score)
+    restart: int = 0  # the reference: the one kept alone, or the one the others were registered onto
+    members: list[int] = field(default_factory=list)  # the restarts averaged (reference first)
+    votes: np.ndarray | None = None  # (n,) restarts each image's mean took (None: one restart kept as it was)
 
 
 _SAVED = ("quaternions", "volume", "shifts_px", "box_px", "pixel_size_A", "iterations")  # one restart, on disk
@@ -75,7 +81,9 @@ def ab_initio(
     seed: int = 0,
     pad: int = 2,
     wiener: float = 1e-2,
-    restarts: int = 3,
+    restarts: int = 6,
+    consensus: bool = True,
+    agree_deg: float = AGREE_DEG,
     progress: Callable[[int, int], None] | None = None,
     checkpoint: str | Path | None = None,
 ) -> AbInitioResult:
@@ -90,8 +98,11 @@ def ab_initio(
     (:func:`~orirec.reconstruct.projection_matching.best_shifts`, on a grid of at most 1 px of ``images``, not
     the coarse box's) and undone for the next map; without it, shifts of even ±1 px leave the map a blob
     (chance on the test particle). ``restarts``: independent
-    runs from different random starts; the one whose images match their projections best (the highest final
-    mean NCC, no ground truth) is kept. ``progress(done, total)`` counts iterations over all restarts. Each
+    runs from different random starts. With ``consensus``, the restarts that agree (median angle apart below
+    ``agree_deg`` once registered) are averaged per image and the map is made again from the mean
+    (:mod:`~orirec.reconstruct.ab_initio_consensus`); otherwise, or when no two agree, the one whose images
+    match their projections best (the highest final mean NCC) is kept. No ground truth is read either way.
+    ``progress(done, total)`` counts iterations over all restarts. Each
     iteration's summary holds the resolution (Å), box (px), mean best NCC (``score``) and the median change of
     orientation (``change_median_deg``). ``checkpoint``: an ``.npz`` written after every restart; a rerun with
     the same images, seed and settings reads the finished restarts back instead of running them again
@@ -112,8 +123,7 @@ def ab_initio(
     path = None if checkpoint is None else Path(checkpoint)
     key = None if path is None else checkpoint_key(images, pixel_size_A, seed, settings)  # hashes every image
     finished = {} if path is None else load_restarts(path, key)
-    best: AbInitioResult | None = None
-    scores = []
+    runs: list[AbInitioResult] = []
     for k, child in enumerate(np.random.SeedSequence(seed).spawn(restarts)):
 
         def tick(done: int, total: int, k: int = k) -> None:
@@ -128,12 +138,40 @@ def ab_initio(
             if path is not None:
                 finished[k] = {name: getattr(res, name) for name in _SAVED}
                 save_restarts(path, key, finished)
-        scores.append(res.iterations[-1]["score"])
-        if best is None or scores[-1] > max(scores[:-1]):
-            best = res
-            best.restart = k
-    best.restart_scores = scores
+        runs.append(res)
+    scores = [r.iterations[-1]["score"] for r in runs]
+    k = int(np.argmax(scores))  # the first of equal scores
+    best = runs[k]
+    best.restart, best.restart_scores, best.members = k, scores, [k]
+    if consensus and restarts > 1:
+        c = combine_restarts([r.quaternions for r in runs], [r.shifts_px for r in runs], scores, agree_deg)
+        if len(c.members) > 1:
+            best = runs[c.reference]
+            best.restart, best.restart_scores, best.members, best.votes = c.reference, scores, c.members, c.votes
+            best.quaternions, best.shifts_px = c.quaternions, c.shifts_px
+            best.volume = _final_map(images, best, particle_radius_A, pad, wiener)
     return best
+
+
+def _final_map(images, res: AbInitioResult, particle_radius_A, pad: int, wiener: float) -> np.ndarray:
+    """The map of ``res``'s orientations and shifts at its last box, masked as in the iterations."""
+    L = images.shape[1]
+    small = fourier_downsample(images, res.box_px) if res.box_px != L else images
+    return _masked_map(small, res.quaternions, res.shifts_px * res.box_px / L, res.pixel_size_A, particle_radius_A,
+                       pad, wiener)  # fmt: skip
+
+
+def _masked_map(small, q, shifts_small, px: float, particle_radius_A, pad: int, wiener: float) -> np.ndarray:
+    """The map of ``small`` (n, B, B; ``px`` Å/px) at orientations ``q`` with shifts (px of ``small``) undone,
+    inside a sphere of ``particle_radius_A`` (default 0.45 × box)."""
+    box = small.shape[1]
+    vol = reconstruct(small, q, shifts_small if np.any(shifts_small) else None, pad=pad, wiener=wiener)
+    zz, yy, xx = np.mgrid[:box, :box, :box] - box // 2
+    return vol * (zz**2 + yy**2 + xx**2 <= _radius_px(box, px, particle_radius_A) ** 2)
+
+
+def _radius_px(box: int, px: float, particle_radius_A) -> float:
+    return 0.45 * box if particle_radius_A is None else min(particle_radius_A / px, box / 2 - 1)
 
 
 def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_deg, sharpness, particle_radius_A,
@@ -156,10 +194,8 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
             cache[box] = fourier_downsample(images, box) if box != L else images
         small = cache[box]
         to_small = box / L
-        vol = reconstruct(small, q, shifts * to_small if shifts.any() else None, pad=pad, wiener=wiener)
-        radius_px = 0.45 * box if particle_radius_A is None else min(particle_radius_A / px, box / 2 - 1)
-        zz, yy, xx = np.mgrid[:box, :box, :box] - box // 2
-        vol = vol * (zz**2 + yy**2 + xx**2 <= radius_px**2)
+        vol = _masked_map(small, q, shifts * to_small, px, particle_radius_A, pad, wiener)
+        radius_px = _radius_px(box, px, particle_radius_A)
         match = MaskedNCC(box, max(1, int(box // 2 - np.ceil(radius_px + 1))), px, res)
         projector = cpu_projector(vol, pad=pad)
         with torch.no_grad():

@@ -8,6 +8,7 @@ with a CTF are phase-flipped first (as for ASPIRE's common lines); the shift sea
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +18,7 @@ from orirec.reconstruct.ab_initio import ab_initio, estimate_particle_radius_A
 
 __all__ = ["AbInitio"]
 
+CHECKPOINT = "ab_initio_checkpoint.npz"  # the finished restarts: a rerun resumes, more restarts extend
 RADIUS_MARGIN = 1.3  # the variance profile ends at the outermost atoms; the map's density reaches further
 
 
@@ -32,6 +34,11 @@ class AbInitio:
         self.name, self.seed, self.settings, self.progress = "ab-initio", seed, settings, progress
         self.summary: dict[str, Any] = {}
         self.result = None  # the last AbInitioResult (map, shifts, iterations)
+
+    def resume_in(self, folder: Path) -> None:
+        """Keep each finished restart in ``folder`` (``ab_initio_checkpoint.npz``) so that a rerun resumes there,
+        unless a checkpoint was given."""
+        self.settings.setdefault("checkpoint", Path(folder) / CHECKPOINT)
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
         """Nothing to learn."""
@@ -49,11 +56,13 @@ class AbInitio:
         )  # fmt: skip
         self.result = result
         self.summary = {"particle_radius_A": settings["particle_radius_A"], "restart": result.restart}
+        self.summary["restarts_averaged"] = len(result.members)
         self.summary |= result.iterations[-1]
         return result.quaternions
 
 
 @register("ab-initio")
 def _make(options: EstimatorOptions) -> AbInitio:
-    keys = ("iterations", "restarts", "particle_radius_A", "resolution_start_A", "resolution_end_A", "step_deg")
+    keys = ("iterations", "restarts", "consensus", "particle_radius_A", "resolution_start_A", "resolution_end_A",
+            "step_deg", "checkpoint")  # fmt: skip
     return AbInitio(options.seed, **{k: options.extra[k] for k in keys if k in options.extra})
