@@ -16,7 +16,8 @@ def simulate(
         list[str] | None,
         typer.Argument(
             help="PDB/mmCIF/MRC files, folders of them, a manifest CSV, 'pdb:1ABC' (mirror or download), "
-            "or 'pseudo:SEED' for the synthetic pseudo-protein"
+            "'pseudo:SEED' for the synthetic pseudo-protein, or 'pseudo-random:FIRST-LAST' for synthetic proteins of "
+            "random shape and size (training diversity)"
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="output store (STORE.zarr)")] = ...,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from orirec.structures.pseudo_random import PSEUDO_RANDOM, expand_pseudo_random
+
 STRUCTURE_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".mrc", ".map")
 
 
@@ -33,7 +35,8 @@ def read_manifest(path: Path, split: str | None = None) -> list[str]:
 
 
 def expand_inputs(inputs: list[str], split: str | None = None, pdb_mirror: str | Path | None = None) -> list[str]:
-    """Files, folders (their structure files, sorted), manifest CSVs, ``pseudo[:seed]`` or ``pdb:ID`` → sources.
+    """Files, folders (their structure files, sorted), manifest CSVs, ``pseudo[:seed]``, ``pseudo-random:SEED``
+    (or ``pseudo-random:FIRST-LAST``, one source per seed) or ``pdb:ID`` → sources.
 
     ``pdb:ID`` resolves to a local mmCIF via :func:`orirec.structures.pdb_ids.resolve_pdb_id` (mirror folder
     ``pdb_mirror`` or env ``ORIREC_PDB_MIRROR``, else the verified download cache).
@@ -43,6 +46,9 @@ def expand_inputs(inputs: list[str], split: str | None = None, pdb_mirror: str |
     """
     sources: list[str] = []
     for item in inputs:
+        if item.startswith(PSEUDO_RANDOM):
+            sources.extend(expand_pseudo_random(item))
+            continue
         if item == "pseudo" or item.startswith("pseudo:"):
             sources.append(item)
             continue

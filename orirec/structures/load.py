@@ -13,6 +13,7 @@ from orirec.structures.cache import cached_volume, volume_cache_key
 from orirec.structures.density import atoms_to_density, default_resolution_A, volume_radius_A
 from orirec.structures.maps import prepare_map, read_map
 from orirec.structures.pseudo import pseudo_protein
+from orirec.structures.pseudo_random import PSEUDO_RANDOM, expand_pseudo_random, random_pseudo_protein
 
 __all__ = ["ATOM_SUFFIXES", "MAP_SUFFIXES", "file_sha256", "load_volume", "source_kind"]
 
@@ -41,7 +42,7 @@ def _split_name(path: Path) -> tuple[str, str]:
 def source_kind(source: str | Path) -> str:
     """Classify a structure source: ``"pseudo"``, ``"atoms"`` or ``"map"`` (ValueError when unknown)."""
     s = str(source)
-    if s == "pseudo" or s.startswith("pseudo:"):
+    if s == "pseudo" or s.startswith(("pseudo:", PSEUDO_RANDOM)):
         return "pseudo"
     _, suffix = _split_name(Path(s))
     if suffix in ATOM_SUFFIXES:
@@ -50,7 +51,8 @@ def source_kind(source: str | Path) -> str:
         return "map"
     raise ValueError(
         f"{s}: unknown structure file type {suffix or '(no suffix)'!r}; expected one of "
-        f"{', '.join(ATOM_SUFFIXES + MAP_SUFFIXES)} (optionally .gz), or 'pseudo[:seed]'"
+        f"{', '.join(ATOM_SUFFIXES + MAP_SUFFIXES)} (optionally .gz), 'pseudo[:seed]' or "
+        f"'{PSEUDO_RANDOM}SEED'"
     )
 
 
@@ -97,15 +99,21 @@ def load_volume(
     info: dict[str, Any] = {"kind": kind, "box_px": int(box_px), "pixel_size_A": float(pixel_size_A)}
     if kind == "pseudo":
         s = str(source)
-        if ":" in s:
-            try:
-                seed = int(s.split(":", 1)[1])
-            except ValueError:
-                raise ValueError(f"{s}: expected 'pseudo:<integer seed>'") from None
-        atoms = pseudo_protein(seed)
+        if s.startswith(PSEUDO_RANDOM):
+            (s,) = expand_pseudo_random(s)
+            seed, family = int(s[len(PSEUDO_RANDOM) :]), "pseudo-random"
+            atoms = random_pseudo_protein(seed)
+        else:
+            if ":" in s:
+                try:
+                    seed = int(s.split(":", 1)[1])
+                except ValueError:
+                    raise ValueError(f"{s}: expected 'pseudo:<integer seed>'") from None
+            family, atoms = "pseudo", pseudo_protein(seed)
         volume = atoms_to_density(atoms, box_px, pixel_size_A, resolution_A)
         digest = hashlib.sha256(np.ascontiguousarray(atoms.coords_A).tobytes()).hexdigest()
-        info.update(name=f"pseudo{seed}", source=f"pseudo:{seed}", sha256=digest, n_atoms=len(atoms))
+        name = f"pseudo{seed}" if family == "pseudo" else f"{family}{seed}"
+        info.update(name=name, source=f"{family}:{seed}", sha256=digest, n_atoms=len(atoms))
         info.update(radius_A=atoms.radius_A(), resolution_A=resolution_A or default_resolution_A(pixel_size_A))
         return volume, info
     path = Path(source)
