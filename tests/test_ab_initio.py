@@ -106,9 +106,10 @@ def test_checkpoint_resumes_finished_restarts(particle, tmp_path, monkeypatch):
     monkeypatch.setattr(mod, "_run", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = ab_initio(images, PIXEL_A, seed=2, checkpoint=ckpt, **(kw | {"restarts": 2}))
     assert not calls and np.array_equal(again.quaternions, first.quaternions)  # both read back
+    assert first.restarts_read_back == 0 and again.restarts_read_back == 2
     assert again.restart_scores == first.restart_scores and np.array_equal(again.volume, first.volume)
     more = ab_initio(images, PIXEL_A, seed=2, checkpoint=ckpt, **(kw | {"restarts": 3}))
-    assert len(calls) == 1  # only the third restart ran
+    assert len(calls) == 1 and more.restarts_read_back == 2  # only the third restart ran
     assert more.restart_scores == fresh.restart_scores and np.array_equal(more.quaternions, fresh.quaternions)
     with pytest.warns(UserWarning, match="other images or settings"):
         ab_initio(images, PIXEL_A, seed=3, checkpoint=ckpt, **(kw | {"restarts": 1}))  # another seed: runs

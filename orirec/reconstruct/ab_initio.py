@@ -55,6 +55,7 @@ class AbInitioResult:
     restart: int = 0  # the reference: the one kept alone, or the one the others were registered onto
     members: list[int] = field(default_factory=list)  # the restarts averaged (reference first)
     votes: np.ndarray | None = None  # (n,) restarts each image's mean took (None: one restart kept as it was)
+    restarts_read_back: int = 0  # restarts read from the checkpoint, not run (their time is not in this call's)
 
 
 _SAVED = ("quaternions", "volume", "shifts_px", "box_px", "pixel_size_A", "iterations")  # one restart, on disk
@@ -124,6 +125,7 @@ def ab_initio(
     key = None if path is None else checkpoint_key(images, pixel_size_A, seed, settings)  # hashes every image
     finished = {} if path is None else load_restarts(path, key)
     runs: list[AbInitioResult] = []
+    read_back = 0
     for k, child in enumerate(np.random.SeedSequence(seed).spawn(restarts)):
 
         def tick(done: int, total: int, k: int = k) -> None:
@@ -132,6 +134,7 @@ def ab_initio(
 
         if k in finished:
             res = AbInitioResult(**finished[k])
+            read_back += 1
             tick(iterations, iterations)
         else:
             res = _run(images, pixel_size_A, np.random.default_rng(child), tick, **settings)
@@ -143,11 +146,13 @@ def ab_initio(
     k = int(np.argmax(scores))  # the first of equal scores
     best = runs[k]
     best.restart, best.restart_scores, best.members = k, scores, [k]
+    best.restarts_read_back = read_back
     if consensus and restarts > 1:
         c = combine_restarts([r.quaternions for r in runs], [r.shifts_px for r in runs], scores, agree_deg)
         if len(c.members) > 1:
             best = runs[c.reference]
             best.restart, best.restart_scores, best.members, best.votes = c.reference, scores, c.members, c.votes
+            best.restarts_read_back = read_back
             best.quaternions, best.shifts_px = c.quaternions, c.shifts_px
             best.volume = _final_map(images, best, particle_radius_A, pad, wiener)
     return best

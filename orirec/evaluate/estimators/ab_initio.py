@@ -57,6 +57,7 @@ class AbInitio:
         self.result = result
         self.summary = {"particle_radius_A": settings["particle_radius_A"], "restart": result.restart}
         self.summary["restarts_averaged"] = len(result.members)
+        self.summary["restarts_read_back"] = result.restarts_read_back  # from a checkpoint: not in the time
         self.summary |= result.iterations[-1]
         return result.quaternions
 
