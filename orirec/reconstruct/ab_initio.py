@@ -125,7 +125,7 @@ def ab_initio(
     key = None if path is None else checkpoint_key(images, pixel_size_A, seed, settings)  # hashes every image
     finished = {} if path is None else load_restarts(path, key)
     runs: list[AbInitioResult] = []
-    read_back = 0
+    read_back = sum(k in finished for k in range(restarts))
     for k, child in enumerate(np.random.SeedSequence(seed).spawn(restarts)):
 
         def tick(done: int, total: int, k: int = k) -> None:
@@ -134,7 +134,6 @@ def ab_initio(
 
         if k in finished:
             res = AbInitioResult(**finished[k])
-            read_back += 1
             tick(iterations, iterations)
         else:
             res = _run(images, pixel_size_A, np.random.default_rng(child), tick, **settings)
@@ -143,18 +142,17 @@ def ab_initio(
                 save_restarts(path, key, finished)
         runs.append(res)
     scores = [r.iterations[-1]["score"] for r in runs]
-    k = int(np.argmax(scores))  # the first of equal scores
-    best = runs[k]
-    best.restart, best.restart_scores, best.members = k, scores, [k]
-    best.restarts_read_back = read_back
+    ref = int(np.argmax(scores))  # the first of equal scores
+    c = None
     if consensus and restarts > 1:
         c = combine_restarts([r.quaternions for r in runs], [r.shifts_px for r in runs], scores, agree_deg)
-        if len(c.members) > 1:
-            best = runs[c.reference]
-            best.restart, best.restart_scores, best.members, best.votes = c.reference, scores, c.members, c.votes
-            best.restarts_read_back = read_back
-            best.quaternions, best.shifts_px = c.quaternions, c.shifts_px
-            best.volume = _final_map(images, best, particle_radius_A, pad, wiener)
+        c, ref = (c, c.reference) if len(c.members) > 1 else (None, ref)
+    best = runs[ref]
+    best.restart, best.restart_scores, best.restarts_read_back = ref, scores, read_back
+    best.members = [ref] if c is None else c.members
+    if c is not None:
+        best.votes, best.quaternions, best.shifts_px = c.votes, c.quaternions, c.shifts_px
+        best.volume = _final_map(images, best, particle_radius_A, pad, wiener)
     return best
 
 

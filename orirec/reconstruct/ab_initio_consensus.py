@@ -54,17 +54,23 @@ def _registered(q: np.ndarray, q_ref: np.ndarray, agree_deg: float) -> np.ndarra
     return matrix_to_quat(R @ info["B"])
 
 
+def _pairwise(quaternions: list[np.ndarray], agree_deg: float):
+    """Restart j registered onto restart i for every i != j (``registered[i, j]``, (n, 4)), the per-image angles
+    (°) between them (``angles[i, j]``, (n,)) and their (K, K) medians (0 on the diagonal)."""
+    K = len(quaternions)
+    pairs = [(i, j) for i in range(K) for j in range(K) if i != j]
+    registered = {(i, j): _registered(quaternions[j], quaternions[i], agree_deg) for i, j in pairs}
+    angles = {(i, j): np.degrees(quat_distance(registered[i, j], quaternions[i])) for i, j in pairs}
+    medians = np.zeros((K, K))
+    for i, j in pairs:
+        medians[i, j] = np.median(angles[i, j])
+    return medians, registered, angles
+
+
 def restart_disagreement(quaternions: list[np.ndarray], agree_deg: float = AGREE_DEG) -> np.ndarray:
     """(K, K) median angle (°) between the orientations of restarts i and j, j registered onto i; 0 on the
     diagonal."""
-    K = len(quaternions)
-    out = np.zeros((K, K))
-    for i in range(K):
-        for j in range(K):
-            if i != j:
-                q_j = _registered(quaternions[j], quaternions[i], agree_deg)
-                out[i, j] = np.degrees(np.median(quat_distance(q_j, quaternions[i])))
-    return out
+    return _pairwise(quaternions, agree_deg)[0]
 
 
 def combine_restarts(
@@ -74,7 +80,7 @@ def combine_restarts(
     see the module."""
     if not (len(quaternions) == len(shifts_px) == len(scores) >= 1):
         raise ValueError("combine_restarts: need as many orientations, shifts and scores, at least one")
-    D = restart_disagreement(quaternions, agree_deg)
+    D, registered, angles = _pairwise(quaternions, agree_deg)
     partners = ((D < agree_deg) & ~np.eye(len(D), dtype=bool)).sum(1)
     ref = int(max(range(len(D)), key=lambda k: (partners[k], scores[k])))
     members = [ref] + [k for k in range(len(D)) if k != ref and D[ref, k] < agree_deg]
@@ -84,8 +90,8 @@ def combine_restarts(
     q_sum, s_sum = np.zeros_like(q_ref, dtype=np.float64), np.zeros_like(shifts_px[ref], dtype=np.float64)
     votes = np.zeros(len(q_ref), dtype=np.int64)
     for k in members:
-        q_k = q_ref if k == ref else _registered(quaternions[k], q_ref, agree_deg)
-        near = np.degrees(quat_distance(q_k, q_ref)) < agree_deg  # the reference itself: always
+        q_k = q_ref if k == ref else registered[ref, k]
+        near = np.ones(len(q_ref), dtype=bool) if k == ref else angles[ref, k] < agree_deg
         sign = np.where(np.sum(q_k * q_ref, axis=1) < 0, -1.0, 1.0)[:, None]  # q and -q: one rotation
         q_sum += near[:, None] * sign * q_k
         s_sum += near[:, None] * shifts_px[k]  # image-plane shifts: the same in every gauge

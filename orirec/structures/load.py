@@ -13,7 +13,7 @@ from orirec.structures.cache import cached_volume, volume_cache_key
 from orirec.structures.density import atoms_to_density, default_resolution_A, volume_radius_A
 from orirec.structures.maps import prepare_map, read_map
 from orirec.structures.pseudo import pseudo_protein
-from orirec.structures.pseudo_random import PSEUDO_RANDOM, expand_pseudo_random, random_pseudo_protein
+from orirec.structures.pseudo_random import PSEUDO_RANDOM, pseudo_random_seed, random_pseudo_protein
 
 __all__ = ["ATOM_SUFFIXES", "MAP_SUFFIXES", "file_sha256", "load_volume", "source_kind"]
 
@@ -100,8 +100,7 @@ def load_volume(
     if kind == "pseudo":
         s = str(source)
         if s.startswith(PSEUDO_RANDOM):
-            (s,) = expand_pseudo_random(s)
-            seed, family = int(s[len(PSEUDO_RANDOM) :]), "pseudo-random"
+            seed, family = pseudo_random_seed(s), "pseudo-random"
             atoms = random_pseudo_protein(seed)
         else:
             if ":" in s:
@@ -112,8 +111,7 @@ def load_volume(
             family, atoms = "pseudo", pseudo_protein(seed)
         volume = atoms_to_density(atoms, box_px, pixel_size_A, resolution_A)
         digest = hashlib.sha256(np.ascontiguousarray(atoms.coords_A).tobytes()).hexdigest()
-        name = f"pseudo{seed}" if family == "pseudo" else f"{family}{seed}"
-        info.update(name=name, source=f"{family}:{seed}", sha256=digest, n_atoms=len(atoms))
+        info.update(name=f"{family}{seed}", source=f"{family}:{seed}", sha256=digest, n_atoms=len(atoms))
         info.update(radius_A=atoms.radius_A(), resolution_A=resolution_A or default_resolution_A(pixel_size_A))
         return volume, info
     path = Path(source)

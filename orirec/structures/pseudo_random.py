@@ -12,7 +12,7 @@ import numpy as np
 from orirec.structures.atoms import Atoms
 from orirec.structures.pseudo import CARBON_MASS, CARBON_Z, _confined_walk, _helix
 
-__all__ = ["PSEUDO_RANDOM", "expand_pseudo_random", "random_pseudo_protein"]
+__all__ = ["PSEUDO_RANDOM", "expand_pseudo_random", "pseudo_random_seed", "random_pseudo_protein"]
 
 PSEUDO_RANDOM = "pseudo-random:"
 """Source prefix: ``pseudo-random:SEED`` is one protein, ``pseudo-random:FIRST-LAST`` the seeds in between."""
@@ -64,14 +64,27 @@ def random_pseudo_protein(seed: int) -> Atoms:
     return Atoms(coords, np.full(n, CARBON_Z), np.full(n, CARBON_MASS))
 
 
-def expand_pseudo_random(item: str) -> list[str]:
-    """``pseudo-random:SEED`` → [it]; ``pseudo-random:FIRST-LAST`` → one source per seed (inclusive)."""
-    spec = item[len(PSEUDO_RANDOM) :]
+def _seed_range(item: str) -> tuple[int, int]:
+    """(FIRST, LAST) of ``pseudo-random:FIRST-LAST`` (both SEED for ``pseudo-random:SEED``)."""
+    first, _, last = item[len(PSEUDO_RANDOM) :].partition("-")
     try:
-        first, _, last = spec.partition("-")
         lo, hi = int(first), int(last or first)
     except ValueError:
         raise ValueError(f"{item}: expected '{PSEUDO_RANDOM}SEED' or '{PSEUDO_RANDOM}FIRST-LAST'") from None
     if hi < lo or lo < 0:
         raise ValueError(f"{item}: need 0 <= FIRST <= LAST")
+    return lo, hi
+
+
+def expand_pseudo_random(item: str) -> list[str]:
+    """``pseudo-random:SEED`` → [it]; ``pseudo-random:FIRST-LAST`` → one source per seed (inclusive)."""
+    lo, hi = _seed_range(item)
     return [f"{PSEUDO_RANDOM}{s}" for s in range(lo, hi + 1)]
+
+
+def pseudo_random_seed(source: str) -> int:
+    """The seed of one ``pseudo-random:SEED`` source (a range is an error here: it names several proteins)."""
+    lo, hi = _seed_range(source)
+    if lo != hi:
+        raise ValueError(f"{source}: one protein expected here; expand '{PSEUDO_RANDOM}FIRST-LAST' first")
+    return lo
