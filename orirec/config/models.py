@@ -224,7 +224,7 @@ class RecoverConfig(_Strict):
 class ReconstructConfig(_Strict):
     """Direct Fourier inversion (DESIGN §1.4)."""
 
-    pad: int = Field(2, ge=1)
+    pad: int = Field(2, ge=1, le=4, description="Fourier padding factor (1-4; memory grows as pad³)")
     wiener: float = Field(1e-3, ge=0)
     seed: int = 0
 
