@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class _Strict(BaseModel):
@@ -13,7 +13,12 @@ class _Strict(BaseModel):
 
 
 class SimulateConfig(_Strict):
-    """Image formation: which structures, how many projections, box, pixel size, noise, shifts."""
+    """Image formation: which structures, how many projections, box, pixel size, noise, shifts.
+
+    Every number must be finite (no NaN/inf) and every range (min, max) ordered, so a bad value fails here,
+    before a store exists."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     inputs: list[str] = Field(
         default_factory=lambda: ["pseudo:0"], description="structure files/folders/manifest CSV, or 'pseudo:<seed>'"
@@ -69,12 +74,26 @@ class SimulateConfig(_Strict):
         "(nufft on a CPU device when finufft is installed, else torch)",
     )
     nufft_eps: float = Field(1e-3, ge=1e-5, lt=0.1, description="relative tolerance of the nufft backend")
-    device: str = Field("cpu", description="torch device of the projector (cpu, cuda, cuda:1, ...)")
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|mps|cuda(:[0-9]+)?)$",
+        description="torch device of the projector (cpu, cuda, cuda:1, ...)",
+    )
     compile: Literal["auto", "on", "off"] = Field(
         "auto", description="torch.compile the projector's interpolation (auto: on for >= 20,000 images)"
     )
     shard_size: int = Field(256, gt=0, description="images per shard (one writer each): < 16 or a multiple of 16")
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="random seed (numpy seeds are >= 0)")
+
+    @field_validator("defocus_range_A", "astigmatism_A", "bfactor_range_A2", "tilt_range_rad")
+    @classmethod
+    def _ranges_are_ordered(cls, v: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        lo, hi = v
+        if lo > hi:
+            raise ValueError(f"expected (min, max) with min <= max, got ({lo:g}, {hi:g})")
+        if info.field_name == "astigmatism_A" and lo < 0:
+            raise ValueError(f"expected values >= 0 Å, got ({lo:g}, {hi:g})")
+        return v
 
     @field_validator("shard_size")
     @classmethod
