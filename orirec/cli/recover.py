@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -79,6 +80,10 @@ def recover(
         )
         if oracle:
             from orirec.pipeline.oracle import oracle_recover
+
+            for name, value in (("--distance-noise", distance_noise), ("--embedding-noise", embedding_noise)):
+                if not (math.isfinite(value) and value >= 0):
+                    raise ValueError(f"{name}: expected a finite value >= 0, got {value}")
 
             with progress_bars(progress) as bars:
                 res = oracle_recover(
