@@ -39,14 +39,42 @@ def launch(
         typer.Option("--out", "-o", help="with --ray-address: run folder on the cluster (default runs/<name>)"),
     ] = None,
     follow: Annotated[bool, typer.Option(help="with --ray-address: stream the job's log until it ends")] = True,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            help="with --kubernetes: an existing Secret with the Ray token (key auth_token) and any credentialed "
+            "URI; default: generate <job>-secret with a random token"
+        ),
+    ] = None,
+    secret_manifest: Annotated[
+        Path | None,
+        typer.Option(help="with --dry-run: write the generated Secret here (mode 600; keep it out of git)"),
+    ] = None,
+    operator_namespace: Annotated[
+        str | None, typer.Option(help="with --kubernetes: the KubeRay operator's namespace (NetworkPolicy)")
+    ] = None,
 ) -> None:
     """Submit a pipeline to a Ray cluster, or render / apply a KubeRay RayJob for it.
 
     Example: orirec launch pipelines/demo.yaml --ray-address http://127.0.0.1:8265
              orirec launch pipelines/paper-5j0n.yaml --kubernetes --profile gpu --dry-run --manifest job.yaml
     """
+    import os
+    import secrets
+    import shlex
+
     from orirec.config import parse_set
-    from orirec.launch.kuberay import LaunchOptions, render_rayjob, to_yaml
+    from orirec.launch.kuberay import (
+        LaunchOptions,
+        comment_text,
+        redact_setting,
+        redact_uri,
+        render_job,
+        render_secret,
+        secret_name,
+        secret_values,
+        to_yaml,
+    )
     from orirec.launch.submit import checkout_root, kubectl_apply, launch_ray, relative_pipeline
     from orirec.pipeline.spec import load_pipeline
 
@@ -65,6 +93,9 @@ def launch(
                 raise typer.Exit(1)
             return
         rel = relative_pipeline(pipeline, checkout_root())
+        for flag, value in (("--storage", storage), ("--tracking-uri", tracking_uri)):
+            if value is not None and comment_text(value) != value:
+                raise ValueError(f"{flag}: a URI cannot hold line breaks or control characters")
         opts = LaunchOptions(
             profile=profile,
             image=image,
@@ -72,21 +103,42 @@ def launch(
             storage_uri=storage,
             tracking_uri=tracking_uri,
             overrides=list(set_ or []),
+            secret=secret,
+            operator_namespace=operator_namespace,
         )
+        # the header repeats the command, its values quoted and with URI credentials masked (to_yaml escapes
+        # line breaks): nothing given on the command line can add YAML, nor leak a secret, through it
+        args = ["orirec", "launch", rel, "--kubernetes", "--dry-run", "--profile", profile]
+        args += ["--storage", redact_uri(storage)] if storage else []
+        args += ["--tracking-uri", redact_uri(tracking_uri)] if tracking_uri else []
+        for s in set_ or []:
+            args += ["--set", redact_setting(s)]
+        args += ["--secret", secret] if secret else []
+        args += ["--operator-namespace", operator_namespace] if operator_namespace else []
+        name = secret_name(spec.name, opts)
+        keys = ", ".join(["auth_token", *secret_values(spec.name, opts)])
         header = (
-            f"# KubeRay RayJob for {rel} (profile {profile}), rendered by orirec/launch/kuberay.py; regenerate:\n"
-            f"# orirec launch {rel} --kubernetes --dry-run --profile {profile}"
-            + (f" --storage {storage}" if storage else "")
-            + (f" --tracking-uri {tracking_uri}" if tracking_uri else "")
-            + "".join(f" --set {s}" for s in set_ or [])
-            + " --manifest FILE"
+            f"KubeRay RayJob and NetworkPolicy for {rel} (profile {profile}), rendered by orirec/launch/kuberay.py;"
+            f" regenerate:\n{comment_text(shlex.join(args))} --manifest FILE\n"
+            f"Needs the Secret {name} (keys: {keys}): orirec launch without --dry-run creates it"
         )
-        text = to_yaml(render_rayjob(rel, spec.name, opts), header=header)
+        text = to_yaml(render_job(rel, spec.name, opts), header=header)
+        generated = None if secret else to_yaml(render_secret(spec.name, opts, secrets.token_urlsafe(32)))
         if dry_run:
             if manifest is None:
                 typer.echo(text, nl=False)
             else:
                 manifest.write_text(text)
                 typer.echo(f"wrote {manifest}")
+            if generated is not None and secret_manifest is not None:
+                fd = os.open(secret_manifest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(generated)
+                typer.echo(f"wrote {secret_manifest} (the Secret {name}; keep it private)", err=True)
+            elif generated is not None:
+                typer.echo(
+                    f"note: create the Secret {name} (keys: {keys}) before applying, or pass --secret-manifest FILE",
+                    err=True,
+                )
             return
-        typer.echo(kubectl_apply(text))
+        typer.echo(kubectl_apply((generated + "---\n" if generated else "") + text))

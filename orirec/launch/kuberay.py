@@ -5,11 +5,22 @@ The manifest is plain data (dicts), rendered deterministically from the pipeline
 The head's Ray advertises 0 CPUs (and 0 GPUs): the pipeline's driver (simulate, train with one worker,
 recover, reconstruct, evaluate run in-process) owns the head pod's CPUs and, in the gpu profile, its GPU;
 Ray actors and Ray Train workers (``num_workers`` > 1) go to the worker groups.
-Pods run as a non-root user; the MLflow tracking URI and object-storage credentials come in as env vars.
+Pods run as a non-root user under the RuntimeDefault seccomp profile, without a service-account token.
+
+Security (issue 20): the Ray head listens on all interfaces (the submitter pod and the KubeRay operator reach
+its dashboard), so the cluster runs with Ray token authentication (``RAY_AUTH_MODE=token``, the token from
+the key ``auth_token`` of a Kubernetes Secret, given both as ``authOptions.secretName`` and as
+``RAY_AUTH_TOKEN`` env of every Ray and submitter container), and a NetworkPolicy admits ingress to the job's
+pods only from the job's own pods (and the KubeRay operator, on the dashboard port). Secret values never
+appear in the rendered manifest: a URI with credentials (``user:pass@``, ``X-Amz-Signature=``, ``token=``, ...)
+reaches the job through the same Secret (``MLFLOW_TRACKING_URI``, ``ORIREC_STORAGE_URI``, ``ORIREC_SET_<n>``
+env vars; the entrypoint names them as ``${ORIREC_...}`` and :func:`expand_env_main` fills them in on the
+head), and comments show it redacted.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +34,10 @@ IMAGE_REPO = "ghcr.io/orirec/orirec"
 APP_DIR = "/app"  # where docker/Dockerfile.* put the checkout (pipelines/ included)
 RUN_ROOT = "/tmp/orirec-runs"  # the head pod's scratch run folder (durable outputs go to object storage)
 UID = 1000
+AUTH_TOKEN_KEY = "auth_token"  # the Secret key KubeRay's authOptions.secretName expects (RAY_AUTH_TOKEN_SECRET_KEY)
+DASHBOARD_PORT = 8265
+OPERATOR_LABELS = {"app.kubernetes.io/component": "kuberay-operator"}  # the KubeRay operator pod's label
+STORAGE_ENV = "ORIREC_STORAGE_URI"
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,8 @@ class LaunchOptions:
     tracking_uri: str | None = None  # e.g. http://mlflow.mlflow.svc:5000
     storage_secret: str = "orirec-object-storage"  # optional Secret with AWS_* / GOOGLE_* credentials
     overrides: list[str] = field(default_factory=list)  # --set key=value for orirec run
+    secret: str | None = None  # Secret with auth_token (+ credentialed URIs); default <job name>-secret
+    operator_namespace: str | None = None  # the KubeRay operator's namespace (None: the operator pod in any)
 
     def image_ref(self) -> str:
         """The container image (default ``ghcr.io/orirec/orirec:<version>-<cpu|cuda>``)."""
@@ -101,14 +118,120 @@ def k8s_name(run_name: str) -> str:
     return f"orirec-{s}"
 
 
+# ---- secrets in URIs -------------------------------------------------------------------------------------
+
+_SENSITIVE_PARAM = re.compile(r"signature|credential|token|passw|pwd|secret|api[-_]?key|^sig$|^key$|^auth", re.I)
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^?#]*)@")
+_ENV_REF = re.compile(r"\$\{(ORIREC_[A-Z0-9_]+)\}")
+# line breaks YAML (1.1, PyYAML) knows, and the other control characters: never raw in a comment
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def redact_uri(value: str) -> str:
+    """``value`` with URI credentials masked: the userinfo (``user:pass@`` -> ``***@``) and the values of
+    query parameters that carry secrets (``X-Amz-Signature``, ``X-Amz-Credential``, ``token``, ``password``,
+    ``sig``, ...). Anything that is no URI comes back unchanged."""
+    m = _USERINFO.match(value)
+    if m and (":" in m.group(2) or "/" not in m.group(2)):
+        value = f"{m.group(1)}***@{value[m.end() :]}"
+    if "?" not in value:
+        return value
+    head, _, rest = value.partition("?")
+    query, hash_, frag = rest.partition("#")
+    parts = []
+    for item in query.split("&"):
+        k, eq, _v = item.partition("=")
+        parts.append(f"{k}=***" if eq and _SENSITIVE_PARAM.search(k) else item)
+    return f"{head}?{'&'.join(parts)}{hash_}{frag}"
+
+
+def has_credentials(value: str) -> bool:
+    """True when :func:`redact_uri` would mask part of ``value``."""
+    return redact_uri(value) != value
+
+
+def redact_setting(setting: str) -> str:
+    """A ``key=value`` override (or a bare value) with the value's URI credentials masked."""
+    key, eq, value = setting.partition("=")
+    return f"{key}={redact_uri(value)}" if eq else redact_uri(setting)
+
+
+def comment_text(text: str) -> str:
+    """``text`` safe inside a one-line YAML comment: line breaks and control characters become escapes."""
+    return _CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text)
+
+
+def secret_values(run_name: str, opts: LaunchOptions) -> dict[str, str]:
+    """The values that must reach the job through the Secret rather than the manifest (credentialed URIs),
+    by env var name."""
+    out: dict[str, str] = {}
+    if opts.tracking_uri and has_credentials(opts.tracking_uri):
+        out["MLFLOW_TRACKING_URI"] = opts.tracking_uri
+    if opts.storage_uri and has_credentials(opts.storage_uri):
+        out[STORAGE_ENV] = opts.storage_uri.rstrip("/")
+    for i, s in enumerate(opts.overrides):
+        key, eq, value = s.partition("=")
+        if eq and has_credentials(value):
+            out[f"ORIREC_SET_{i}"] = value
+    return out
+
+
+def secret_name(run_name: str, opts: LaunchOptions) -> str:
+    """The Secret holding the Ray token (key ``auth_token``) and the credentialed URIs."""
+    return opts.secret or f"{k8s_name(run_name)}-secret"
+
+
+def render_secret(run_name: str, opts: LaunchOptions, token: str) -> dict[str, Any]:
+    """The Secret :func:`render_rayjob`'s manifest refers to: ``token`` and :func:`secret_values`.
+    Keep it out of version control (``orirec launch`` applies it without printing it)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret_name(run_name, opts), "namespace": opts.namespace, "labels": _labels(run_name)},
+        "type": "Opaque",
+        "stringData": {AUTH_TOKEN_KEY: token, **secret_values(run_name, opts)},
+    }
+
+
+def expand_env_main() -> None:
+    """``orirec`` with every ``${ORIREC_...}`` in its arguments replaced by that env var (set on the pods from
+    the job's Secret): how credentialed URIs reach ``orirec run`` without being written into the RayJob."""
+    import os
+    import sys
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) not in os.environ:
+            raise SystemExit(f"orirec: env var {m.group(1)} is not set (it comes from the job's Secret)")
+        return os.environ[m.group(1)]
+
+    sys.argv[1:] = [_ENV_REF.sub(sub, a) for a in sys.argv[1:]]
+    from orirec.cli.app import main
+
+    main()
+
+
+# ---- the manifest -----------------------------------------------------------------------------------------
+
+
 def entrypoint(pipeline: str, run_name: str, opts: LaunchOptions) -> str:
-    """The ``orirec run`` command line the RayJob executes on the head pod."""
-    args = ["orirec", "run", pipeline, "--out", f"{RUN_ROOT}/{run_name}", "--no-progress"]
-    sets = [*profile(opts.profile).overrides, *opts.overrides]
+    """The ``orirec run`` command line the RayJob executes on the head pod.
+
+    Credentialed values (see :func:`secret_values`) appear as ``${ORIREC_...}`` references, which
+    :func:`expand_env_main` resolves on the head (the arguments stay single-quoted through the submitter's
+    shell, ``ray job submit`` and the head's shell, so no shell expands them on the way).
+    """
+    hidden = secret_values(run_name, opts)
+    sets = list(profile(opts.profile).overrides)
+    for i, s in enumerate(opts.overrides):
+        sets.append(f"{s.partition('=')[0]}=${{ORIREC_SET_{i}}}" if f"ORIREC_SET_{i}" in hidden else s)
     if opts.storage_uri:
-        base = f"{opts.storage_uri.rstrip('/')}/{run_name}"
+        root = f"${{{STORAGE_ENV}}}" if STORAGE_ENV in hidden else opts.storage_uri.rstrip("/")
         for key, folder in storage_layout().items():
-            sets.append(f"paths.{key}={base}/{folder}")
+            sets.append(f"paths.{key}={root}/{run_name}/{folder}")
+    prog = ["orirec"]
+    if any(k != "MLFLOW_TRACKING_URI" for k in hidden):
+        prog = ["python", "-c", "from orirec.launch.kuberay import expand_env_main; expand_env_main()"]
+    args = [*prog, "run", pipeline, "--out", f"{RUN_ROOT}/{run_name}", "--no-progress"]
     for s in sets:
         args += ["--set", s]
     return shlex.join(args)
@@ -121,28 +244,62 @@ def storage_layout() -> dict[str, str]:
     return {k: f.default for k, f in PipelinePaths.model_fields.items()}
 
 
-def _env(opts: LaunchOptions) -> list[dict[str, Any]]:
+def _labels(run_name: str) -> dict[str, str]:
+    """Labels of everything one job renders; ``orirec/job`` is what the NetworkPolicy selects on."""
+    return {"app.kubernetes.io/name": "orirec", "orirec/job": k8s_name(run_name)}
+
+
+def _secret_env(name: str, secret: str, key: str | None = None) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key or name}}}
+
+
+def _auth_env(secret: str) -> list[dict[str, Any]]:
+    """Ray token auth: the mode, and the token from the Secret (KubeRay adds neither when already set)."""
+    return [{"name": "RAY_AUTH_MODE", "value": "token"}, _secret_env("RAY_AUTH_TOKEN", secret, AUTH_TOKEN_KEY)]
+
+
+def _env(run_name: str, opts: LaunchOptions) -> list[dict[str, Any]]:
+    secret = secret_name(run_name, opts)
+    hidden = secret_values(run_name, opts)
     env = [
         {"name": "OMP_WAIT_POLICY", "value": "PASSIVE"},
         {"name": "MPLBACKEND", "value": "Agg"},
         {"name": "HOME", "value": "/tmp"},
+        *_auth_env(secret),
     ]
-    if opts.tracking_uri:
+    if opts.tracking_uri and "MLFLOW_TRACKING_URI" not in hidden:
         env.append({"name": "MLFLOW_TRACKING_URI", "value": opts.tracking_uri})
+    env += [_secret_env(k, secret) for k in hidden]
     return env
 
 
-def pod_template(container: str, image: str, res: GroupResources, opts: LaunchOptions, head: bool) -> dict[str, Any]:
-    """Pod template of the head or a worker: one Ray container, non-root, resources, env, credentials."""
+_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_template(
+    container: str, image: str, res: GroupResources, opts: LaunchOptions, head: bool, run_name: str = "job"
+) -> dict[str, Any]:
+    """Pod template of the head or a worker: one Ray container, non-root, seccomp RuntimeDefault, no
+    service-account token, resources, env (Ray token and credentialed URIs from the job's Secret)."""
     c: dict[str, Any] = {
         "name": container,
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "workingDir": APP_DIR,
         "resources": res.k8s(),
-        "env": _env(opts),
+        "env": _env(run_name, opts),
         "envFrom": [{"secretRef": {"name": opts.storage_secret, "optional": True}}],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+        "securityContext": dict(_CONTAINER_SECURITY),
         "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}, {"name": "shm", "mountPath": "/dev/shm"}],
     }
     if head:
@@ -152,7 +309,8 @@ def pod_template(container: str, image: str, res: GroupResources, opts: LaunchOp
             {"containerPort": 10001, "name": "client"},
         ]
     spec: dict[str, Any] = {
-        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID},
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security(),
         "containers": [c],
         "volumes": [
             {"name": "scratch", "emptyDir": {}},
@@ -161,7 +319,52 @@ def pod_template(container: str, image: str, res: GroupResources, opts: LaunchOp
     }
     if res.gpu:
         spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    return {"metadata": {"labels": {"app.kubernetes.io/name": "orirec"}}, "spec": spec}
+    return {"metadata": {"labels": _labels(run_name)}, "spec": spec}
+
+
+def submitter_template(image: str, run_name: str, opts: LaunchOptions) -> dict[str, Any]:
+    """The K8sJobMode submitter pod (``ray job submit``; KubeRay fills in the command): hardened like the Ray
+    pods, labelled for the NetworkPolicy, with the Ray token."""
+    res = {"cpu": "1", "memory": "1Gi"}
+    c = {
+        "name": "ray-job-submitter",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "resources": {"requests": dict(res), "limits": dict(res)},
+        "env": [{"name": "HOME", "value": "/tmp"}, *_auth_env(secret_name(run_name, opts))],
+        "securityContext": dict(_CONTAINER_SECURITY),
+    }
+    spec = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": _pod_security(),
+        "containers": [c],
+    }
+    return {"metadata": {"labels": _labels(run_name)}, "spec": spec}
+
+
+def render_network_policy(run_name: str, opts: LaunchOptions) -> dict[str, Any]:
+    """Ingress to the job's pods (Ray head, workers, submitter: label ``orirec/job``) only from the job's own
+    pods, plus the KubeRay operator on the dashboard port (it polls the job's status there). Kubelet probes
+    from the pod's node are always allowed by NetworkPolicy."""
+    operator: dict[str, Any] = {"podSelector": {"matchLabels": dict(OPERATOR_LABELS)}}
+    operator["namespaceSelector"] = (
+        {"matchLabels": {"kubernetes.io/metadata.name": opts.operator_namespace}} if opts.operator_namespace else {}
+    )
+    job = {"orirec/job": k8s_name(run_name)}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": f"{k8s_name(run_name)}-ingress", "namespace": opts.namespace, "labels": _labels(run_name)},
+        "spec": {
+            "podSelector": {"matchLabels": dict(job)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [{"podSelector": {"matchLabels": dict(job)}}]},
+                {"from": [operator], "ports": [{"protocol": "TCP", "port": DASHBOARD_PORT}]},
+            ],
+        },
+    }
 
 
 def render_rayjob(pipeline: str, run_name: str, opts: LaunchOptions) -> dict[str, Any]:
@@ -177,7 +380,7 @@ def render_rayjob(pipeline: str, run_name: str, opts: LaunchOptions) -> dict[str
         "metadata": {
             "name": k8s_name(run_name),
             "namespace": opts.namespace,
-            "labels": {"app.kubernetes.io/name": "orirec", "orirec/profile": prof.name},
+            "labels": {**_labels(run_name), "orirec/profile": prof.name},
         },
         "spec": {
             "entrypoint": entrypoint(pipeline, run_name, opts),
@@ -185,11 +388,13 @@ def render_rayjob(pipeline: str, run_name: str, opts: LaunchOptions) -> dict[str
             "ttlSecondsAfterFinished": 3600,
             "submissionMode": "K8sJobMode",
             "backoffLimit": 0,
+            "submitterPodTemplate": submitter_template(image, run_name, opts),
             "rayClusterSpec": {
                 "rayVersion": RAY_VERSION,
+                "authOptions": {"mode": "token", "secretName": secret_name(run_name, opts)},
                 "headGroupSpec": {
                     "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0", **head_params},
-                    "template": pod_template("ray-head", image, prof.head, opts, head=True),
+                    "template": pod_template("ray-head", image, prof.head, opts, True, run_name),
                 },
                 "workerGroupSpecs": [
                     {
@@ -198,7 +403,7 @@ def render_rayjob(pipeline: str, run_name: str, opts: LaunchOptions) -> dict[str
                         "minReplicas": 0,
                         "maxReplicas": prof.max_replicas,
                         "rayStartParams": {"num-cpus": str(prof.worker.cpu), **ray_params},
-                        "template": pod_template("ray-worker", image, prof.worker, opts, head=False),
+                        "template": pod_template("ray-worker", image, prof.worker, opts, False, run_name),
                     }
                 ],
             },
@@ -206,7 +411,15 @@ def render_rayjob(pipeline: str, run_name: str, opts: LaunchOptions) -> dict[str
     }
 
 
-def to_yaml(manifest: dict[str, Any], header: str | None = None) -> str:
-    """The manifest as YAML (keys in insertion order), with an optional comment header."""
-    body = yaml.safe_dump(manifest, sort_keys=False, width=120)
-    return (header.rstrip("\n") + "\n" if header else "") + body
+def render_job(pipeline: str, run_name: str, opts: LaunchOptions) -> list[dict[str, Any]]:
+    """Everything to apply for one job except its Secret: the NetworkPolicy and the RayJob."""
+    return [render_network_policy(run_name, opts), render_rayjob(pipeline, run_name, opts)]
+
+
+def to_yaml(manifest: dict[str, Any] | list[dict[str, Any]], header: str | None = None) -> str:
+    """The manifest (or several, as a multi-document stream) as YAML (keys in insertion order) through
+    ``yaml.safe_dump``, with an optional comment header (each line made comment-safe)."""
+    docs = manifest if isinstance(manifest, list) else [manifest]
+    body = yaml.safe_dump_all(docs, sort_keys=False, width=120)
+    head = "".join(f"# {comment_text(line.removeprefix('#').lstrip())}\n" for line in (header or "").splitlines())
+    return head + body
