@@ -80,8 +80,10 @@ def simulate(
             "bfactor_range_A2=[0,100], voltage_kV=200; repeat",
         ),
     ] = None,
-    num_workers: Annotated[int, typer.Option(help="Ray actors writing shards in parallel (1: in-process)")] = 1,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing store of another config")] = False,
+    num_workers: Annotated[int, typer.Option(min=1, help="Ray actors writing shards in parallel (1: in-process)")] = 1,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace an existing orirec store of another config (never another folder)")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Simulate projections of structures into a Zarr store; re-running resumes an interrupted run.

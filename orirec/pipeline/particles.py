@@ -30,6 +30,7 @@ from orirec.simulate.formation import apply_shifts, normalize_background
 from orirec.simulate.inplane import fourier_downsample
 from orirec.store import create_store, open_store, reference_volume, writer_to_resume
 from orirec.store.export import export_store
+from orirec.store.lock import locks_store
 from orirec.store.orientations import read_orientations, write_orientations
 from orirec.store.relion import (
     ANGLE_LABELS,
@@ -124,6 +125,7 @@ def _fingerprint(table: ParticleTable, opts: ImportOptions) -> str:
     return json.dumps({"star": str(table.star.resolve()), "sha256": digest, "options": asdict(opts)}, sort_keys=True)
 
 
+@locks_store("out")  # one run per store (orirec.store.lock)
 def import_particles(
     star: str | Path,
     out: str | Path,
@@ -144,7 +146,8 @@ def import_particles(
         raise ValueError(f"{star}: phase flipping needs CTF columns (rlnDefocusU, rlnVoltage, ...)")
     out = Path(out)
     fingerprint = _fingerprint(table, opts)
-    writer = writer_to_resume(out, fingerprint, overwrite, "another import (STAR or options)")
+    inputs = [table.star, *set(table.files)]  # --out must not be, hold or (replacing) lie among them
+    writer = writer_to_resume(out, fingerprint, overwrite, "another import (STAR or options)", inputs)
     if writer is None:
         attrs = {
             "fingerprint": fingerprint,

@@ -30,7 +30,16 @@ from orirec.store import StoreWriter, shard_rows
 
 COMPILE_MIN_IMAGES = 20_000  # below this the 10-30 s compilation per process does not pay
 
-__all__ = ["ShardSimulator", "make_projector", "resolve_backend", "sample_ctf", "sample_orientations", "sample_shifts"]
+__all__ = [
+    "ShardSimulator",
+    "check_device",
+    "make_projector",
+    "resolve_backend",
+    "shard_memory_bytes",
+    "sample_ctf",
+    "sample_orientations",
+    "sample_shifts",
+]
 
 
 def sample_orientations(cfg: SimulateConfig, n: int) -> np.ndarray:
@@ -75,8 +84,10 @@ def sample_ctf(cfg: SimulateConfig, n: int) -> np.ndarray | None:
 def resolve_backend(cfg: SimulateConfig) -> SimulateConfig:
     """``cfg`` with a concrete projector: ``auto`` is nufft on a CPU device when finufft imports, else torch.
 
-    Raises ValueError for a nufft backend that cannot run (finufft missing, or a GPU device).
+    Raises ValueError for a device that is not there (a CUDA device without a CUDA GPU) or a nufft backend that
+    cannot run (finufft missing, or a GPU device).
     """
+    check_device(cfg.device)
     backend = cfg.backend
     on_cpu = torch.device(cfg.device).type == "cpu"
     if backend == "auto":
@@ -86,6 +97,34 @@ def resolve_backend(cfg: SimulateConfig) -> SimulateConfig:
     elif backend == "nufft" and not finufft_available():
         raise ValueError("backend nufft needs the finufft package (pip install finufft), or use --backend torch")
     return cfg if backend == cfg.backend else cfg.model_copy(update={"backend": backend})
+
+
+def check_device(device: str) -> None:
+    """ValueError (one line) when the torch ``device`` cannot be used here: no CUDA GPU, no such GPU index, no MPS."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {device}: no CUDA GPU is available here (torch.cuda.is_available() is False); "
+                "use --device cpu"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: Apple MPS is not available here; use --device cpu")
+
+
+def shard_memory_bytes(cfg: SimulateConfig, n_images: int, n_structures: int, max_volumes: int = 4) -> int:
+    """About how much memory (bytes) one :class:`ShardSimulator` holds: the orientations, shifts and CTF of all
+    ``n_images`` (and their draws), a shard's images through image formation (padded Fourier transforms), and the
+    projectors of up to ``max_volumes`` structures (a padded 3D transform each). A lower estimate, for a refusal
+    up front."""
+    L = cfg.box_px
+    per_image = 3 * (4 + 2 + 7) * 8 + 4  # float64 draws (and their temporaries) + protein index
+    shard = cfg.shard_size * L * L * 4 * 24  # clean, noisy, CTF/shift on 2x padded complex grids
+    pad = 2 if cfg.backend == "nufft" else cfg.pad
+    volumes = min(n_structures, max_volumes) * (pad * L) ** 3 * 8  # complex64 padded transforms
+    return int(n_images) * per_image + shard + volumes
 
 
 def make_projector(volume: np.ndarray, cfg: SimulateConfig, compile: bool = False):

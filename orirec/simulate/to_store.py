@@ -29,10 +29,13 @@ from orirec.config import SimulateConfig
 from orirec.geometry import symmetry_name
 from orirec.simulate.astra_projector import astra_gpu_available
 from orirec.simulate.formation import background_radius_px
-from orirec.simulate.shards import ShardSimulator, resolve_backend
+from orirec.simulate.shards import ShardSimulator, resolve_backend, shard_memory_bytes
 from orirec.store import StoreWriter, create_store, writer_to_resume
+from orirec.store.lock import store_lock
+from orirec.store.safety import check_fits_in_memory, check_fits_on_disk
+from orirec.store.writer import store_bytes
 from orirec.structures.inputs import expand_inputs
-from orirec.structures.load import load_volume
+from orirec.structures.load import file_sha256, load_volume, source_kind
 from orirec.structures.symmetry_frame import align_to_symmetry
 
 #: Bumped whenever the same config would give different images (projector, formation, noise draws), so that a
@@ -81,7 +84,8 @@ def config_fingerprint(cfg: SimulateConfig, sources: list[str], symmetries: list
     """A canonical JSON of what determines the store (to refuse a mismatched resume).
 
     Every ``SimulateConfig`` field (orientation distribution, shift distribution, normalization, symmetry,
-    ...), the expanded sources and their point groups.
+    ...), the expanded sources, their contents (size and SHA-256 of each file: a file changed in place since
+    the store was started is another input) and their point groups.
     """
     # How the images are computed (compiled or not, which device) does not change them beyond rounding.
     # The NUFFT tolerance only matters to that backend (so stores of the other backends keep the fingerprint
@@ -89,7 +93,36 @@ def config_fingerprint(cfg: SimulateConfig, sources: list[str], symmetries: list
     unused = {"compile", "device"} | ({"nufft_eps"} if cfg.backend != "nufft" else set())
     config = cfg.model_dump(mode="json", exclude=unused)
     doc = {"config": config, "sources": sources, "symmetries": symmetries, "images": IMAGE_MODEL_VERSION}
+    doc["contents"] = [_content(src) for src in sources]
     return json.dumps(doc, sort_keys=True)
+
+
+def _content(source: str) -> dict | None:
+    """Size and SHA-256 of a structure file (None for a synthetic source, which its name determines)."""
+    if source_kind(source) == "pseudo":
+        return None
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"structure file not found: {path}")
+    return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def _input_paths(cfg: SimulateConfig, sources: list[str]) -> list[Path]:
+    """The files and folders the run reads (which ``--out`` must not be, hold or lie in)."""
+    items = [*cfg.inputs, *sources]
+    return [Path(i) for i in dict.fromkeys(items) if not i.startswith("pseudo") and Path(i).exists()]
+
+
+def _check_resources(cfg: SimulateConfig, out: Path, n_structures: int) -> None:
+    """Refuse up front a store larger than the free disk, or a run larger than the available memory."""
+    n = cfg.n_per_structure * n_structures
+    check_fits_in_memory(
+        shard_memory_bytes(cfg, n, n_structures),
+        f"the draws of {n} images, a shard of {cfg.shard_size} images of {cfg.box_px} px and the projectors",
+        out,
+    )
+    volumes = n_structures * cfg.box_px**3 * 4
+    check_fits_on_disk(out, store_bytes(n, cfg.box_px) + volumes, f"{n} images of {cfg.box_px}x{cfg.box_px} px")
 
 
 def simulate_to_store(
@@ -115,6 +148,12 @@ def simulate_to_store(
     and the fingerprint depend on the set of structures: a store silently missing one would not be the
     dataset that was asked for, and a later rerun with the file fixed could not resume it. Fix or remove
     the file and run again.
+
+    Everything is checked before the store is touched: the config's values, the device, the inputs, the disk space
+    and memory the run needs. The run holds the store's lock (:mod:`orirec.store.lock`) throughout, so a second run
+    into the same store (to resume or to ``overwrite`` it) is refused while this one writes. ``overwrite`` replaces
+    only an orirec store (or an empty folder), never another folder nor one holding the inputs
+    (:mod:`orirec.store.safety`).
     """
     out = Path(out)
     cfg = resolve_backend(cfg)  # the store records (and a resume checks) the projector that made it
@@ -127,8 +166,26 @@ def simulate_to_store(
         if cfg.sigma2 == 0:
             raise ValueError("normalize: background normalization needs noise (sigma2 > 0); the background is flat")
         background_radius_px(cfg.box_px, cfg.normalize_radius_px)  # a radius leaving no background fails here
+    _check_resources(cfg, out, len(sources))
+    with store_lock(out):
+        return _simulate_locked(cfg, out, overwrite, progress, run_shards, sources, (symmetries, hinted, recorded))
+
+
+def _simulate_locked(
+    cfg: SimulateConfig,
+    out: Path,
+    overwrite: bool,
+    progress: Callable[[int, int], None] | None,
+    run_shards: ShardRunner | None,
+    sources: list[str],
+    groups: tuple[list[str], set[str], list[str]],
+) -> SimulationResult:
+    """The body of :func:`simulate_to_store`, run holding the store's lock. ``groups``: the point group of each
+    source, the sources whose group came from a manifest hint, and what each is recorded as."""
+    symmetries, hinted, recorded = groups
     fingerprint = config_fingerprint(cfg, sources, symmetries)
-    writer = writer_to_resume(out, fingerprint, overwrite, "a different simulation config")
+    inputs = _input_paths(cfg, sources)
+    writer = writer_to_resume(out, fingerprint, overwrite, "a different simulation config (or input files)", inputs)
     if writer is not None and not writer.missing_shards():
         if progress:
             progress(writer.n_shards, writer.n_shards)

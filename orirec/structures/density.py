@@ -67,17 +67,23 @@ def atoms_to_density(
         (L, L, L) float32 density.
 
     Raises:
-        ValueError: bad pixel size / box, or the particle (radius + 3 sigma) does not fit in the box.
+        ValueError: bad pixel size / box, non-finite (NaN/inf) coordinates, or the particle (radius + 3 sigma)
+            does not fit in the box.
     """
     import torch
 
-    if not pixel_size_A > 0:
-        raise ValueError(f"pixel_size_A must be > 0, got {pixel_size_A}")
+    if not (pixel_size_A > 0 and math.isfinite(pixel_size_A)):
+        raise ValueError(f"pixel_size_A must be finite and > 0, got {pixel_size_A}")
     L = int(box_px)
     if L != box_px or L < 8:
         raise ValueError(f"box_px must be an integer >= 8, got {box_px}")
     if len(atoms) == 0:
         raise ValueError("atoms_to_density: no atoms")
+    bad = ~np.isfinite(atoms.coords_A).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} of {len(atoms)} atoms have NaN/inf coordinates (first: atom {int(bad.argmax()) + 1})"
+        )
     sigma_A = gaussian_sigma_A(pixel_size_A, resolution_A)
     radius = volume_radius_A(atoms, pixel_size_A, resolution_A)
     half_box_A = L * pixel_size_A / 2.0

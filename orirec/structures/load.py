@@ -109,7 +109,7 @@ def load_volume(
                 except ValueError:
                     raise ValueError(f"{s}: expected 'pseudo:<integer seed>'") from None
             family, atoms = "pseudo", pseudo_protein(seed)
-        volume = atoms_to_density(atoms, box_px, pixel_size_A, resolution_A)
+        volume = _checked(atoms_to_density(atoms, box_px, pixel_size_A, resolution_A), s)
         digest = hashlib.sha256(np.ascontiguousarray(atoms.coords_A).tobytes()).hexdigest()
         info.update(name=f"{family}{seed}", source=f"{family}:{seed}", sha256=digest, n_atoms=len(atoms))
         info.update(radius_A=atoms.radius_A(), resolution_A=resolution_A or default_resolution_A(pixel_size_A))
@@ -121,8 +121,19 @@ def load_volume(
     digest = file_sha256(path)
     key = volume_cache_key(digest, kind, box_px, pixel_size_A, resolution_A)
     volume, computed, _ = cached_volume(key, lambda: _file_volume(path, kind, box_px, pixel_size_A, resolution_A))
+    volume = _checked(volume, path)
     info.update(name=stem, source=str(path.resolve()), sha256=digest, **computed)
     return volume, info
+
+
+def _checked(volume: np.ndarray, source: str | Path) -> np.ndarray:
+    """``volume``, or ValueError naming ``source`` when it holds NaN/inf or is empty (all zero): such a density
+    would make a store of blank images."""
+    if not np.isfinite(volume).all():
+        raise ValueError(f"{source}: the density holds NaN or inf values")
+    if not np.any(volume):
+        raise ValueError(f"{source}: the density is empty (all zero)")
+    return volume
 
 
 def _file_volume(
@@ -131,6 +142,12 @@ def _file_volume(
     """The density of an atom or map file and what was measured on it (JSON-serializable, cached)."""
     if kind == "atoms":
         atoms = read_atoms(path)
+        bad = ~np.isfinite(atoms.coords_A).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{path}: {int(bad.sum())} of {len(atoms)} atoms have NaN/inf coordinates "
+                f"(first: atom {int(bad.argmax()) + 1})"
+            )
         volume = atoms_to_density(atoms, box_px, pixel_size_A, resolution_A)
         return volume, {
             "n_atoms": len(atoms),
