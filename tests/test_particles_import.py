@@ -100,7 +100,23 @@ def test_nan_image_leaves_store_incomplete_and_resumes(exported, tmp_path):
         open_store(tmp_path / "i.zarr")
     with mrcfile.open(tmp_path / "exp" / "p.mrcs", mode="r+") as m:
         m.data[20] = good
-    res = import_particles(star, tmp_path / "i.zarr", opts)
+    # the stack changed: its shards written so far are of other images, so no resume (issue 20: stale inputs)
+    with pytest.raises(ValueError, match="another import"):
+        import_particles(star, tmp_path / "i.zarr", opts)
+    res = import_particles(star, tmp_path / "i.zarr", opts, overwrite=True)
+    assert (res["shards_written"], res["shards_skipped"]) == (3, 0)
+    np.testing.assert_array_equal(open_store(tmp_path / "i.zarr").images[:], open_store(exported / "s.zarr").images[:])
+
+
+def test_interrupted_import_of_unchanged_inputs_resumes(exported, tmp_path):
+    def stop_after_first_shard(done, total):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    opts = ImportOptions(normalize=False, shard_size=16)
+    with pytest.raises(KeyboardInterrupt):
+        import_particles(exported / "exp" / "p.star", tmp_path / "i.zarr", opts, progress=stop_after_first_shard)
+    res = import_particles(exported / "exp" / "p.star", tmp_path / "i.zarr", opts)
     assert (res["shards_written"], res["shards_skipped"]) == (2, 1)
     np.testing.assert_array_equal(open_store(tmp_path / "i.zarr").images[:], open_store(exported / "s.zarr").images[:])
 
@@ -124,6 +140,8 @@ def test_cli_import_export_recover_reconstruct(exported, tiny_model, tmp_path):
     parts = out["particles"]
     assert len(parts) == 40 and "rlnDefocusU" in parts and "optics" in out
     assert parts["rlnImageName"].iloc[0] == "000001@../e/x.mrcs"  # resolves from the output folder
+    orient = starfile.read(rec / "orientations.star")  # names the real stack too (not 000001@images)
+    assert orient["rlnImageName"].iloc[0] == "000001@../e/x.mrcs"
     _, q = read_orientations(rec / "orientations.csv")
     from orirec.geometry import quat_to_matrix
     from orirec.store.relion import read_particles

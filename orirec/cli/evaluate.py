@@ -12,18 +12,24 @@ from orirec.cli.common import echo_table, user_errors
 
 def evaluate(
     store: Annotated[Path, typer.Argument(help="projection store with ground truth (STORE.zarr)")],
-    orientations: Annotated[Path, typer.Option(help="orientations CSV written by orirec recover")],
+    orientations: Annotated[
+        Path,
+        typer.Option(help="orientations of the store's rows: orirec CSV or STAR (orirec's, or RELION's run_data.star)"),
+    ],
     graph: Annotated[Path | None, typer.Option(help="graph.npz from orirec recover (distance quality)")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder for metrics.json")] = Path("evaluate"),
 ) -> None:
     """Metrics of DESIGN §6 (degrees): err_o4, err_rot, err_dir, acc@10/20, distance MAE, FSC (Å).
 
     Example: orirec evaluate runs/demo/projections.zarr --orientations runs/demo/recover/orientations.csv
+
+    RELION refinement of imported particles: orirec evaluate p.zarr --orientations Refine3D/job019/run_data.star
     """
     from orirec.pipeline.stages import stage_evaluate
+    from orirec.store.orientations import orientations_csv
 
-    with user_errors():
-        res = stage_evaluate(store, orientations, out, graph=graph)
+    with user_errors(), orientations_csv(store, orientations) as csv:
+        res = stage_evaluate(store, csv, out, graph=graph)
     echo_table(f"metrics ({out / 'metrics.json'})", res)
 
 

@@ -55,6 +55,7 @@ def export(
     store: Annotated[Path, typer.Argument(help="projection store (STORE.zarr)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output STAR file; the stack is written beside it")],
     maps: Annotated[bool, typer.Option(help="also write the reference volumes as MRC maps")] = True,
+    overwrite: Annotated[bool, typer.Option(help="replace existing output files (refused otherwise)")] = False,
 ) -> None:
     """Export a store to OUT.star + OUT.mrcs (images, angles, origins, CTF) and OUT_ref<k>.mrc maps.
 
@@ -63,5 +64,5 @@ def export(
     from orirec.pipeline.particles import export_particles
 
     with user_errors():
-        res = export_particles(store, out, maps=maps)
+        res = export_particles(store, out, maps=maps, overwrite=overwrite)
     echo_table("exported", {k: (", ".join(v) if isinstance(v, list) else v) for k, v in res.items()})

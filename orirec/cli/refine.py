@@ -12,7 +12,9 @@ from orirec.cli.common import echo_table, progress_bars, user_errors
 
 def refine(
     store: Annotated[Path, typer.Argument(help="projection store (STORE.zarr)")],
-    orientations: Annotated[Path, typer.Argument(help="orientations CSV of store rows (orirec recover, compare)")],
+    orientations: Annotated[
+        Path, typer.Argument(help="orientations of store rows: orirec CSV (recover, compare) or STAR (orirec, RELION)")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/refine"),
     rounds: Annotated[int, typer.Option(help="rounds of local search (4: the whole default schedule)")] = 4,
     resolution: Annotated[float, typer.Option(help="low-pass of the matching (Å)")] = 20.0,
@@ -37,6 +39,7 @@ def refine(
     """
     from orirec.config import RefineConfig, validate
     from orirec.pipeline.refine import stage_refine
+    from orirec.store.orientations import orientations_csv
 
     with user_errors():
         cfg = validate(
@@ -44,8 +47,8 @@ def refine(
             {"rounds": rounds, "resolution_A": resolution, "box_px": box, "max_shift_px": max_shift},
             "command line",
         )
-        with progress_bars(progress) as bars:
-            res = stage_refine(cfg, store, orientations, out, seed=seed, progress=bars("refine"))
+        with orientations_csv(store, orientations) as csv, progress_bars(progress) as bars:
+            res = stage_refine(cfg, store, csv, out, seed=seed, progress=bars("refine"))
     echo_table(
         f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, (int, float))}
     )

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +34,7 @@ from orirec.simulate.inplane import fourier_downsample
 from orirec.store import create_store, open_store, reference_volume, writer_to_resume
 from orirec.store.export import export_store
 from orirec.store.lock import locks_store
-from orirec.store.orientations import read_orientations, write_orientations
+from orirec.store.orientations import read_orientations, record_sources, source_image_names, write_orientations
 from orirec.store.relion import (
     ANGLE_LABELS,
     ParticleTable,
@@ -62,6 +65,21 @@ class ImportOptions:
     shard_size: int = 256
     chunk_size: int = 16
     star_pixel_size_A: float | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse bad options before anything is read or written (messages name the command-line option)."""
+        for option, value in (("--pixel-size", self.pixel_size_A), ("--star-pixel-size", self.star_pixel_size_A)):
+            if value is not None and not 0 < value < math.inf:
+                raise ValueError(f"{option} must be a finite number of Å > 0, got {value}")
+        if self.box_px is not None and not (self.box_px == int(self.box_px) and self.box_px >= 8):
+            raise ValueError(f"--box must be an integer >= 8 px, got {self.box_px}")
+        if not 0 < self.bg_radius_frac <= 1:
+            raise ValueError(f"--bg-radius must be in (0, 1] (a fraction of half the box), got {self.bg_radius_frac}")
+        for option, value in (("--shard-size", self.shard_size), ("chunk size", self.chunk_size)):
+            if not (value == int(value) and value >= 1):
+                raise ValueError(f"{option} must be an integer >= 1, got {value}")
+        if self.shard_size % min(self.chunk_size, self.shard_size):
+            raise ValueError(f"--shard-size {self.shard_size} must be a multiple of the chunk size {self.chunk_size}")
 
 
 def fourier_resize(images: np.ndarray, size_px: int) -> np.ndarray:
@@ -120,9 +138,67 @@ def target_geometry(table: ParticleTable, opts: ImportOptions) -> tuple[int, int
     return size, box, actual
 
 
+MIB = 1 << 20
+
+
+def stack_digest(path: Path) -> dict[str, Any]:
+    """Size, mtime and a BLAKE2b hash (size + the whole file up to 2 MiB, else its first and last MiB) of a stack."""
+    st = path.stat()
+    h = hashlib.blake2b(str(st.st_size).encode(), digest_size=16)
+    with open(path, "rb") as f:
+        h.update(f.read(2 * MIB if st.st_size <= 2 * MIB else MIB))
+        if st.st_size > 2 * MIB:
+            f.seek(-MIB, os.SEEK_END)
+            h.update(f.read(MIB))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "blake2b": h.hexdigest()}
+
+
 def _fingerprint(table: ParticleTable, opts: ImportOptions) -> str:
+    """The import's identity: the STAR's text, every referenced stack (:func:`stack_digest`) and the options."""
     digest = hashlib.sha256(table.star.read_bytes()).hexdigest()
-    return json.dumps({"star": str(table.star.resolve()), "sha256": digest, "options": asdict(opts)}, sort_keys=True)
+    stacks = {str(p.resolve()): stack_digest(p) for p in dict.fromkeys(table.files)}
+    return json.dumps(
+        {"star": str(table.star.resolve()), "sha256": digest, "stacks": stacks, "options": asdict(opts)},
+        sort_keys=True,
+    )
+
+
+def _available_memory_bytes() -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+
+
+def check_resources(table: ParticleTable, fourier_px: int, box_px: int, shard_size: int, out: Path) -> None:
+    """Refuse an import that cannot fit before anything is written: the store (``n · box² · 4`` bytes) against
+    the free disk at ``out``, a shard's images (at least 16 bytes per px of the largest of the stack's box, the
+    Fourier size and the output box: one complex copy) against the available memory."""
+    gib = 1 << 30
+    need = table.n * box_px**2 * 4
+    folder = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise ValueError(f"{out}: the store needs {need / gib:.3g} GiB ({table.n} images of {box_px}² px, float32), "
+                         f"only {free / gib:.3g} GiB free on its disk; use a smaller --box")  # fmt: skip
+    rows, L = min(shard_size, table.n), max(table.box_px, fourier_px, box_px)
+    need, avail = rows * L**2 * 16, _available_memory_bytes()
+    if avail is not None and need > avail:
+        raise ValueError(f"{table.star}: importing {rows} images per shard at {L} px needs at least "
+                         f"{need / gib:.3g} GiB of memory, {avail / gib:.3g} GiB available; use a smaller --box "
+                         "or --shard-size")  # fmt: skip
+
+
+def _record_sources(writer, table: ParticleTable) -> None:
+    """Record each row's source stack and slice in the store (read back by orientation files of these particles)."""
+    stacks = list(dict.fromkeys(table.files))
+    ids = {p: k for k, p in enumerate(stacks)}
+    record_sources(writer.group, stacks, np.array([ids[p] for p in table.files], dtype=np.int64), table.slices)
 
 
 @locks_store("out")  # one run per store (orirec.store.lock)
@@ -147,7 +223,7 @@ def import_particles(
     out = Path(out)
     fingerprint = _fingerprint(table, opts)
     inputs = [table.star, *set(table.files)]  # --out must not be, hold or (replacing) lie among them
-    writer = writer_to_resume(out, fingerprint, overwrite, "another import (STAR or options)", inputs)
+    writer = writer_to_resume(out, fingerprint, overwrite, "another import (STAR, stacks or options)", inputs)
     if writer is None:
         attrs = {
             "fingerprint": fingerprint,
@@ -158,6 +234,8 @@ def import_particles(
                           "pixel_size_A": pixel, "box_px": box}],
         }  # fmt: skip
         writer = create_store(out, table.n, box, pixel, opts.shard_size, opts.chunk_size, attrs, overwrite)
+    if "source" not in writer.group:
+        _record_sources(writer, table)
     ctf = table.ctf_params()
     q = table.quaternions()
     shifts = table.shifts_px(pixel)
@@ -250,6 +328,8 @@ def recover_particles(
     imported = import_particles(star, store, opts, overwrite=stale)
     summary = stage_recover(cfg, store, checkpoint, out_dir, progress, gauge_progress, refine_progress)
     rows, q = read_orientations(out_dir / "orientations.csv")
+    names = source_image_names(store, rows, out_dir)  # the real stacks, not N@images
+    write_orientations(out_dir / "orientations.star", rows, q, names)
     write_recovered_star(table, rows, q, out_dir / "particles.star")
     rec = stage_reconstruct(reconstruct_cfg, store, out_dir / "orientations.csv", out_dir / "map.mrc")
     return {**summary, "pixel_size_A": imported["pixel_size_A"], "star": str(out_dir / "particles.star"),
@@ -271,19 +351,23 @@ def reconstruct_particles(
         return stage_reconstruct(cfg, store, Path(tmp) / "orientations.csv", out_map)
 
 
-def export_particles(store: Path, star: Path, maps: bool = True) -> dict[str, Any]:
+def export_particles(store: Path, star: Path, maps: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Export ``store`` to ``star`` + ``<stem>.mrcs``; with ``maps`` its reference volumes to ``<stem>_ref<k>.mrc``.
 
     Maps carry the store's pixel size as voxel size and origin 0 (the particle centre is voxel ``L // 2``).
+    Existing output files are refused (before anything is written) unless ``overwrite``.
     """
-    res = export_store(store, star)
-    res["maps"] = []
     s = open_store(store)
-    if maps and "volumes" in s.group:
-        for k in sorted(s.group["volumes"].array_keys(), key=int):
-            path = Path(star).with_name(f"{Path(star).stem}_ref{k}.mrc")
-            write_map(path, reference_volume(s.group, int(k)), s.pixel_size_A)
-            res["maps"].append(str(path))
+    keys = sorted(s.group["volumes"].array_keys(), key=int) if maps and "volumes" in s.group else []
+    paths = {k: Path(star).with_name(f"{Path(star).stem}_ref{k}.mrc") for k in keys}
+    existing = [p for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]}: already exists; use --overwrite to replace it")
+    res = export_store(store, star, overwrite=overwrite)
+    res["maps"] = []
+    for k, path in paths.items():
+        write_map(path, reference_volume(s.group, int(k)), s.pixel_size_A)
+        res["maps"].append(str(path))
     return res
 
 
@@ -292,8 +376,10 @@ __all__ = [
     "export_particles",
     "fourier_resize",
     "import_particles",
+    "check_resources",
     "recover_particles",
     "reconstruct_particles",
+    "stack_digest",
     "window",
     "write_recovered_star",
 ]

@@ -84,19 +84,22 @@ def particle_tables(store, stack_name: str) -> tuple[pd.DataFrame, pd.DataFrame]
     return optics, pd.DataFrame(cols)
 
 
-def export_store(store_path: str | Path, star: str | Path) -> dict:
+def export_store(store_path: str | Path, star: str | Path, overwrite: bool = False) -> dict:
     """Write ``star`` and ``<stem>.mrcs`` beside it (images, angles, origins, CTF) from a complete store.
 
-    Returns ``{"star", "stack", "n_images"}``. Reference volumes are exported by
-    :func:`orirec.pipeline.particles.export_particles`.
+    Returns ``{"star", "stack", "n_images"}``. An existing ``star`` or stack is refused (nothing written) unless
+    ``overwrite``. Reference volumes are exported by :func:`orirec.pipeline.particles.export_particles`.
     """
     s = open_store(store_path)
     star = Path(star)
     if star.suffix.lower() != ".star":
         raise ValueError(f"{star}: the output must end in .star")
-    star.parent.mkdir(parents=True, exist_ok=True)
     stack = star.with_suffix(".mrcs")
+    for path in (star, stack):
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path}: already exists; use --overwrite to replace it")
     optics, particles = particle_tables(s, stack.name)
+    star.parent.mkdir(parents=True, exist_ok=True)
     _write_stack(s, stack)
     write_star(star, {"optics": optics, "particles": particles})
     return {"star": str(star), "stack": str(stack), "n_images": s.n_images}

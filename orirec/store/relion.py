@@ -6,15 +6,20 @@ Conventions (checked against RELION in ``tests/test_relion_io.py``):
 - ``rlnImageName`` is ``index@stack.mrcs`` (index 1-based); a relative stack path is resolved against the
   STAR file's folder first, then against the current folder (RELION's project folder).
 - Angles ``rlnAngleRot/Tilt/Psi`` are ZYZ in degrees with RELION's meaning (:mod:`orirec.geometry.euler`).
-- Origins ``rlnOriginX/YAngst`` (Å): RELION *centres* a particle by shifting the image by ``+origin``
-  (``relion_project`` shifts a projection by ``-origin``). orirec's ``shifts`` (px) are the shift applied to
-  the projection (content moved towards +x/+y), so ``shift_px = -origin_A / pixel_size_A``.
-- Defocus angle ``rlnDefocusAngle`` is in degrees; the store keeps radians (``CTF_COLUMNS``).
+- Origins ``rlnOriginX/YAngst`` (Å; RELION ≤ 3.0: ``rlnOriginX/Y`` in px of the stack): RELION *centres* a
+  particle by shifting the image by ``+origin`` (``relion_project`` shifts a projection by ``-origin``). orirec's
+  ``shifts`` (px) are the shift applied to the projection (content moved towards +x/+y), so
+  ``shift_px = -origin_A / pixel_size_A``. A file with both must agree (within 1e-3 px).
+- Defocus angle ``rlnDefocusAngle`` is in degrees; the store keeps radians (``CTF_COLUMNS``). A non-zero
+  ``rlnPhaseShift`` (phase plate) is refused: the store has no phase-shift column.
+- MRC stacks: a header without the ``MAP `` ID or machine stamp is read permissively (warned once per file) when
+  its dimensions, mode and the file size agree; complex data (modes 3, 4) is refused.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,7 @@ from orirec.store.schema import CTF_COLUMNS
 
 ANGLE_LABELS = ("rlnAngleRot", "rlnAngleTilt", "rlnAnglePsi")
 ORIGIN_LABELS = ("rlnOriginXAngst", "rlnOriginYAngst")
+ORIGIN_PX_LABELS = ("rlnOriginX", "rlnOriginY")  # RELION <= 3.0, px of the stack
 #: STAR labels of the store's CTF columns (B-factor optional, 0 when absent).
 CTF_LABELS = (
     "rlnDefocusU",
@@ -37,6 +43,11 @@ CTF_LABELS = (
     "rlnAmplitudeContrast",
 )
 OPTICS_LABELS = ("rlnVoltage", "rlnSphericalAberration", "rlnAmplitudeContrast")
+PIXEL_SIZE_LABELS = ("rlnImagePixelSize", "rlnPixelSize")
+#: MRC modes of complex data: refused (an image is real; dropping the imaginary part would hide an error).
+COMPLEX_MRC_MODES = {3: "complex int16", 4: "complex float32"}
+MRC_HEADER_BYTES = 1024
+_PERMISSIVE_WARNED: set[str] = set()
 
 
 def write_star(path: str | Path, blocks: dict[str, pd.DataFrame]) -> Path:
@@ -119,13 +130,15 @@ class ParticleTable:
         rot, tilt, psi = (np.deg2rad(self.column(a)) for a in ANGLE_LABELS)
         return euler_to_quat(rot, tilt, psi)
 
+    def origins_A(self) -> np.ndarray | None:
+        """(n, 2) origins in Å from ``rlnOriginX/YAngst``, else ``rlnOriginX/Y`` (px of the stack); None if neither."""
+        return _origins_A(self.particles, self.optics, self.star, self.pixel_size_A)
+
     def shifts_px(self, pixel_size_A: float | None = None) -> np.ndarray:
         """(n, 2) orirec shifts (px at ``pixel_size_A``, default the stack's) from the origins; 0 if none."""
-        ox, oy = (self.column(a) for a in ORIGIN_LABELS)
+        origins = self.origins_A()
         p = self.pixel_size_A if pixel_size_A is None else pixel_size_A
-        ox = np.zeros(self.n) if ox is None else ox
-        oy = np.zeros(self.n) if oy is None else oy
-        return -np.column_stack([ox, oy]) / p
+        return np.zeros((self.n, 2)) if origins is None else -origins / p
 
 
 def _column(particles: pd.DataFrame, optics: pd.DataFrame | None, label: str, star: Path) -> np.ndarray | None:
@@ -134,7 +147,7 @@ def _column(particles: pd.DataFrame, optics: pd.DataFrame | None, label: str, st
     elif optics is not None and label in optics:
         groups = optics.set_index("rlnOpticsGroup")[label]
         values = particles["rlnOpticsGroup"].map(groups)
-        bad = values.isna()
+        bad = ~particles["rlnOpticsGroup"].isin(groups.index)
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
             g = particles["rlnOpticsGroup"].iloc[i]
@@ -149,8 +162,47 @@ def _column(particles: pd.DataFrame, optics: pd.DataFrame | None, label: str, st
     return arr
 
 
+def _first_row(bad: np.ndarray) -> int:
+    return int(np.flatnonzero(bad)[0])
+
+
+def _origins_A(particles: pd.DataFrame, optics: pd.DataFrame | None, star: Path, pixel_size_A: float):
+    """(n, 2) origins (Å) from the Å labels or the px labels (``pixel_size_A`` Å/px); both must agree."""
+    in_A = [_column(particles, optics, lab, star) for lab in ORIGIN_LABELS]
+    in_px = [_column(particles, optics, lab, star) for lab in ORIGIN_PX_LABELS]
+    a = None if in_A[0] is None else np.column_stack(in_A)
+    px = None if in_px[0] is None else np.column_stack(in_px)
+    if a is not None and px is not None:
+        bad = np.abs(a / pixel_size_A - px).max(axis=1) > 1e-3
+        if bad.any():
+            i = _first_row(bad)
+            raise ValueError(
+                f"{star.name} row {i + 1}: rlnOriginX/Y ({px[i, 0]:g}, {px[i, 1]:g} px) disagree with "
+                f"rlnOriginX/YAngst ({a[i, 0]:g}, {a[i, 1]:g} Å at {pixel_size_A:g} Å/px)"
+            )
+    return a if a is not None else (None if px is None else px * pixel_size_A)
+
+
+def _check_values(particles: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> None:
+    """Refuse non-physical rows (non-positive pixel size or voltage, negative defocus) and phase-plate data."""
+    positive = (*PIXEL_SIZE_LABELS, "rlnDetectorPixelSize", "rlnMagnification", "rlnVoltage")
+    rules = [(lab, "must be > 0", lambda v: v > 0) for lab in positive]
+    rules += [(lab, "must be >= 0", lambda v: v >= 0) for lab in ("rlnDefocusU", "rlnDefocusV")]
+    rules += [("rlnAmplitudeContrast", "must be in [0, 1]", lambda v: (v >= 0) & (v <= 1))]
+    for label, need, ok in rules:
+        v = _column(particles, optics, label, star)
+        if v is not None and not ok(v).all():
+            i = _first_row(~ok(v))
+            raise ValueError(f"{star.name} row {i + 1}: {label} {need}, got {v[i]:g}")
+    phase = _column(particles, optics, "rlnPhaseShift", star)
+    if phase is not None and np.any(phase != 0):
+        i = _first_row(phase != 0)
+        shift = f"{phase[i]:g}°"
+        raise ValueError(f"{star.name} row {i + 1}: phase-plate data (rlnPhaseShift) is not supported yet ({shift})")
+
+
 def _pixel_sizes(particles: pd.DataFrame, optics: pd.DataFrame | None, star: Path) -> np.ndarray | None:
-    for label in ("rlnImagePixelSize", "rlnPixelSize"):
+    for label in PIXEL_SIZE_LABELS:
         v = _column(particles, optics, label, star)
         if v is not None:
             return v
@@ -189,7 +241,8 @@ def read_star_blocks(star: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | Non
     return particles.reset_index(drop=True), optics
 
 
-def _resolve_stack(file: str, star: Path) -> Path:
+def resolve_stack(file: str, star: Path) -> Path:
+    """The stack ``file`` of an ``rlnImageName`` in ``star``: beside the STAR file, else in the current folder."""
     p = Path(file)
     if p.is_absolute():
         return p
@@ -199,15 +252,59 @@ def _resolve_stack(file: str, star: Path) -> Path:
     return star.parent / p
 
 
-def stack_shape(path: Path) -> tuple[int, int, int]:
-    """``(n_images, ny, nx)`` of an MRC stack (a 2D MRC counts as one image), header only."""
+def open_stack(path: Path):
+    """Open an MRC stack memory-mapped, read-only (an ``mrcfile`` object; close it).
+
+    A header that mrcfile refuses (no ``MAP `` ID string, no machine stamp) is read in permissive mode when the
+    header's dimensions, mode and the file size agree (``1024 + extended header + nx·ny·nz·bytes``); this is
+    warned once per file. Complex data (modes 3 and 4) is refused.
+    """
     import mrcfile
 
     try:
-        with mrcfile.mmap(path, mode="r", permissive=False) as m:
-            shape = m.data.shape
+        m = mrcfile.mmap(path, mode="r", permissive=False)
     except Exception as e:
-        raise ValueError(f"{path}: not a readable MRC stack ({type(e).__name__}: {e})") from None
+        m = _open_permissive(path, f"{type(e).__name__}: {e}")
+    mode = int(m.header.mode)
+    if mode in COMPLEX_MRC_MODES:
+        m.close()
+        raise ValueError(f"{path}: complex MRC data (mode {mode}, {COMPLEX_MRC_MODES[mode]}) is not supported; "
+                         "particle images must be real")  # fmt: skip
+    return m
+
+
+def _open_permissive(path: Path, strict_error: str):
+    """The stack opened permissively when its header and size agree; else the strict error as a ValueError."""
+    import mrcfile
+
+    refuse = ValueError(f"{path}: not a readable MRC stack ({strict_error})")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        try:
+            m = mrcfile.mmap(path, mode="r", permissive=True)
+        except Exception:
+            raise refuse from None
+    mode = int(m.header.mode)
+    if mode in COMPLEX_MRC_MODES:
+        return m  # refused by the caller, with its own message
+    expected = None if m.data is None else MRC_HEADER_BYTES + int(m.header.nsymbt) + m.data.nbytes
+    if expected != path.stat().st_size:
+        m.close()
+        raise refuse
+    if str(path) not in _PERMISSIVE_WARNED:
+        _PERMISSIVE_WARNED.add(str(path))
+        warnings.warn(f"{path}: non-standard MRC header ({strict_error}); read anyway, as its dimensions, mode "
+                      "and file size agree", RuntimeWarning, stacklevel=3)  # fmt: skip
+    return m
+
+
+def stack_shape(path: Path) -> tuple[int, int, int]:
+    """``(n_images, ny, nx)`` of an MRC stack (a 2D MRC counts as one image), header only (see :func:`open_stack`)."""
+    m = open_stack(path)
+    try:
+        shape = m.data.shape
+    finally:
+        m.close()
     if len(shape) == 2:
         return (1, *shape)
     if len(shape) != 3:
@@ -225,15 +322,19 @@ def read_particles(star: str | Path, pixel_size_A: float | None = None) -> Parti
     """
     star = Path(star)
     particles, optics = read_star_blocks(star)
-    for group, need in (("CTF", CTF_LABELS), ("angle", ANGLE_LABELS), ("origin", ORIGIN_LABELS)):
+    groups = (("CTF", CTF_LABELS), ("angle", ANGLE_LABELS), ("origin", ORIGIN_LABELS), ("origin", ORIGIN_PX_LABELS))
+    for group, need in groups:
         present = [lab for lab in need if _column(particles, optics, lab, star) is not None]
         if present and len(present) < len(need):
             missing = [lab for lab in need if lab not in present]
             raise ValueError(f"{star}: {group} columns incomplete, missing {', '.join(missing)}")
+    _check_values(particles, optics, star)
     sizes = _pixel_sizes(particles, optics, star)
     if sizes is None:
         if pixel_size_A is None:
             raise ValueError(f"{star}: no pixel size (missing column rlnImagePixelSize); give one (--star-pixel-size)")
+        if not 0 < pixel_size_A < np.inf:
+            raise ValueError(f"{star}: the given pixel size must be a finite number > 0, got {pixel_size_A:g} Å")
         sizes = np.full(len(particles), float(pixel_size_A))
     odd = np.flatnonzero(np.abs(sizes - sizes[0]) > 1e-4 * sizes[0])
     if odd.size:
@@ -242,8 +343,7 @@ def read_particles(star: str | Path, pixel_size_A: float | None = None) -> Parti
             f"{star.name} row {i + 1}: mixed pixel sizes ({sizes[i]:g} Å here, {sizes[0]:g} Å in row 1); "
             "import each pixel size separately"
         )
-    if not sizes[0] > 0:
-        raise ValueError(f"{star}: pixel size must be > 0, got {sizes[0]:g} Å")
+    _origins_A(particles, optics, star, float(sizes[0]))  # the two origin conventions agree
     slices = np.empty(len(particles), dtype=np.int64)
     file_of_row = np.empty(len(particles), dtype=np.int64)
     names: dict[str, int] = {}
@@ -253,7 +353,7 @@ def read_particles(star: str | Path, pixel_size_A: float | None = None) -> Parti
         except ValueError as e:
             raise ValueError(f"{star.name} row {i + 1}: {e}") from None
         file_of_row[i] = names.setdefault(file, len(names))
-    paths = [_resolve_stack(file, star) for file in names]
+    paths = [resolve_stack(file, star) for file in names]
     order = np.argsort(file_of_row, kind="stable")
     bounds = np.searchsorted(file_of_row[order], np.arange(len(names) + 1))
     box = None
@@ -287,15 +387,13 @@ class StackReader:
         self._open: OrderedDict[Path, object] = OrderedDict()
 
     def _data(self, path: Path) -> np.ndarray:
-        import mrcfile
-
         if path in self._open:
             self._open.move_to_end(path)
         else:
             if len(self._open) >= self.max_open:
                 _, old = self._open.popitem(last=False)
                 old.close()
-            self._open[path] = mrcfile.mmap(path, mode="r")
+            self._open[path] = open_stack(path)
         data = self._open[path].data
         return data[None] if data.ndim == 2 else data
 

@@ -25,13 +25,15 @@ def read_map(path: str | Path) -> tuple[np.ndarray, float]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: unreadable file, not a 3D volume, anisotropic or zero voxel size, NaN/inf values.
+        ValueError: unreadable file, complex data (MRC modes 3, 4), not a 3D volume, anisotropic or zero voxel
+            size, NaN/inf values.
     """
     import mrcfile
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"map file not found: {p}")
+    _refuse_complex(p)
     try:
         with mrcfile.open(p, mode="r", permissive=False) as mrc:
             data = np.asarray(mrc.data, dtype=np.float32).copy()
@@ -57,6 +59,23 @@ def read_map(path: str | Path) -> tuple[np.ndarray, float]:
     if max(voxel) - min(voxel) > 1e-3 * max(voxel):
         raise ValueError(f"{p}: anisotropic voxel size {voxel} Å is not supported")
     return data, voxel[0]
+
+
+def _refuse_complex(p: Path) -> None:
+    """A complex map (MRC mode 3 or 4) is an error, not a silent loss of its imaginary part."""
+    import warnings
+
+    import mrcfile
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a permissive header read; the strict read reports the problems
+            with mrcfile.open(p, mode="r", permissive=True, header_only=True) as mrc:
+                mode = int(mrc.header.mode)
+    except Exception:
+        return  # unreadable header: the strict read names the problem
+    if mode in (3, 4):
+        raise ValueError(f"{p}: complex MRC data (mode {mode}) is not supported; a map must be real")
 
 
 def write_map(path: str | Path, volume: np.ndarray, voxel_size_A: float) -> Path:
