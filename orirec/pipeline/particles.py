@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ from orirec.store.relion import (
     read_particles,
     write_star,
 )
+from orirec.store.safety import check_fits_in_memory
 from orirec.structures.maps import write_map
 
 
@@ -163,35 +163,12 @@ def _fingerprint(table: ParticleTable, opts: ImportOptions) -> str:
     )
 
 
-def _available_memory_bytes() -> int | None:
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        try:
-            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return None
-
-
-def check_resources(table: ParticleTable, fourier_px: int, box_px: int, shard_size: int, out: Path) -> None:
-    """Refuse an import that cannot fit before anything is written: the store (``n · box² · 4`` bytes) against
-    the free disk at ``out``, a shard's images (at least 16 bytes per px of the largest of the stack's box, the
-    Fourier size and the output box: one complex copy) against the available memory."""
-    gib = 1 << 30
-    need = table.n * box_px**2 * 4
-    folder = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
-    free = shutil.disk_usage(folder).free
-    if need > free:
-        raise ValueError(f"{out}: the store needs {need / gib:.3g} GiB ({table.n} images of {box_px}² px, float32), "
-                         f"only {free / gib:.3g} GiB free on its disk; use a smaller --box")  # fmt: skip
+def check_memory(table: ParticleTable, fourier_px: int, box_px: int, shard_size: int) -> None:
+    """Refuse an import whose shard cannot fit in memory, before anything is written: a shard's images at the
+    largest of the stack's box, the Fourier size and the output box, at least 16 bytes per px (one complex copy).
+    The store's size on disk is checked by :func:`orirec.store.create_store`."""
     rows, L = min(shard_size, table.n), max(table.box_px, fourier_px, box_px)
-    need, avail = rows * L**2 * 16, _available_memory_bytes()
-    if avail is not None and need > avail:
-        raise ValueError(f"{table.star}: importing {rows} images per shard at {L} px needs at least "
-                         f"{need / gib:.3g} GiB of memory, {avail / gib:.3g} GiB available; use a smaller --box "
-                         "or --shard-size")  # fmt: skip
+    check_fits_in_memory(rows * L**2 * 16, f"{rows} images per shard at {L}x{L} px", table.star)
 
 
 def _record_sources(writer, table: ParticleTable) -> None:
@@ -218,6 +195,7 @@ def import_particles(
     t0 = time.perf_counter()
     table = read_particles(star, opts.star_pixel_size_A)
     size, box, pixel = target_geometry(table, opts)
+    check_memory(table, size, box, opts.shard_size)
     if opts.phase_flip and not table.has_ctf():
         raise ValueError(f"{star}: phase flipping needs CTF columns (rlnDefocusU, rlnVoltage, ...)")
     out = Path(out)
@@ -360,7 +338,7 @@ def export_particles(store: Path, star: Path, maps: bool = True, overwrite: bool
     s = open_store(store)
     keys = sorted(s.group["volumes"].array_keys(), key=int) if maps and "volumes" in s.group else []
     paths = {k: Path(star).with_name(f"{Path(star).stem}_ref{k}.mrc") for k in keys}
-    existing = [p for p in paths.values() if p.exists()]
+    existing = [p for p in (Path(star), Path(star).with_suffix(".mrcs"), *paths.values()) if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{existing[0]}: already exists; use --overwrite to replace it")
     res = export_store(store, star, overwrite=overwrite)
@@ -376,7 +354,7 @@ __all__ = [
     "export_particles",
     "fourier_resize",
     "import_particles",
-    "check_resources",
+    "check_memory",
     "recover_particles",
     "reconstruct_particles",
     "stack_digest",
