@@ -289,12 +289,15 @@ def test_a_run_too_large_is_refused_before_anything_is_written(tmp_path):
 
 
 def test_a_store_larger_than_the_free_disk_is_refused(tmp_path, monkeypatch):
+    done = tmp_path / "done.zarr"
+    simulate_to_store(_cfg(), done)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
     out = tmp_path / "s.zarr"
     with pytest.raises(ValueError, match=r"s\.zarr: the store needs about .* on disk .* but only 1 KB is free"):
         simulate_to_store(_cfg(), out)
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.zarr"]
+    assert simulate_to_store(_cfg(), done).shards_skipped == 1  # an existing store needs no more room to resume
 
 
 # 6. fingerprints follow the files' contents
@@ -309,3 +312,26 @@ def test_a_structure_changed_in_place_is_not_resumed_as_the_old_one(tmp_path):
         simulate_to_store(_cfg(inputs=[str(pdb)]), out)
     _pdb(pdb, 1)  # the same bytes again (a new modification time): resumes
     assert simulate_to_store(_cfg(inputs=[str(pdb)]), out).shards_written == 0
+
+
+def test_a_store_of_the_older_fingerprint_resumes_while_its_files_are_unchanged(tmp_path):
+    pdb = _pdb(tmp_path / "a.pdb", 1)
+    out = tmp_path / "s.zarr"
+    cfg = _cfg(inputs=[str(pdb)], n_per_structure=8)
+    simulate_to_store(cfg, out)
+
+    def interrupt():
+        g = zarr.open_group(str(out), mode="r+")
+        g["shard_complete"][1] = 0
+        g.attrs["complete"] = False
+        return g
+
+    g = interrupt()
+    doc = json.loads(g.attrs["fingerprint"])
+    del doc["contents"]
+    g.attrs["fingerprint"] = json.dumps(doc, sort_keys=True)  # as written before fingerprints held the contents
+    assert simulate_to_store(cfg, out).shards_written == 1  # the recorded SHA-256 of a.pdb still matches
+    interrupt()
+    _pdb(pdb, 2)
+    with pytest.raises(ValueError, match="incomplete store .*with a different simulation config"):
+        simulate_to_store(cfg, out)

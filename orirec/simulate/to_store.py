@@ -32,7 +32,7 @@ from orirec.simulate.formation import background_radius_px
 from orirec.simulate.shards import ShardSimulator, resolve_backend, shard_memory_bytes
 from orirec.store import StoreWriter, create_store, writer_to_resume
 from orirec.store.lock import store_lock
-from orirec.store.safety import check_fits_in_memory, check_fits_on_disk
+from orirec.store.safety import check_fits_in_memory, check_fits_on_disk, store_attrs, store_state
 from orirec.store.writer import store_bytes
 from orirec.structures.inputs import expand_inputs
 from orirec.structures.load import file_sha256, load_volume, source_kind
@@ -97,6 +97,28 @@ def config_fingerprint(cfg: SimulateConfig, sources: list[str], symmetries: list
     return json.dumps(doc, sort_keys=True)
 
 
+def _fingerprint_to_resume(out: Path, cfg: SimulateConfig, sources: list[str], symmetries: list[str]) -> str:
+    """The fingerprint a store at ``out`` must carry to be resumed: :func:`config_fingerprint`, or for a store
+    written before fingerprints held the files' contents its older form, when the store's protein table records
+    the same bytes (SHA-256) for every file (or no table yet: no image was made from them)."""
+    current = config_fingerprint(cfg, sources, symmetries)
+    attrs = store_attrs(out) or {}
+    recorded = attrs.get("fingerprint")
+    doc = json.loads(current)
+    contents = doc.pop("contents")
+    if recorded == current or recorded != json.dumps(doc, sort_keys=True):
+        return current
+    proteins = attrs.get("proteins")
+    if proteins is None:
+        return recorded
+    if len(proteins) != len(contents):
+        return current
+    for content, protein in zip(contents, proteins, strict=True):
+        if content is not None and protein.get("sha256") != content["sha256"]:
+            return current
+    return recorded
+
+
 def _content(source: str) -> dict | None:
     """Size and SHA-256 of a structure file (None for a synthetic source, which its name determines)."""
     if source_kind(source) == "pseudo":
@@ -121,6 +143,8 @@ def _check_resources(cfg: SimulateConfig, out: Path, n_structures: int) -> None:
         f"the draws of {n} images, a shard of {cfg.shard_size} images of {cfg.box_px} px and the projectors",
         out,
     )
+    if store_state(out) == "store":
+        return  # resumed or replaced: create_store checks the disk when it makes a new one (counting the old)
     volumes = n_structures * cfg.box_px**3 * 4
     check_fits_on_disk(out, store_bytes(n, cfg.box_px) + volumes, f"{n} images of {cfg.box_px}x{cfg.box_px} px")
 
@@ -183,7 +207,7 @@ def _simulate_locked(
     """The body of :func:`simulate_to_store`, run holding the store's lock. ``groups``: the point group of each
     source, the sources whose group came from a manifest hint, and what each is recorded as."""
     symmetries, hinted, recorded = groups
-    fingerprint = config_fingerprint(cfg, sources, symmetries)
+    fingerprint = _fingerprint_to_resume(out, cfg, sources, symmetries)
     inputs = _input_paths(cfg, sources)
     writer = writer_to_resume(out, fingerprint, overwrite, "a different simulation config (or input files)", inputs)
     if writer is not None and not writer.missing_shards():

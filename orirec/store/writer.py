@@ -26,7 +26,7 @@ import numpy as np
 import zarr
 
 from orirec import __version__
-from orirec.store.safety import check_fits_on_disk, check_replaceable, store_attrs, store_state
+from orirec.store.safety import check_fits_on_disk, check_replaceable, format_bytes, store_attrs, store_state
 from orirec.store.schema import PER_IMAGE_ARRAYS, SCHEMA_VERSION, array_shape, n_shards, shard_rows
 
 #: Bytes per image of every per-image array but ``images`` (quaternions, shifts, CTF, protein, noise, SNR).
@@ -139,7 +139,11 @@ def create_store(
     if state == "store" and not overwrite:
         raise FileExistsError(f"{path} already exists (use overwrite to replace it)")
     check_replaceable(path)  # never another folder (a thesis, the inputs): only a store, a leftover, an empty one
-    check_fits_on_disk(path, store_bytes(n_images, box_px), f"{n_images} images of {box_px}x{box_px} px")
+    freed = _tree_bytes(path) if state != "missing" else 0  # a replaced store gives its space back
+    what = f"{n_images} images of {box_px}x{box_px} px" + (
+        f", less {format_bytes(freed)} of the old store" if freed else ""
+    )
+    check_fits_on_disk(path, store_bytes(n_images, box_px) - freed, what)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_temporaries(path)
     tmp = path.with_name(f".{path.name}.creating-{socket.gethostname()}-{os.getpid()}")
@@ -156,6 +160,18 @@ def create_store(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return StoreWriter(path)
+
+
+def _tree_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _remove_dead_temporaries(path: Path) -> None:
