@@ -97,7 +97,7 @@ def test_reconstruct_store_uses_its_own_angles(exported, tmp_path):
     "source, args, fragment",
     [
         ("exp/p.star", ["--orientations", "o.csv"], "--orientations is for a STORE"),
-        ("s.zarr", ["--pad", 1000], "pad"),
+        ("s.zarr", ["--orientations", "o.csv", "--pad", 1000], "pad"),
         ("s.zarr", ["--box", 32], "import options"),
     ],
 )

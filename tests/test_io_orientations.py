@@ -38,26 +38,29 @@ def stores(tmp_path_factory):
     return root
 
 
-def _run_data(root, folder, rows, q, stack="../exp/p.mrcs"):
-    """A RELION-3.1-like run_data.star (optics block, N@stack names) of store ``rows`` at orientations ``q``."""
-    optics = pd.DataFrame({"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"], "rlnImagePixelSize": [3.0]})
-    particles = pd.DataFrame(
-        {"rlnImageName": [f"{r + 1:06d}@{stack}" for r in rows], "rlnOpticsGroup": 1, **orientation_columns(q)}
-    )
+def _run_data(root, folder, rows, q, stack="../exp/p.mrcs", optics=True):
+    """A RELION-like run_data.star (3.1: optics block; 3.0: one unnamed block) of store ``rows`` at ``q``."""
+    particles = pd.DataFrame({"rlnImageName": [f"{r + 1:06d}@{stack}" for r in rows], **orientation_columns(q)})
     (root / folder).mkdir(exist_ok=True)
-    return write_star(root / folder / "run_data.star", {"optics": optics, "particles": particles})
+    if not optics:
+        return write_star(root / folder / "run_data.star", {"": particles.assign(rlnDetectorPixelSize=3.0)})
+    groups = pd.DataFrame({"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"], "rlnImagePixelSize": [3.0]})
+    blocks = {"optics": groups, "particles": particles.assign(rlnOpticsGroup=1)}
+    return write_star(root / folder / "run_data.star", blocks)
 
 
 def _same_rotations(a, b):
     np.testing.assert_allclose(quat_to_matrix(a), quat_to_matrix(b), atol=1e-6)
 
 
-def test_relion_star_maps_to_imported_store_rows(stores):
+@pytest.mark.parametrize("optics", [True, False])
+def test_relion_star_maps_to_imported_store_rows(stores, optics):
     from orirec.store.orientations import read_orientations
 
     s = open_store(stores / "i.zarr")
     rows = np.random.default_rng(0).permutation(30)[:20]
-    star = _run_data(stores, "Refine3D", rows, s.quaternions[rows])
+    star = _run_data(stores, f"Refine3D{optics}", rows, s.quaternions[rows], optics=optics)
+    assert ("data_optics" in star.read_text()) == optics
     got_rows, q = read_orientations(star, stores / "i.zarr")
     np.testing.assert_array_equal(got_rows, rows)
     _same_rotations(q, s.quaternions[rows])
@@ -153,6 +156,9 @@ def test_cli_evaluate_reconstruct_refine_accept_relion_star(stores, tmp_path):
     assert res.exit_code == 0, res.output
     a, b = (mrcfile.read(tmp_path / n) for n in ("m.mrc", "own.mrc"))
     np.testing.assert_allclose(a, b, atol=1e-4 * float(np.abs(b).max()))
+    res = run("refine", stores / "i.zarr", star, "--out", tmp_path / "rf", "--rounds", 1, "--no-progress")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "rf" / "orientations.csv").is_file()
     bad = _run_data(stores, "CLIbad", [0], np.array([[1.0, 0, 0, 0]]), stack="../exp/other.mrcs")
     res = run("evaluate", stores / "i.zarr", "--orientations", bad, "--out", tmp_path / "ev2")
     assert res.exit_code == 2 and "not an image of" in " ".join(res.output.split())
