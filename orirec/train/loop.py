@@ -69,6 +69,7 @@ from orirec.train.fresh import FreshImages
 from orirec.train.steps import (
     all_pairs_loss,
     binned_mae,
+    deterministic_kernels,
     evaluate_pairs,
     make_loss,
     symmetry_operators,
@@ -188,8 +189,14 @@ def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     Returns a dict with ``best_val_mae`` (rad), ``best_epoch``, ``epochs_run`` (total, resumed runs
     included), ``stopped_early``, ``wall_time_s``, ``pairs_per_s`` (training throughput of the last
     epoch, global pairs), ``history`` (one dict per epoch), ``checkpoint`` (best.pt), ``last_checkpoint``
-    and the last epoch's metrics.
+    and the last epoch's metrics. Runs with deterministic kernels (:func:`deterministic_kernels`): the same
+    seed, data and thread count give the same model.
     """
+    with deterministic_kernels():
+        return _train_loop(config)
+
+
+def _train_loop(config: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     cfg = _resolve(config)
     if cfg["num_threads"]:
