@@ -9,16 +9,23 @@ import typer
 
 from orirec.cli.common import echo_table, progress_bars, user_errors
 
-HEADLINE = (
-    "err_o4_median",
-    "err_rot_median",
-    "err_dir_median",
-    "acc20",
-    "dist_mae",
-    "fsc_ref_recovered_05_A",
-    "fsc_ref_true_05_A",
-    "fsc_half_0143_A",
-)
+
+def echo_run_summary(run_dir: Path, res: dict) -> None:
+    """Print a finished run's numbers: before refinement (when it ran), after, stage times, report, MLflow."""
+    from orirec.pipeline.demo import demo_summary
+
+    summary = demo_summary(res)
+    before, after = summary["before_refinement"], summary["after_refinement"]
+    title = f"run {run_dir} ({summary['total_time_s']:.0f} s)"
+    if before:
+        echo_table(f"{title}: recovered orientations, before refinement", before)
+        title = "after projection-matching refinement"
+    echo_table(title, after)
+    echo_table("stage times (s)", {f"time_{k}_s": v for k, v in summary["stage_times_s"].items()})
+    if res.get("report"):
+        typer.echo(f"report: {res['report']['html']}")
+    if res.get("tracking_uri"):
+        typer.echo(f"MLflow run {res['mlflow_run_id']} at {res['tracking_uri']}")
 
 
 def demo(
@@ -42,30 +49,14 @@ def demo(
     Example: orirec demo --out runs/demo            (embedded pseudo-protein, ~5 min on 2 cores)
              orirec demo -i ../shared/data/maps/5j0n.mrc --sigma2 16 --out runs/5j0n-s16
     """
-    from orirec.config import PRESETS, RunConfig, deep_merge, load_yaml, parse_set, validate
+    from orirec.config import parse_set
+    from orirec.pipeline.demo import demo_config
     from orirec.pipeline.run import run_all
 
     with user_errors():
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        overrides = parse_set(set_ or [])
-        top: dict = {"name": out.name or "demo"}
-        if input:
-            top["simulate"] = {"inputs": input}
-        if sigma2 is not None:
-            top.setdefault("simulate", {})["sigma2"] = sigma2
-        if no_mlflow:
-            top["tracking"] = {"enabled": False}
-        if config is not None:
-            base = load_yaml(config, RunConfig).model_dump(mode="json")
-        else:
-            base = deep_merge(RunConfig().model_dump(mode="json"), PRESETS[preset])
-        cfg = validate(RunConfig, deep_merge(deep_merge(base, top), overrides), str(config or "command line"))
+        cfg = demo_config(
+            preset, out.name or "demo", input, sigma2, parse_set(set_ or []), config, tracking=not no_mlflow
+        )
         with progress_bars(progress) as bars:
             res = run_all(cfg, out, overwrite=overwrite, progress=bars, train_progress=progress)
-    ev = res["evaluate"]
-    echo_table(f"run {out} ({res['total_time_s']:.0f} s)", {k: ev[k] for k in HEADLINE if k in ev})
-    times = {f"time_{k}_s": v.get("time_s") for k, v in res.items() if isinstance(v, dict)}
-    echo_table("stage times (s)", {k: float(v) for k, v in times.items() if v is not None})
-    if res.get("tracking_uri"):
-        typer.echo(f"MLflow run {res['mlflow_run_id']} at {res['tracking_uri']}")
+    echo_run_summary(out, res)

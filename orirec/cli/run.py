@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, progress_bars, user_errors
-from orirec.cli.demo import HEADLINE
+from orirec.cli.common import progress_bars, user_errors
+from orirec.cli.demo import echo_run_summary
 
 
 def run(
@@ -43,9 +43,4 @@ def run(
             res = run_all(
                 spec, run_dir, overwrite=overwrite, progress=bars, train_progress=progress, force=force, log=typer.echo
             )
-    ev = res.get("evaluate") or {}
-    echo_table(f"run {run_dir} ({res['total_time_s']:.0f} s)", {k: ev[k] for k in HEADLINE if k in ev})
-    if res.get("report"):
-        typer.echo(f"report: {res['report']['html']}")
-    if res.get("tracking_uri"):
-        typer.echo(f"MLflow run {res['mlflow_run_id']} at {res['tracking_uri']}")
+    echo_run_summary(run_dir, res)

@@ -27,7 +27,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "pairs_per_epoch": 12800,
             "val_pairs": 2000,
         },
-        "recover": {"max_images": 1000, "steps": 300},
+        "recover": {"max_images": 1000, "steps": 300, "refine": {"rounds": 4}},
     },
     "paper": {
         "simulate": {"n_per_structure": 5000, "box_px": 116, "pixel_size_A": 3.667},

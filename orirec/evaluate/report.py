@@ -65,6 +65,10 @@ def training_history(train_dir: Path) -> list[dict[str, Any]]:
     return []
 
 
+#: the evaluation's map from orientations registered to the ground truth (the reference's frame), in its folder
+REGISTERED_MAP = "map_registered.mrc"
+
+
 def write_report(
     out_dir: str | Path,
     store: str | Path,
@@ -125,9 +129,10 @@ def write_report(
     else:
         missing["FSC"] = f"no FSC curves in {evaluate_dir / 'fsc_curves.json'}"
 
-    volumes = _volumes(map_path, s, idx)
+    volumes = _volumes(map_path, evaluate_dir / REGISTERED_MAP, s, idx)
     if volumes:
-        plots["map slices"] = P.plot_central_slices(volumes, s.pixel_size_A, out / "map_slices.png")
+        registered = "reconstruction (registered)" in volumes
+        plots["map slices"] = P.plot_central_slices(volumes, s.pixel_size_A, out / "map_slices.png", registered)
     else:
         missing["map slices"] = f"no map at {map_path}"
 
@@ -149,15 +154,19 @@ def write_report(
     return {"html": str(page), "plots": [str(p) for p in plots.values()], "missing": sorted(missing)}
 
 
-def _volumes(map_path: Path, s, idx) -> dict[str, np.ndarray]:
-    if not map_path.is_file():
-        return {}
+def _volumes(map_path: Path, registered_path: Path, s, idx) -> dict[str, np.ndarray]:
+    """The maps to slice: with a reference, the reconstruction registered onto it (evaluation's
+    ``map_registered.mrc``, same frame) beside the reference; otherwise the reconstruction as recovered."""
     from orirec.structures.maps import read_map
 
-    vols = {"reconstruction": read_map(map_path)[0]}
+    ref = None
     if idx is not None and "volumes" in s.group and len(np.unique(s.protein[idx])) == 1:
-        vols["reference"] = reference_volume(s.group, int(s.protein[idx][0]))
-    return vols
+        ref = reference_volume(s.group, int(s.protein[idx][0]))
+    if ref is not None and registered_path.is_file():
+        return {"reconstruction (registered)": read_map(registered_path)[0], "reference": ref}
+    if not map_path.is_file():
+        return {}
+    return {"reconstruction": read_map(map_path)[0], **({"reference": ref} if ref is not None else {})}
 
 
 def _fmt(v: Any) -> str:

@@ -115,8 +115,11 @@ def plot_fsc(curves: dict[str, dict[str, list[float]]], path: Path) -> Path:
     return _save(plt, fig, path)
 
 
-def plot_central_slices(volumes: dict[str, np.ndarray], pixel_size_A: float, path: Path) -> Path:
-    """The three central slices (z, y, x) of each volume, one row per volume."""
+def plot_central_slices(
+    volumes: dict[str, np.ndarray], pixel_size_A: float, path: Path, registered: bool = False
+) -> Path:
+    """The three central slices (z, y, x) of each volume, one row per volume; ``registered``: the volumes share
+    one frame (the reconstruction was registered onto the reference), so the rows compare slice by slice."""
     plt, fig = _figure(figsize=(9, 3 * len(volumes)))
     for r, (label, vol) in enumerate(volumes.items()):
         c = np.array(vol.shape) // 2
@@ -126,9 +129,10 @@ def plot_central_slices(volumes: dict[str, np.ndarray], pixel_size_A: float, pat
             ax.set_title(f"{label}: central {name} slice")
             ax.set_xticks([])
             ax.set_yticks([])
-    fig.suptitle(
-        f"maps (voxel {pixel_size_A:.3g} Å); the reconstruction lies in the recovered frame, "
-        "so it may be a global rotation of the reference",
-        fontsize=9,
+    frame = (
+        "the reconstruction registered onto the reference (evaluation only), same frame"
+        if registered
+        else "the reconstruction lies in the recovered frame, so it may be a global rotation of any reference"
     )
+    fig.suptitle(f"maps (voxel {pixel_size_A:.3g} Å); {frame}", fontsize=9)
     return _save(plt, fig, path)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig, TrainConfig
-from orirec.evaluate.metrics import distance_metrics, orientation_metrics
+from orirec.evaluate.metrics import distance_metrics, orientation_metrics, symmetric_reference
+from orirec.evaluate.report import REGISTERED_MAP
 from orirec.geometry import quat_distance, register_rotation
 from orirec.models import edge_distances, embed_images, load_checkpoint, load_model
 from orirec.pipeline.refine import UNREFINED, refine_step
@@ -299,7 +300,8 @@ def stage_evaluate(
     """Metrics of DESIGN §6 against the store's ground truth; FSC when the store holds a reference volume.
 
     The FSC against the reference uses the orientations registered to the ground truth by a global
-    rotation and handedness (evaluation only); the half-map FSC needs no ground truth.
+    rotation and handedness (evaluation only); that map, in the reference's frame, is written to
+    ``OUT/map_registered.mrc`` for the report. The half-map FSC needs no ground truth.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     s, idx, q = _images_and_orientations(store, orientations)
@@ -313,7 +315,8 @@ def stage_evaluate(
         idx0, q0 = read_orientations(unrefined)
         if np.array_equal(idx0, idx):
             before = orientation_metrics(q0, q_true, sym)
-            metrics.update({f"unrefined_{k}": before[k] for k in ("err_rot_median", "err_o4_median", "acc20")})
+            keys = ("err_rot_median", "err_o4_median", "acc10", "acc20")
+            metrics.update({f"unrefined_{k}": before[k] for k in keys})
     if graph is not None and Path(graph).is_file():
         g = np.load(graph)
         d_q = quat_distance(q_true[g["i"]], q_true[g["j"]])
@@ -321,16 +324,19 @@ def stage_evaluate(
         metrics.update({"dist_mae": dm["mae"], "dist_rmse": dm["rmse"]})
         write_json(out_dir / "distance_bins.json", dm)
     rc = reconstruct_cfg or ReconstructConfig()
+    (out_dir / REGISTERED_MAP).unlink(missing_ok=True)  # from an earlier evaluation: not these orientations
     if "volumes" in s.group and len(np.unique(s.protein[idx])) == 1:
         ref = reference_volume(s.group, int(s.protein[idx][0]))
         images = s.load_images(idx)
-        q_reg, _ = register_rotation(q, q_true)
+        q_reg, _ = register_rotation(q, symmetric_reference(q, q_true, sym))
         curves: dict[str, dict] = {}
         for label, qq in (("recovered", q_reg), ("true", q_true)):
             vol = reconstruct(images, qq, pad=rc.pad, wiener=rc.wiener)
             rep = fsc_report(vol, ref, s.pixel_size_A)
             metrics[f"fsc_ref_{label}_05_A"] = rep["fsc_05_A"]
             metrics[f"fsc_ref_{label}_0143_A"] = rep["fsc_0143_A"]
+            if label == "recovered":  # the map in the reference's frame, for the report's side-by-side slices
+                write_map(out_dir / REGISTERED_MAP, vol, s.pixel_size_A)
             curves[f"reference vs {label}"] = {"freq_per_A": rep["freq_per_A"], "curve": rep["curve"]}
         h1, h2 = reconstruct_half_maps(images, q, pad=rc.pad, wiener=rc.wiener, seed=rc.seed)
         half = fsc_report(h1, h2, s.pixel_size_A)
