@@ -165,7 +165,7 @@ def test_bad_store_and_config_errors(store_path, tmp_path):
     with pytest.raises(ValueError, match="corrupt.zarr"):
         train_loop_per_worker(base_config(corrupt, tmp_path))
     part = tmp_path / "partial.zarr"
-    create_store(part, 200, BOX, 2.0, shard_size=128).write_shard(0, images=np.zeros((128, BOX, BOX)))
+    create_store(part, 200, BOX, 2.0, shard_size=128).write_shard(0, images=np.ones((128, BOX, BOX)))
     with pytest.raises(ValueError, match="incomplete"):
         train_loop_per_worker(base_config(part, tmp_path))
     with pytest.raises(ValueError, match="unknown keys"):

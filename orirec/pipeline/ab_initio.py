@@ -14,7 +14,7 @@ from orirec.evaluate.estimators.ab_initio import CHECKPOINT, AbInitio
 from orirec.evaluate.estimators.base import EstimatorData
 from orirec.pipeline.refine import refine_step
 from orirec.store import open_store
-from orirec.store.orientations import write_orientations
+from orirec.store.orientations import source_image_names, write_orientations
 from orirec.structures.maps import write_map
 
 __all__ = ["CHECKPOINT", "stage_ab_initio"]
@@ -41,6 +41,9 @@ def stage_ab_initio(
     finished restarts go to ``OUT/ab_initio_checkpoint.npz`` as they end, so a rerun after an interruption
     resumes at the next restart (and one asking for more restarts runs only the new ones)."""
     s = open_store(store)
+    if protein is not None and int(protein) not in set(np.unique(s.protein).tolist()):
+        held = ", ".join(str(p) for p in np.unique(s.protein)[:20])
+        raise ValueError(f"{store}: no protein {protein}; the store holds protein(s) {held}")
     rows = np.arange(s.n_images) if protein is None else np.flatnonzero(s.protein == int(protein))
     rows = rows[: len(rows) if n is None else int(n)]
     if len(rows) < 10:
@@ -59,7 +62,7 @@ def stage_ab_initio(
         q, info = refine_step(refine, images, rows, q, s.pixel_size_A, out_dir, seed, refine_progress, s.max_shift_px)
         summary |= info
     write_orientations(out_dir / "orientations.csv", rows, q)
-    write_orientations(out_dir / "orientations.star", rows, q)
+    write_orientations(out_dir / "orientations.star", rows, q, source_image_names(s, rows, out_dir))
     summary["ab_initio_iterations"] = result.iterations
     summary["ab_initio_restart_scores"] = result.restart_scores
     summary["ab_initio_restarts_averaged_ids"] = result.members

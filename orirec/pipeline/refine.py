@@ -12,7 +12,7 @@ import numpy as np
 from orirec.config import RefineConfig
 from orirec.reconstruct.projection_matching import refine_projection_matching
 from orirec.store import open_store
-from orirec.store.orientations import read_orientations, write_orientations
+from orirec.store.orientations import read_orientations, source_image_names, write_orientations
 
 UNREFINED = "orientations_unrefined.csv"  # the recovery's orientations before refinement, beside orientations.csv
 CHECKPOINT = "refine_checkpoint.npz"
@@ -72,7 +72,7 @@ def stage_refine(
         raise ValueError(f"{orientations}: rows outside the store's {s.n_images} images ({store})")
     q, summary = refine_step(cfg, s.load_images(rows), rows, q, s.pixel_size_A, out_dir, seed, progress, s.max_shift_px)
     write_orientations(out_dir / "orientations.csv", rows, q)
-    write_orientations(out_dir / "orientations.star", rows, q)
+    write_orientations(out_dir / "orientations.star", rows, q, source_image_names(s, rows, out_dir))
     summary = {"n_images": len(rows), "source": str(orientations), **summary}
     (out_dir / "refine_result.json").write_text(json.dumps(summary, indent=2))
     return summary

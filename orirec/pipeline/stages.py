@@ -26,7 +26,7 @@ from orirec.recover.gauge import plan_inplane_copies, resolve_gauge
 from orirec.simulate.inplane import rotate_inplane
 from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store, reference_volume
-from orirec.store.orientations import read_orientations, write_orientations
+from orirec.store.orientations import read_orientations, source_image_names, write_orientations
 from orirec.structures.maps import write_map
 from orirec.train import train_loop_per_worker
 
@@ -264,7 +264,7 @@ def stage_recover(
     else:
         (out_dir / UNREFINED).unlink(missing_ok=True)  # from an earlier run with refinement: not these orientations
     write_orientations(out_dir / "orientations.csv", idx, q)
-    write_orientations(out_dir / "orientations.star", idx, q)
+    write_orientations(out_dir / "orientations.star", idx, q, source_image_names(s, idx, out_dir))
     among = (i < n) & (j < n)
     np.savez_compressed(out_dir / "graph.npz", indices=idx, i=i[among], j=j[among], d_p=d_p[among].astype(np.float32))
     summary["time_s"] = time.perf_counter() - t0

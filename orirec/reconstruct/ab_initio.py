@@ -19,6 +19,7 @@ given ``seed``.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from orirec.simulate.formation import apply_shifts
 from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
 
-__all__ = ["AbInitioResult", "ab_initio"]
+__all__ = ["AbInitioResult", "ab_initio", "check_particle_size", "estimate_particle_radius_A"]
 
 _SCORE_CHUNK = 512  # images scored against the whole grid at once
 
@@ -247,6 +248,32 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
         )
         progress(it + 1, iterations)
     return AbInitioResult(q, vol, shifts, box, px, history)
+
+
+#: apparent particle diameters (Å) outside this range point to a wrong pixel size: a macromolecule imaged for
+#: single-particle analysis spans more than ~20 Å and, short of the largest viruses, less than ~1,500 Å
+PLAUSIBLE_DIAMETER_A = (20.0, 1500.0)
+
+
+def check_particle_size(radius_A: float, pixel_size_A: float) -> str | None:
+    """A warning (also issued with :func:`warnings.warn`) when the particle's apparent diameter, ``2 × radius_A``
+    as read off the images at ``pixel_size_A`` (Å/px), is implausible for a macromolecule; None otherwise.
+
+    Ab initio's resolution schedule is absolute (30 → 20 Å): a stack whose header gives 1 Å/px instead of 6 Å/px
+    shows a 6× smaller particle, matched at a 6× coarser resolution than the schedule means, and its
+    orientations quietly lose accuracy.
+    """
+    lo, hi = PLAUSIBLE_DIAMETER_A
+    diameter = 2.0 * float(radius_A)
+    if lo <= diameter <= hi:
+        return None
+    msg = (
+        f"the particle looks {diameter:.0f} Å across at {pixel_size_A:g} Å/px (from the images' variance profile), "
+        f"outside the {lo:.0f}-{hi:.0f} Å of macromolecules: check the pixel size (--pixel-size at import); "
+        "ab initio's resolution schedule is in Å"
+    )
+    warnings.warn(msg, stacklevel=2)
+    return msg
 
 
 def estimate_particle_radius_A(images: np.ndarray, pixel_size_A: float, fraction: float = 0.1) -> float:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
-from orirec.reconstruct.ab_initio import ab_initio, estimate_particle_radius_A
+from orirec.reconstruct.ab_initio import ab_initio, check_particle_size, estimate_particle_radius_A
 
 __all__ = ["AbInitio"]
 
@@ -49,7 +49,9 @@ class AbInitio:
         images = data.phase_flipped_images()
         settings = dict(self.settings)
         if settings.get("particle_radius_A") is None:
-            settings["particle_radius_A"] = RADIUS_MARGIN * estimate_particle_radius_A(images, data.pixel_size_A)
+            seen_A = estimate_particle_radius_A(images, data.pixel_size_A)
+            check_particle_size(seen_A, data.pixel_size_A)
+            settings["particle_radius_A"] = RADIUS_MARGIN * seen_A
         result = ab_initio(
             images, data.pixel_size_A, max_shift_px=float(data.max_shift_px or 0.0), seed=self.seed,
             progress=self.progress, **settings,
