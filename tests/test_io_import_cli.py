@@ -5,12 +5,10 @@ import's options and the store's own angles."""
 import mrcfile
 import numpy as np
 import pytest
+from conftest import simulate_and_export
 from typer.testing import CliRunner
 
 from orirec.cli.app import app
-from orirec.config import SimulateConfig
-from orirec.pipeline.particles import export_particles
-from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store
 
 runner = CliRunner()
@@ -27,11 +25,7 @@ def one_line(res) -> str:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """A simulated store (30 images, 24 px, 3 Å) and its export exp/p.star + p.mrcs."""
-    root = tmp_path_factory.mktemp("imp")
-    cfg = SimulateConfig(inputs=["pseudo:3"], n_per_structure=30, box_px=24, pixel_size_A=3.0, shard_size=16)
-    simulate_to_store(cfg, root / "s.zarr")
-    export_particles(root / "s.zarr", root / "exp" / "p.star")
-    return root
+    return simulate_and_export(tmp_path_factory.mktemp("imp"), "pseudo:3")
 
 
 @pytest.mark.parametrize(

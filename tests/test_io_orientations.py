@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 import starfile
 import zarr
+from conftest import simulate_and_export
 from typer.testing import CliRunner
 
 from orirec.cli.app import app
-from orirec.config import SimulateConfig
 from orirec.geometry import quat_to_matrix
-from orirec.pipeline.particles import ImportOptions, export_particles, import_particles
-from orirec.simulate.to_store import simulate_to_store
+from orirec.pipeline.particles import ImportOptions, import_particles
 from orirec.store import open_store
 from orirec.store.relion import orientation_columns, write_star
 
@@ -30,10 +29,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     """A simulated store (30 images, 24 px, 3 Å), its export exp/p.star + p.mrcs, and the import i.zarr."""
-    root = tmp_path_factory.mktemp("orient")
-    cfg = SimulateConfig(inputs=["pseudo:1"], n_per_structure=30, box_px=24, pixel_size_A=3.0, shard_size=16)
-    simulate_to_store(cfg, root / "s.zarr")
-    export_particles(root / "s.zarr", root / "exp" / "p.star")
+    root = simulate_and_export(tmp_path_factory.mktemp("orient"), "pseudo:1")
     import_particles(root / "exp" / "p.star", root / "i.zarr", ImportOptions(normalize=False, shard_size=16))
     return root
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from orirec.config import PRESETS, RunConfig, deep_merge, load_yaml, validate
+from orirec.evaluate.report import HEADLINE
 
 #: (label, key in the evaluate metrics) of the numbers printed before refinement (the recovery's own).
 BEFORE_REFINEMENT = (
@@ -19,18 +20,8 @@ BEFORE_REFINEMENT = (
     ("acc10", "unrefined_acc10"),
     ("acc20", "unrefined_acc20"),
 )
-#: keys of the evaluate metrics printed after refinement (or for the recovery when refinement is off).
-AFTER_REFINEMENT = (
-    "err_o4_median",
-    "err_rot_median",
-    "err_dir_median",
-    "acc10",
-    "acc20",
-    "dist_mae",
-    "fsc_ref_recovered_05_A",
-    "fsc_ref_true_05_A",
-    "fsc_half_0143_A",
-)
+#: keys of the evaluate metrics printed after refinement (or for the recovery when refinement is off): the report's
+AFTER_REFINEMENT = HEADLINE
 
 
 def demo_config(
