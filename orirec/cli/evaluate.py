@@ -26,10 +26,9 @@ def evaluate(
     RELION refinement of imported particles: orirec evaluate p.zarr --orientations Refine3D/job019/run_data.star
     """
     from orirec.pipeline.stages import stage_evaluate
-    from orirec.store.orientations import orientations_csv
 
-    with user_errors(), orientations_csv(store, orientations) as csv:
-        res = stage_evaluate(store, csv, out, graph=graph)
+    with user_errors():
+        res = stage_evaluate(store, orientations, out, graph=graph)
     echo_table(f"metrics ({out / 'metrics.json'})", res)
 
 

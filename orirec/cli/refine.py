@@ -39,7 +39,6 @@ def refine(
     """
     from orirec.config import RefineConfig, validate
     from orirec.pipeline.refine import stage_refine
-    from orirec.store.orientations import orientations_csv
 
     with user_errors():
         cfg = validate(
@@ -47,8 +46,8 @@ def refine(
             {"rounds": rounds, "resolution_A": resolution, "box_px": box, "max_shift_px": max_shift},
             "command line",
         )
-        with orientations_csv(store, orientations) as csv, progress_bars(progress) as bars:
-            res = stage_refine(cfg, store, csv, out, seed=seed, progress=bars("refine"))
+        with progress_bars(progress) as bars:
+            res = stage_refine(cfg, store, orientations, out, seed=seed, progress=bars("refine"))
     echo_table(
         f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, (int, float))}
     )

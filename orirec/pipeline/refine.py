@@ -62,12 +62,12 @@ def refine_step(
 def stage_refine(
     cfg: RefineConfig, store: Path, orientations: Path, out_dir: Path, seed: int = 0, progress=None
 ) -> dict[str, Any]:
-    """Refine the orientations (an orirec CSV of store rows) of a store's images; writes
+    """Refine the orientations (an orirec CSV of store rows, or a STAR file mapped to them) of a store's images; writes
     ``OUT/orientations.{csv,star}``, ``OUT/orientations_unrefined.csv`` and ``OUT/refine_result.json``."""
     if cfg.rounds < 1:
         raise ValueError("refine: rounds must be at least 1")
     s = open_store(store)
-    rows, q = read_orientations(orientations)
+    rows, q = read_orientations(orientations, s)
     if rows.min() < 0 or rows.max() >= s.n_images:
         raise ValueError(f"{orientations}: rows outside the store's {s.n_images} images ({store})")
     q, summary = refine_step(cfg, s.load_images(rows), rows, q, s.pixel_size_A, out_dir, seed, progress, s.max_shift_px)

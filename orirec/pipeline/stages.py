@@ -273,8 +273,10 @@ def stage_recover(
 
 
 def _images_and_orientations(store: Path, orientations: Path):
+    """The store, and the rows and quaternions of an orientation file of its images (orirec CSV, or a STAR file
+    whose rows map to the store's, RELION's own included)."""
     s = open_store(store)
-    idx, q = read_orientations(orientations)
+    idx, q = read_orientations(orientations, s)
     if idx.min() < 0 or idx.max() >= s.n_images:
         raise ValueError(f"{orientations}: indices outside the store's {s.n_images} images")
     return s, idx, q
