@@ -126,7 +126,10 @@ def plot_central_slices(
         for k, (sl, name) in enumerate(((vol[c[0]], "z"), (vol[:, c[1]], "y"), (vol[:, :, c[2]], "x"))):
             ax = fig.add_subplot(len(volumes), 3, 3 * r + k + 1)
             ax.imshow(sl, cmap="gray", origin="lower")
-            ax.set_title(f"{label}: central {name} slice")
+            if r == 0:
+                ax.set_title(f"central {name} slice")
+            if k == 0:
+                ax.set_ylabel(label)
             ax.set_xticks([])
             ax.set_yticks([])
     frame = (
