@@ -84,10 +84,9 @@ def sample_ctf(cfg: SimulateConfig, n: int) -> np.ndarray | None:
 def resolve_backend(cfg: SimulateConfig) -> SimulateConfig:
     """``cfg`` with a concrete projector: ``auto`` is nufft on a CPU device when finufft imports, else torch.
 
-    Raises ValueError for a device that is not there (a CUDA device without a CUDA GPU) or a nufft backend that
-    cannot run (finufft missing, or a GPU device).
+    Raises ValueError for a nufft backend that cannot run (finufft missing, or a GPU device). The resolution does
+    not need the device to be there (a CPU machine resolves a GPU run's settings); :func:`check_device` does.
     """
-    check_device(cfg.device)
     backend = cfg.backend
     on_cpu = torch.device(cfg.device).type == "cpu"
     if backend == "auto":

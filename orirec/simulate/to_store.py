@@ -29,7 +29,7 @@ from orirec.config import SimulateConfig
 from orirec.geometry import symmetry_name
 from orirec.simulate.astra_projector import astra_gpu_available
 from orirec.simulate.formation import background_radius_px
-from orirec.simulate.shards import ShardSimulator, resolve_backend, shard_memory_bytes
+from orirec.simulate.shards import ShardSimulator, check_device, resolve_backend, shard_memory_bytes
 from orirec.store import StoreWriter, create_store, writer_to_resume
 from orirec.store.lock import store_lock
 from orirec.store.safety import check_fits_in_memory, check_fits_on_disk, store_attrs, store_state
@@ -180,6 +180,7 @@ def simulate_to_store(
     (:mod:`orirec.store.safety`).
     """
     out = Path(out)
+    check_device(cfg.device)  # before anything is written: a missing GPU is a one-line error, not a half-made store
     cfg = resolve_backend(cfg)  # the store records (and a resume checks) the projector that made it
     if cfg.backend == "astra" and not astra_gpu_available():
         raise ValueError("backend astra: ASTRA's 3D projector needs a CUDA GPU, and astra.use_cuda() is False here")
