@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from torch import nn
 from orirec.models.encoder import EncoderBase, embedding_distance_np
 from orirec.models.registry import model_from_config
 
-__all__ = ["edge_distances", "embed_images", "load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = ["check_image_size", "edge_distances", "embed_images", "load_checkpoint", "load_model", "save_checkpoint"]
 
 FORMAT = "orirec-siamese-checkpoint-v1"
 
@@ -62,9 +63,14 @@ def save_checkpoint(
         "extra": _plain(extra),
     }
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)  # in memory first: torch reports a failed file write as "unexpected pos ..."
     try:
-        torch.save(payload, tmp)
+        with open(tmp, "wb") as f:
+            f.write(buffer.getbuffer())
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a read-only folder: name the checkpoint, not the temporary file
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -103,6 +109,13 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     model.to(map_location).eval()
     meta = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
     return model, meta
+
+
+def check_image_size(model: nn.Module, checkpoint: str | os.PathLike, box_px: int, store: str | os.PathLike) -> None:
+    """ValueError unless the model (loaded from ``checkpoint``) takes the ``box_px`` images of ``store``."""
+    expects = getattr(_unwrap(model), "in_size", None)
+    if expects is not None and int(expects) != int(box_px):
+        raise ValueError(f"model {checkpoint} expects {int(expects)} px images, store {store} holds {int(box_px)} px")
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from orirec.evaluate.metrics import distance_metrics, orientation_metrics, symme
 from orirec.evaluate.report import REGISTERED_MAP
 from orirec.geometry import quat_distance, register_rotation
 from orirec.models import edge_distances, embed_images, load_checkpoint, load_model
+from orirec.models.checkpoint import check_image_size
 from orirec.pipeline.refine import UNREFINED, refine_step
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
@@ -223,6 +224,7 @@ def stage_recover(
     else:
         nodes = images
     model, _meta = load_model(checkpoint)
+    check_image_size(model, checkpoint, s.box_px, store)
     check_pair_model(cfg, model)
     emb = embed_images(model, nodes)
     t_embed = time.perf_counter() - t0
