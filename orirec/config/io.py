@@ -38,7 +38,9 @@ def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a YAML text file (not UTF-8: byte {e.start})") from None
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):

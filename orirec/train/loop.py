@@ -48,6 +48,7 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -183,6 +184,37 @@ def _resolve(config: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+#: config keys a resumed run may change: how long and where it runs, not what it learns from or how (the model
+#: is compared on its built config)
+RESUMABLE_CHANGES = set(
+    "epochs patience resume init_from report progress num_threads num_workers device out_dir model".split()
+)
+
+
+def _check_resume(last_path: Path, saved: dict[str, Any] | None, cfg: dict[str, Any]) -> None:
+    """ValueError naming what differs when ``cfg`` asks to resume a run recorded (``saved``) with another store
+    or other hyper-parameters (checkpoints that recorded no config are not checked)."""
+    if not saved:
+        return
+    plain = lambda v: json.loads(json.dumps(v, default=str))  # noqa: E731 - as the checkpoint stored it
+    differ = []
+    for key in sorted(set(saved) | set(cfg)):
+        if key in RESUMABLE_CHANGES or key not in saved or key not in cfg:
+            continue
+        was, now = saved[key], plain(cfg[key])
+        if key == "store":
+            same = Path(str(was)).resolve() == Path(str(now)).resolve()
+        else:
+            same = was == now
+        if not same:
+            differ.append(f"{key} {was} (now {now})")
+    if differ:
+        raise ValueError(
+            f"resume: {last_path} was trained with {'; '.join(differ)}; resume with the same store and "
+            "settings, or train into another --out"
+        )
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Train the Siamese distance network; see the module docstring for the config keys.
 
@@ -263,6 +295,7 @@ def _train_loop(config: dict[str, Any]) -> dict[str, Any]:
     best_mae, best_epoch, start_epoch = math.inf, 0, 0
     if cfg["resume"] and last_path.is_file():
         ck = load_checkpoint(last_path)
+        _check_resume(last_path, (ck.get("extra") or {}).get("config"), cfg)
         if ck["model_config"] != model_config:
             raise ValueError(f"resume: {last_path} holds model {ck['model_config']}, the config asks {model_config}")
         model.load_state_dict(ck["state_dict"])
