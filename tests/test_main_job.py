@@ -115,3 +115,12 @@ def test_ab_initio_warns_when_the_pixel_size_makes_the_particle_implausible(tmp_
     assert check_particle_size(radius_true, 6.0) is None  # the right pixel size: silent
     with pytest.warns(UserWarning, match="check the pixel size"):
         assert check_particle_size(estimate_particle_radius_A(images, 1.0), 1.0)  # a 1 Å/px header on 6 Å data
+
+
+def test_a_binary_orientation_file_is_named_as_such(tmp_path):
+    from orirec.store.orientations import read_orientations
+
+    path = tmp_path / "orientations.csv"
+    path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8)))
+    with pytest.raises(ValueError, match=r"orientations.csv: not an orirec orientation CSV \(binary data\)"):
+        read_orientations(path)

@@ -72,7 +72,8 @@ def read_orientations(path: str | Path, store=None) -> tuple[np.ndarray, np.ndar
         return _read_csv(path)
     if first.startswith(("data_", "#")) or path.suffix.lower() == ".star":
         return _read_star(path, store)
-    raise ValueError(f"{path}: not an orirec orientation CSV (header {first[:60]!r}) nor a STAR file")
+    seen = f"header {first[:60]!r}" if first.isprintable() else "binary data"
+    raise ValueError(f"{path}: not an orirec orientation CSV ({seen}) nor a STAR file")
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
