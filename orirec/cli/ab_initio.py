@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, progress_bars, user_errors
+from orirec.cli.common import (
+    TRACK_HELP,
+    TRACKING_URI_HELP,
+    echo_table,
+    log_outcome,
+    make_tracker,
+    progress_bars,
+    tracked_run,
+    tracking_done,
+    user_errors,
+)
 
 
 def ab_initio(
@@ -38,6 +48,9 @@ def ab_initio(
     refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
     seed: Annotated[int, typer.Option(help="seed of the random starts and draws (and of the half-map split)")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP)] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-ab-initio",
 ) -> None:
     """Orientations without a trained model: one map pooled from all the images, refined from random starts.
 
@@ -57,9 +70,12 @@ def ab_initio(
     Example: orirec ab-initio test.zarr --protein 19 --out runs/ab-initio --refine-rounds 4
 
     Then: orirec evaluate test.zarr --orientations runs/ab-initio/orientations.csv
+
+    Tracked in MLflow (OUT/mlflow.db, or $MLFLOW_TRACKING_URI, or --tracking-uri) unless --no-track.
     """
     from orirec.config import RefineConfig, validate
     from orirec.pipeline.ab_initio import stage_ab_initio
+    from orirec.store import open_store
 
     with user_errors():
         if iterations < 1 or restarts < 1 or (n is not None and n < 10) or not 0 < resolution <= 30:
@@ -68,9 +84,17 @@ def ab_initio(
         settings = {"iterations": iterations, "restarts": restarts, "particle_radius_A": particle_radius}
         settings |= {"consensus": consensus}
         settings |= {"resolution_end_A": resolution}
-        with progress_bars(progress) as bars:
+        open_store(store)  # a bad store or --out fails here, before any MLflow run
+        out.mkdir(parents=True, exist_ok=True)
+        tracker = make_tracker(track, tracking_uri, experiment, out)
+        params = {**settings, "refine": refine.model_dump(mode="json"), "store": str(store), "protein": protein,
+                  "n": n, "seed": seed}  # fmt: skip
+        with tracked_run(tracker, f"ab-initio-{out.name}", params), progress_bars(progress) as bars:
             res = stage_ab_initio(
                 store, out, protein=protein, n=n, settings=settings, refine=refine, seed=seed,
                 progress=bars("ab initio"), refine_progress=bars("refine"),
             )  # fmt: skip
+            files = ("orientations.csv", "orientations.star", "ab_initio_result.json", "ab_initio_map.mrc")
+            log_outcome(tracker, res, tuple(out / f for f in files))
     echo_table(f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, int | float)})
+    tracking_done(tracker)

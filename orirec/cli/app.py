@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from orirec.cli.ab_initio import ab_initio
@@ -26,6 +28,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="show MLflow's own INFO and WARNING lines (hidden by default)")
+    ] = False,
+) -> None:
+    """orirec: recover the 3D orientations of cryo-EM projections from learned distances."""
+    from orirec.tracking import set_verbose
+
+    set_verbose(verbose)
+
+
 for fn in (simulate, train, recover, refine, reconstruct, evaluate, demo, run, launch, report):
     app.command()(fn)
 app.command(name="import")(import_particles)

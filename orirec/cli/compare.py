@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import console, user_errors
+from orirec.cli.common import TRACK_HELP, TRACKING_URI_HELP, console, make_tracker, tracking_done, user_errors
 
 
 def compare(
@@ -62,8 +62,8 @@ def compare(
     refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
     seed: Annotated[int, typer.Option(help="seed of every random step")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("compare"),
-    track: Annotated[bool, typer.Option(help="log to MLflow (sqlite in OUT unless --tracking-uri)")] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+    track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP)] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
 ) -> None:
     """Compare orientation estimators on the same images: err_o4, err_rot, err_dir, acc@10/20, R², FSC, time.
 
@@ -79,7 +79,6 @@ def compare(
     from orirec.evaluate.estimators import EstimatorOptions
     from orirec.pipeline.compare import compare_estimators, markdown_table
     from orirec.pipeline.compare_proteins import PROTEIN_COLUMNS, compare_proteins
-    from orirec.tracking import Tracker
 
     with user_errors():
         names = [s.strip() for s in estimators.split(",") if s.strip()] if estimators else None
@@ -106,17 +105,20 @@ def compare(
             "command line",
         )
         proteins = _proteins(store, protein)
-        tracker = Tracker(track, tracking_uri, "orirec-compare", out)
+        tracker = make_tracker(track, tracking_uri, "orirec-compare", out)
         kw = dict(model=model, train_store=train_store, n=n, n_train=n_train, options=opts, recover_cfg=rcfg,
-                  tracker=tracker, log=lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip
+                  tracker=tracker,
+                  log=lambda line: console.print(line, highlight=False, markup=False, emoji=False))  # fmt: skip
         if proteins is not None and len(proteins) > 1:
             rows = compare_proteins(store, out, proteins, names, **kw)
             typer.echo(markdown_table(rows, PROTEIN_COLUMNS))
             typer.echo(f"\n(written to {out / 'proteins.md'}, proteins.csv, proteins.json)")
+            tracking_done(tracker)
             return
         rows = compare_estimators(store, out, names, protein=None if proteins is None else proteins[0], **kw)
     typer.echo(markdown_table(rows))
     typer.echo(f"\n(written to {out / 'compare.md'}, compare.csv, compare.json)")
+    tracking_done(tracker)
 
 
 def _proteins(store: Path, spec: str | None) -> list[int] | None:

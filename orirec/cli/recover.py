@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import console, echo_table, progress_bars, user_errors
+from orirec.cli.common import (
+    TRACK_HELP,
+    TRACKING_URI_HELP,
+    echo_table,
+    log_outcome,
+    make_tracker,
+    print_line,
+    progress_bars,
+    tracked_run,
+    tracking_done,
+    user_errors,
+)
 
 
 @contextlib.contextmanager
@@ -21,7 +32,7 @@ def _failed_rounds() -> Iterator[None]:
     try:
         yield
     except RecoveryRoundError as e:
-        console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        print_line("[bold red]error:[/]", str(e))
         raise typer.Exit(1) from None
 
 
@@ -54,6 +65,9 @@ def recover(
         int, typer.Option(help="rounds of projection-matching refinement after recovery (4: the whole schedule)")
     ] = 0,
     refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
+    track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP + "; not with --oracle")] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-recover",
 ) -> None:
     """Recover orientations; writes OUT/orientations.csv, OUT/orientations.star and OUT/graph.npz.
 
@@ -66,10 +80,14 @@ def recover(
     Refined by projection matching (gold-standard halves, 4 rounds): add --refine-rounds 4
 
     Partitioned on 2 Ray actors: orirec recover --oracle --n 10000 --graph knn --partitions 4 --num-workers 2
+
+    Tracked in MLflow (OUT/mlflow.db, or $MLFLOW_TRACKING_URI, or --tracking-uri) unless --no-track.
     """
     from orirec.config import RecoverConfig, validate
     from orirec.pipeline.stages import stage_recover
+    from orirec.store import open_store
 
+    tracker = make_tracker(track, tracking_uri, experiment, out)
     with user_errors(), _failed_rounds():
         cfg = validate(
             RecoverConfig,
@@ -97,7 +115,11 @@ def recover(
             from orirec.config import ReconstructConfig
             from orirec.pipeline.particles import ImportOptions, recover_particles
 
-            with progress_bars(progress) as bars:
+            if not particles.is_file():
+                raise FileNotFoundError(f"{particles}: no such particles STAR file (--particles)")
+            out.mkdir(parents=True, exist_ok=True)
+            params = {**cfg.model_dump(mode="json"), "particles": str(particles), "model": str(model)}
+            with tracked_run(tracker, f"recover-{out.name}", params), progress_bars(progress) as bars:
                 res = recover_particles(
                     cfg,
                     ReconstructConfig(),
@@ -109,14 +131,22 @@ def recover(
                     gauge_progress=bars("gauge"),
                     refine_progress=bars("refine"),
                 )
+                log_outcome(tracker, res, (out / "particles.star", out / "recover_result.json"))
             echo_table(f"particles {res['star']}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))})
+            tracking_done(tracker)
             return
         if store is None or model is None:
             raise ValueError("recover needs STORE and --model (or --oracle)")
         if not model.is_file():
             raise FileNotFoundError(f"{model}: no such model checkpoint")
-        with progress_bars(progress) as bars:
+        open_store(store)  # a bad store or --out fails here, before any MLflow run
+        out.mkdir(parents=True, exist_ok=True)
+        params = {**cfg.model_dump(mode="json"), "store": str(store), "model": str(model)}
+        with tracked_run(tracker, f"recover-{out.name}", params), progress_bars(progress) as bars:
             res = stage_recover(cfg, store, model, out, bars("recover"), bars("gauge"), bars("refine"))
+            files = ("orientations.csv", "orientations.star", "recover_result.json")
+            log_outcome(tracker, res, tuple(out / f for f in files))
     echo_table(
         f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))}
     )
+    tracking_done(tracker)

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, progress_bars, user_errors
+from orirec.cli.common import (
+    TRACK_HELP,
+    TRACKING_URI_HELP,
+    echo_table,
+    log_outcome,
+    make_tracker,
+    progress_bars,
+    tracked_run,
+    tracking_done,
+    user_errors,
+)
 
 
 def refine(
@@ -24,6 +34,9 @@ def refine(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the split into half-maps")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP)] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-refine",
 ) -> None:
     """Refine orientations by local projection matching against gold-standard half-maps (no ground truth).
 
@@ -36,9 +49,12 @@ def refine(
     Example: orirec refine runs/demo/projections.zarr runs/demo/recover/orientations.csv --out runs/demo/refine
 
     Then: orirec evaluate runs/demo/projections.zarr --orientations runs/demo/refine/orientations.csv
+
+    Tracked in MLflow (OUT/mlflow.db, or $MLFLOW_TRACKING_URI, or --tracking-uri) unless --no-track.
     """
     from orirec.config import RefineConfig, validate
     from orirec.pipeline.refine import stage_refine
+    from orirec.store import open_store
 
     with user_errors():
         cfg = validate(
@@ -46,8 +62,17 @@ def refine(
             {"rounds": rounds, "resolution_A": resolution, "box_px": box, "max_shift_px": max_shift},
             "command line",
         )
-        with progress_bars(progress) as bars:
+        open_store(store)  # a bad store or orientation file, or --out, fails here, before any MLflow run
+        if not orientations.is_file():
+            raise FileNotFoundError(f"{orientations}: no such orientation file")
+        out.mkdir(parents=True, exist_ok=True)
+        tracker = make_tracker(track, tracking_uri, experiment, out)
+        params = {**cfg.model_dump(mode="json"), "store": str(store), "orientations": str(orientations), "seed": seed}
+        with tracked_run(tracker, f"refine-{out.name}", params), progress_bars(progress) as bars:
             res = stage_refine(cfg, store, orientations, out, seed=seed, progress=bars("refine"))
+            files = ("orientations.csv", "orientations.star", "refine_result.json")
+            log_outcome(tracker, res, tuple(out / f for f in files))
     echo_table(
         f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, (int, float))}
     )
+    tracking_done(tracker)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from orirec.cli.common import echo_table, user_errors
+from orirec.cli.common import echo_table, make_tracker, tracking_done, user_errors
 
 #: defaults of the command line when no --config file is given
 _CLI_DEFAULTS: dict[str, Any] = {
@@ -47,22 +47,28 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
-    track: Annotated[bool, typer.Option(help="log params, metrics, model and plots to MLflow")] = False,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI; default sqlite:///OUT/mlflow.db")] = None,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="log params, metrics, model and plots to MLflow")
+    ] = True,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow URI; default $MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db")
+    ] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-train",
 ) -> None:
     """Train the Siamese distance network; the best checkpoint is OUT/checkpoints/best.pt.
 
     Example: orirec train runs/demo/projections.zarr --epochs 12 --out runs/mytrain
 
-    With the best config of a sweep, on 2 Ray Train workers, tracked in MLflow:
-    orirec train s.zarr --config runs/tune/best_config.yaml --num-workers 2 --track
+    Tracked in MLflow by default (OUT/mlflow.db, or $MLFLOW_TRACKING_URI, or --tracking-uri; --no-track: off).
+    With the best config of a sweep, on 2 Ray Train workers:
+    orirec train s.zarr --config runs/tune/best_config.yaml --num-workers 2
 
     Fine-tuning (e.g. a noiseless model on noisy images of the same protein):
     orirec train noisy.zarr --init-from runs/clean/checkpoints/best.pt --out runs/noisy
     """
     from orirec.config import TrainConfig, deep_merge, load_yaml, validate
     from orirec.pipeline.stages import stage_train
+    from orirec.store import open_store
 
     given = {
         "epochs": epochs,
@@ -83,20 +89,23 @@ def train(
             cfg = load_yaml(config, TrainConfig, overrides)
         else:
             cfg = validate(TrainConfig, deep_merge(_CLI_DEFAULTS, overrides), "command line")
+        open_store(store)  # a missing or bad store fails here, before any folder or MLflow run is made
+        out.mkdir(parents=True, exist_ok=True)  # a read-only or file --out too
         if track:
-            res = _tracked(cfg, store, out, resume, progress, tracking_uri, experiment)
+            tracker = make_tracker(True, tracking_uri, experiment, out)
+            res = _tracked(cfg, store, out, resume, progress, tracker)
         else:
             res = stage_train(cfg, store, out, resume=resume, progress=progress)
     echo_table(f"trained {out}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))})
+    if track:
+        tracking_done(tracker)
 
 
-def _tracked(cfg, store: Path, out: Path, resume: bool, progress: bool, uri: str | None, experiment: str) -> dict:
+def _tracked(cfg, store: Path, out: Path, resume: bool, progress: bool, tracker) -> dict:
     """stage_train inside one MLflow run: params, per-epoch metrics, the model (with signature) and plots."""
     from orirec.pipeline.stages import stage_train
-    from orirec.tracking import Tracker
     from orirec.tracking.train_logging import log_trained_model
 
-    tracker = Tracker(True, uri, experiment, out)
     tracker.enable_system_metrics()
     live = cfg.num_workers == 1  # Ray workers report to Ray; their history is logged from the checkpoint after
     with tracker.run(f"train-{out.name}", tags={"store": str(store)}):
@@ -114,5 +123,6 @@ def _tracked(cfg, store: Path, out: Path, resume: bool, progress: bool, uri: str
         per_epoch = set((res.get("history") or [{}])[-1])
         tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float)) and k not in per_epoch})
         res["model_uri"] = log_trained_model(tracker, res["checkpoint"], store)
-    res["tracking_uri"] = tracker.uri
+    if tracker.failed is None:
+        res["tracking_uri"] = tracker.uri
     return res

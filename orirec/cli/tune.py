@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, user_errors
+from orirec.cli.common import TRACKING_URI_HELP, echo_table, make_tracker, tracking_done, user_errors
 
 
 def tune(
@@ -22,8 +22,10 @@ def tune(
     workers_per_trial: Annotated[int, typer.Option(help="Ray Train workers (1 CPU each) per trial")] = 1,
     max_concurrent: Annotated[int | None, typer.Option(help="trials at a time (default: CPUs / workers)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the sampling and of every trial")] = 0,
-    track: Annotated[bool, typer.Option(help="log the sweep to MLflow (parent run + a child per trial)")] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow URI; default sqlite:///OUT/mlflow.db")] = None,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="log the sweep to MLflow (parent run + a child per trial)")
+    ] = True,
+    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-tune",
 ) -> None:
     """Sweep architecture and optimizer settings with ASHA on the validation MAE; OUT/best_config.yaml is the
@@ -33,7 +35,6 @@ def tune(
     """
     from orirec.config import TrainConfig, dump_yaml, load_yaml, validate
     from orirec.distributed.tune import load_search_space, run_sweep
-    from orirec.tracking import Tracker
     from orirec.tracking.train_logging import log_sweep
 
     with user_errors():
@@ -49,7 +50,7 @@ def tune(
         best_row = {k: v for k, v in sweep["best"].items() if k != "history"}
         trials = [{k: v for k, v in t.items() if k != "history"} for t in sweep["trials"]]
         (out / "sweep.json").write_text(json.dumps({"best": best_row, "trials": trials}, indent=2, default=str))
-        tracker = Tracker(track, tracking_uri, experiment, out)
+        tracker = make_tracker(track, tracking_uri, experiment, out)
         log_sweep(tracker, sweep, space_spec, best_path, store)
     best = sweep["best"]
     rows = {
@@ -65,3 +66,4 @@ def tune(
             "best config": str(best_path),
         },
     )
+    tracking_done(tracker)
