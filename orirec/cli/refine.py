@@ -62,6 +62,8 @@ def refine(
             {"rounds": rounds, "resolution_A": resolution, "box_px": box, "max_shift_px": max_shift},
             "command line",
         )
+        if rounds < 1:
+            raise ValueError(f"--rounds must be at least 1, got {rounds}")
         open_store(store)  # a bad store or orientation file, or --out, fails here, before any MLflow run
         if not orientations.is_file():
             raise FileNotFoundError(f"{orientations}: no such orientation file")
