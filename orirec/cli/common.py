@@ -31,6 +31,8 @@ def error_line(e: BaseException) -> str:
             if file is not None:
                 return f"{file}: a file where a folder is expected" + (f" ({path})" if file != Path(path) else "")
         return f"{path}: {problem}"
+    if isinstance(e, OSError) and e.strerror and not e.args[2:]:  # "[Errno 28] No space left on device"
+        return e.strerror[:1].lower() + e.strerror[1:]
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
 
