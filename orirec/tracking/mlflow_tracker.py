@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 #: seconds to wait for an http(s) tracking server to accept a connection before tracking is turned off
 PROBE_TIMEOUT_S = 3.0
 #: MLflow's HTTP settings while tracking (unless set in the environment): no retries, a short timeout
-HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
 
 _verbose = False
 #: (message, module) regexes of the warnings silenced: MLflow's own, and its notes on the pickle format of a
@@ -121,6 +121,7 @@ class Tracker:
         self.experiment = experiment
         self.run_dir = Path(run_dir)
         self.failed: str | None = None
+        self._started = False  # whether a run was started (a failure then leaves it incomplete)
         self._warn = warn or _stderr
         self._mlflow = None
         self._stack = contextlib.ExitStack()
@@ -131,7 +132,8 @@ class Tracker:
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             where = redact(self.uri)
             self._warn(f"MLflow tracking at {where} failed, continuing without it: {type(exc).__name__}: {why}")
-            self.failed = f"this run was not tracked in MLflow ({where}: {type(exc).__name__}: {why})"
+            what = "was tracked in MLflow only up to the failure" if self._started else "was not tracked in MLflow"
+            self.failed = f"this run {what} ({where}: {type(exc).__name__}: {why})"
         self.enabled = False
 
     @contextlib.contextmanager
@@ -179,6 +181,7 @@ class Tracker:
         if self.enabled:
             with self._guard():
                 run_id = self._client().start_run(run_name=name, nested=nested, tags=tags).info.run_id
+                self._started = True
         if run_id is None:
             yield None
             return
