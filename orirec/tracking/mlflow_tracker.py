@@ -97,7 +97,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 class Tracker:
