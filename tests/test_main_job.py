@@ -124,3 +124,17 @@ def test_a_binary_orientation_file_is_named_as_such(tmp_path):
     path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8)))
     with pytest.raises(ValueError, match=r"orientations.csv: not an orirec orientation CSV \(binary data\)"):
         read_orientations(path)
+
+
+def test_demo_with_mlflow_unreachable_finishes_and_says_it_was_not_tracked(tmp_path):
+    from typer.testing import CliRunner
+
+    from orirec.cli.app import app
+
+    out = tmp_path / "run"
+    args = ["demo", "--preset", "tiny", "--out", str(out), "--no-progress", "--set", "tracking.uri=http://127.0.0.1:9",
+            "--set", "recover.refine.rounds=0"]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "evaluate" / "metrics.json").is_file()  # the work went on
+    assert "not tracked" in " ".join(res.output.split()) and "Traceback" not in res.output

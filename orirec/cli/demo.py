@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, progress_bars, user_errors
+from orirec.cli.common import echo_table, progress_bars, user_errors, warn
 
 
 def echo_run_summary(run_dir: Path, res: dict) -> None:
@@ -26,6 +26,8 @@ def echo_run_summary(run_dir: Path, res: dict) -> None:
         typer.echo(f"report: {res['report']['html']}")
     if res.get("tracking_uri"):
         typer.echo(f"MLflow run {res['mlflow_run_id']} at {res['tracking_uri']}")
+    if res.get("tracking_failed"):
+        warn(res["tracking_failed"])
 
 
 def demo(

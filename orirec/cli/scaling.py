@@ -61,7 +61,7 @@ def scaling(
             rows = run_scaling(
                 train_store, test_store, out, cfg, n, val_store=val_store, images_per_protein=images_per_protein,
                 recover_proteins=recover_proteins or None, recover_steps=recover_steps, seed=seed, tracker=tracker,
-                say=lambda line: console.print(line, highlight=False, markup=False), progress=progress,
+                say=lambda line: console.print(line, highlight=False, markup=False, emoji=False), progress=progress,
                 protein_progress=make("test proteins"),
             )  # fmt: skip
     typer.echo(markdown_table(rows, TABLE))

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from orirec.cli.common import console, echo_table, progress_bars, user_errors
+from orirec.cli.common import echo_table, print_line, progress_bars, user_errors
 
 
 def simulate(
@@ -146,7 +145,7 @@ def simulate(
                     cfg, out, overwrite=overwrite, progress=bars("simulate"), split=split, num_workers=num_workers
                 )
         except ShardsFailedError as e:  # a killed worker: not the user's fault, but one clear line and exit 1
-            console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False)
+            print_line("[bold red]error:[/]", str(e))
             raise typer.Exit(1) from None
     echo_table(f"store {out}", res)
 

@@ -141,7 +141,8 @@ def run_all(
         tracker.log_metrics({"total_time_s": time.perf_counter() - t0})
     out["total_time_s"] = time.perf_counter() - t0
     out["mlflow_run_id"] = parent_id
-    out["tracking_uri"] = tracker.uri if spec.tracking.enabled else None
+    out["tracking_uri"] = tracker.uri if spec.tracking.enabled and tracker.failed is None else None
+    out["tracking_failed"] = tracker.failed  # MLflow failed and the run went on untracked: say so at the end
     return out
 
 
