@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
+from _meta import run_meta
 
 from orirec.config import RecoverConfig
 from orirec.pipeline.oracle import oracle_recover
 
 KEYS = ("n", "n_edges", "distance_noise_rad", "time_recover_s", "time_gauge_s", "time_total_s", "err_o4_median",
-        "err_rot_median", "err_dir_median", "acc10")
+        "err_rot_median", "err_dir_median", "acc10")  # fmt: skip
 
 
 def main() -> None:
@@ -32,6 +32,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/recover_oracle.json"))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    meta = {**run_meta(), "threads": a.threads}
     rows = []
     plan = [(n, 0.0) for n in a.sizes] + [(a.noise_n, s) for s in a.noise if s > 0]
     for n, sigma in plan:
@@ -42,7 +43,6 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.processor() or platform.machine(), "threads": a.threads, "torch": torch.__version__}
     a.out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 
