@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from orirec.cli.common import (
-    TRACK_HELP,
-    TRACKING_URI_HELP,
+    TrackFlag,
+    TrackingUri,
     echo_table,
     log_outcome,
     make_tracker,
@@ -48,8 +48,8 @@ def ab_initio(
     refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
     seed: Annotated[int, typer.Option(help="seed of the random starts and draws (and of the half-map split)")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP)] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    track: TrackFlag = True,
+    tracking_uri: TrackingUri = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-ab-initio",
 ) -> None:
     """Orientations without a trained model: one map pooled from all the images, refined from random starts.

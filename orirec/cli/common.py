@@ -7,7 +7,7 @@ import contextlib
 import errno
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -69,6 +69,9 @@ def make_tracker(track: bool, uri: str | None, experiment: str, out: Path) -> An
 #: the MLflow options of every command that trains, recovers, refines, runs ab initio or compares
 TRACK_HELP = "log to MLflow (default: OUT/mlflow.db, or $MLFLOW_TRACKING_URI)"
 TRACKING_URI_HELP = "MLflow tracking URI; default $MLFLOW_TRACKING_URI, else sqlite:///OUT/mlflow.db"
+#: the ``--track/--no-track`` and ``--tracking-uri`` options of every command that tracks its run
+TrackFlag = Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP)]
+TrackingUri = Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)]
 
 
 @contextlib.contextmanager

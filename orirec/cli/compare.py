@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import TRACK_HELP, TRACKING_URI_HELP, console, make_tracker, tracking_done, user_errors
+from orirec.cli.common import TrackFlag, TrackingUri, console, make_tracker, tracking_done, user_errors
 
 
 def compare(
@@ -62,8 +62,8 @@ def compare(
     refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
     seed: Annotated[int, typer.Option(help="seed of every random step")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("compare"),
-    track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP)] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    track: TrackFlag = True,
+    tracking_uri: TrackingUri = None,
 ) -> None:
     """Compare orientation estimators on the same images: err_o4, err_rot, err_dir, acc@10/20, R², FSC, time.
 

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from orirec.cli.common import (
-    TRACK_HELP,
-    TRACKING_URI_HELP,
+    TrackFlag,
+    TrackingUri,
     echo_table,
     log_outcome,
     make_tracker,
@@ -34,8 +34,8 @@ def refine(
     ] = None,
     seed: Annotated[int, typer.Option(help="seed of the split into half-maps")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP)] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    track: TrackFlag = True,
+    tracking_uri: TrackingUri = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-refine",
 ) -> None:
     """Refine orientations by local projection matching against gold-standard half-maps (no ground truth).

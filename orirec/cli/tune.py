@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import TRACKING_URI_HELP, echo_table, make_tracker, tracking_done, user_errors
+from orirec.cli.common import TrackingUri, echo_table, make_tracker, tracking_done, user_errors
 
 
 def tune(
@@ -25,7 +25,7 @@ def tune(
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="log the sweep to MLflow (parent run + a child per trial)")
     ] = True,
-    tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
+    tracking_uri: TrackingUri = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-tune",
 ) -> None:
     """Sweep architecture and optimizer settings with ASHA on the validation MAE; OUT/best_config.yaml is the
