@@ -74,7 +74,7 @@ def ab_initio(
     *,
     iterations: int = 40,
     resolution_start_A: float = 30.0,
-    resolution_end_A: float = 20.0,  # 15 Å: better on some σ² 16 test proteins, worse on others (README)
+    resolution_end_A: float = 20.0,  # 15 Å: better on some σ² 16 test proteins, worse on others (docs)
     step_deg: float = 15.0,
     sharpness_start: float = 1.0,
     sharpness_end: float = 30.0,
