@@ -47,7 +47,6 @@ def reconstruct(
     from orirec.config import ReconstructConfig, validate
     from orirec.pipeline.particles import ImportOptions, reconstruct_particles
     from orirec.pipeline.stages import stage_reconstruct
-    from orirec.store.orientations import orientations_csv
 
     with user_errors():
         cfg = validate(ReconstructConfig, {"pad": pad}, "command line")
@@ -60,6 +59,5 @@ def reconstruct(
         else:
             if opts != ImportOptions():
                 raise ValueError(f"{store}: import options (--box, --pixel-size, --no-normalize, ...) apply to a STAR")
-            with orientations_csv(store, orientations) as csv:
-                res = stage_reconstruct(cfg, store, csv, out)
+            res = stage_reconstruct(cfg, store, orientations, out)
     echo_table("reconstruction", res)

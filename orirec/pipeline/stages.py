@@ -27,7 +27,7 @@ from orirec.recover.gauge import plan_inplane_copies, resolve_gauge
 from orirec.simulate.inplane import rotate_inplane
 from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store, reference_volume
-from orirec.store.orientations import read_orientations, source_image_names, write_orientations
+from orirec.store.orientations import read_orientations, source_image_names, store_orientations, write_orientations
 from orirec.structures.maps import write_map
 from orirec.train import train_loop_per_worker
 
@@ -274,18 +274,19 @@ def stage_recover(
     return summary
 
 
-def _images_and_orientations(store: Path, orientations: Path):
+def _images_and_orientations(store: Path, orientations: Path | None):
     """The store, and the rows and quaternions of an orientation file of its images (orirec CSV, or a STAR file
-    whose rows map to the store's, RELION's own included)."""
+    whose rows map to the store's, RELION's own included); None: every image at the store's own angles."""
     s = open_store(store)
-    idx, q = read_orientations(orientations, s)
+    idx, q = store_orientations(s) if orientations is None else read_orientations(orientations, s)
     if idx.min() < 0 or idx.max() >= s.n_images:
         raise ValueError(f"{orientations}: indices outside the store's {s.n_images} images")
     return s, idx, q
 
 
-def stage_reconstruct(cfg: ReconstructConfig, store: Path, orientations: Path, out_map: Path) -> dict:
-    """Reconstruct a map (MRC, the store's pixel size) from the store's images at the given orientations."""
+def stage_reconstruct(cfg: ReconstructConfig, store: Path, orientations: Path | None, out_map: Path) -> dict:
+    """Reconstruct a map (MRC, the store's pixel size) from the store's images at the given orientations (None: the
+    store's own angles)."""
     t0 = time.perf_counter()
     s, idx, q = _images_and_orientations(store, orientations)
     vol = reconstruct(s.load_images(idx), q, pad=cfg.pad, wiener=cfg.wiener)

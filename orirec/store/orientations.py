@@ -13,10 +13,8 @@ A STAR row is matched to a store row by its ``rlnImageName``:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -240,31 +238,13 @@ def source_image_names(store, rows: np.ndarray, folder: str | Path | None = None
     return [f"{slice_of_row[r] + 1:06d}@{paths[stack_of_row[r]]}" for r in rows]
 
 
-@contextlib.contextmanager
-def orientations_csv(store: str | Path, orientations: str | Path | None = None) -> Iterator[Path]:
-    """An orirec CSV of ``store`` rows for the stages that read one: ``orientations`` itself when it is one; else
-    a temporary CSV of the rows a STAR maps to; of the store's own quaternions when ``orientations`` is None
-    (refused when the store does not know them all)."""
-    if orientations is not None and _is_csv(Path(orientations)):
-        yield Path(orientations)
-        return
+def store_orientations(store) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, quaternions)`` of every image of ``store`` at the angles the store itself holds; refused (naming the
+    first row) when the store does not know them all."""
     s = _open(store)
-    if orientations is None:
-        rows, q = np.arange(s.n_images), s.quaternions
-        unknown = ~np.isfinite(q).all(axis=1)
-        if unknown.any():
-            i = int(np.flatnonzero(unknown)[0])
-            raise ValueError(f"{store}: row {i + 1} has no orientation in the store; give --orientations")
-    else:
-        rows, q = read_orientations(orientations, s)
-    with tempfile.TemporaryDirectory(prefix="orirec-orient-") as tmp:
-        path = Path(tmp) / "orientations.csv"
-        write_orientations(path, rows, q)
-        yield path
-
-
-def _is_csv(path: Path) -> bool:
-    if not path.is_file():
-        return False
-    with open(path, errors="replace") as f:
-        return f.readline().strip() == CSV_HEADER
+    q = s.quaternions
+    unknown = ~np.isfinite(q).all(axis=1)
+    if unknown.any():
+        i = int(np.flatnonzero(unknown)[0])
+        raise ValueError(f"{s.path}: row {i + 1} has no orientation in the store; give --orientations")
+    return np.arange(s.n_images), q
