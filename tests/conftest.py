@@ -40,16 +40,3 @@ def _ray_shut_down_after_each_test():
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
         ray.shutdown()
-
-
-def simulate_and_export(root: Path, source: str = "pseudo:1") -> Path:
-    """A simulated store ``root/s.zarr`` (30 images of ``source``, 24 px, 3 Å) and its export ``root/exp/p.star``
-    + ``p.mrcs``; returns ``root``."""
-    from orirec.config import SimulateConfig
-    from orirec.pipeline.particles import export_particles
-    from orirec.simulate.to_store import simulate_to_store
-
-    cfg = SimulateConfig(inputs=[source], n_per_structure=30, box_px=24, pixel_size_A=3.0, shard_size=16)
-    simulate_to_store(cfg, root / "s.zarr")
-    export_particles(root / "s.zarr", root / "exp" / "p.star")
-    return root

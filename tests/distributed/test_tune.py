@@ -10,7 +10,7 @@ import pytest
 from orirec.config import TrainConfig, load_yaml
 from orirec.distributed.tune import load_search_space, loop_config_for, to_nested
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _space(tmp_path, text):

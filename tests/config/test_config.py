@@ -47,6 +47,6 @@ def test_parse_set():
 def test_shipped_demo_pipeline_is_the_small_preset():
     from pathlib import Path
 
-    cfg = load_yaml(Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml", RunConfig)
+    cfg = load_yaml(Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml", RunConfig)
     expected = preset("small")
     assert cfg.simulate == expected.simulate and cfg.train == expected.train and cfg.recover == expected.recover

@@ -8,25 +8,14 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from synthetic import blob_projections
 
-from orirec.geometry import quat_to_matrix, uniform_quaternions
+from orirec.geometry import uniform_quaternions
 from orirec.models import build_model, embed_images, load_model
 from orirec.store import create_store
 from orirec.train import PairData, split_by_image, train_loop_per_worker
 
 BOX, PER_PROTEIN = 20, 150
-
-
-def blob_projections(q: np.ndarray, box: int, seed: int) -> np.ndarray:
-    """Projections (N, box, box) of five 3D Gaussian blobs rotated by q (a protein per seed)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.uniform(-0.35, 0.35, (5, 3)) * box
-    weights, widths = rng.uniform(0.5, 1.5, 5), rng.uniform(1.5, 3.0, 5)
-    p = np.einsum("nij,kj->nki", quat_to_matrix(q), centres)
-    ax = np.arange(box) - box // 2
-    gx = np.exp(-((ax[None, None, :] - p[..., 0:1]) ** 2) / (2 * widths[:, None] ** 2))
-    gy = np.exp(-((ax[None, None, :] - p[..., 1:2]) ** 2) / (2 * widths[:, None] ** 2))
-    return np.einsum("k,nky,nkx->nyx", weights, gy, gx).astype(np.float32)
 
 
 def synthetic_arrays(n_proteins: int = 2):

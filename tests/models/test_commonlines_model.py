@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_pair_model import short_run, store_path  # noqa: F401 - store_path: two blob 'proteins' (fixture)
-from test_train import blob_projections
+from synthetic import blob_projections, short_run
 
 from orirec.config import ModelConfig, RecoverConfig
 from orirec.geometry import uniform_quaternions

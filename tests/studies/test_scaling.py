@@ -158,7 +158,7 @@ def test_shipped_scaling_budgets_are_valid_train_configs(name, family):
 
     from orirec.config import load_yaml
 
-    cfg = load_yaml(Path(__file__).resolve().parents[1] / "pipelines" / name, TrainConfig)
+    cfg = load_yaml(Path(__file__).resolve().parents[2] / "pipelines" / name, TrainConfig)
     assert cfg.on_the_fly and cfg.augment.ctf and cfg.proteins is None and cfg.model.family == family
     if name == "scaling-train.yaml":  # the shipped file is the command's default
         from orirec.pipeline.scaling import DEFAULT_TRAIN

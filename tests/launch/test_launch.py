@@ -24,7 +24,7 @@ from orirec.config import PRESETS
 from orirec.launch.kuberay import RAY_VERSION, LaunchOptions, render_rayjob
 from orirec.launch.submit import ray_entrypoint, relative_pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT.parent / "shared" / "schemas" / "kuberay"
 VENV_BIN = Path(sys.executable).parent
 CLUSTER_ARGS = ["--storage", "s3://orirec-runs/runs", "--tracking-uri", "http://mlflow.mlflow.svc:5000"]

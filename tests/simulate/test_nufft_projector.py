@@ -56,7 +56,7 @@ def test_agrees_with_trilinear_projector_and_its_axis_conventions(protein):
     nufft = NufftProjector(vol).project(q).numpy()
     assert max(_rel(a, b) for a, b in zip(nufft, trilinear, strict=True)) < 0.01
     # 90° rotations about each axis and the identity: exact slices of the grid, where the trilinear projector
-    # without its gridding correction is exact too (tests/test_projector.py pins those to explicit sums).
+    # without its gridding correction is exact too (tests/simulate/test_projector.py pins those to explicit sums).
     rng = np.random.default_rng(1)
     cube = np.zeros((16, 16, 16), np.float32)
     cube[2:15, 2:15, 2:15] = rng.random((13, 13, 13))

@@ -14,7 +14,7 @@ from orirec.pipeline.per_protein import chance_err_rot_deg
 from orirec.pipeline.run import run_all
 from orirec.structures.maps import read_map
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The tiny preset with enough training to learn the embedded pseudo-protein in about a minute on 2 cores: the
 # same 120 Å field as the demo at 32 px, the demo's encoder, 2,000 images, 300 recovered with the demo's steps

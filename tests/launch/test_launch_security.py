@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from orirec.cli.app import app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "type", "stringData"}
 AWS_KEY, AWS_SECRET = "AKIAEXAMPLEKEY", "wJalrXUtnFEMIK7MDENG"
 MLFLOW_PASSWORD, SIGNATURE = "hunter2pw", "deadbeefsig"

@@ -5,7 +5,7 @@ import's options and the store's own angles."""
 import mrcfile
 import numpy as np
 import pytest
-from conftest import simulate_and_export
+from synthetic import simulate_and_export
 from typer.testing import CliRunner
 
 from orirec.cli.app import app

@@ -6,50 +6,17 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_train import blob_projections  # five rotated Gaussian blobs per 'protein'
+from synthetic import blob_projections, short_run  # five rotated Gaussian blobs per 'protein'
 
 from orirec.config import ModelConfig, RecoverConfig
 from orirec.geometry import uniform_quaternions
 from orirec.models import PairNet, build_model, edge_distances, embed_images, load_model, save_checkpoint
 from orirec.pipeline.stages import pair_graph, stage_recover
-from orirec.store import create_store
 from orirec.train import train_loop_per_worker
 from orirec.train.steps import all_pairs_loss, make_loss
 
 BOX, PER_PROTEIN = 20, 64
 SMALL = {"family": "pair", "preset": "tiny", "n_angles": 16, "pair_batch": 64}
-
-
-@pytest.fixture(scope="module")
-def store_path(tmp_path_factory):
-    """Two blob 'proteins', PER_PROTEIN images each, BOX px, in one store."""
-    q = uniform_quaternions(2 * PER_PROTEIN, seed=5)
-    protein = np.repeat(np.arange(2, dtype=np.int32), PER_PROTEIN)
-    images = np.concatenate([blob_projections(q[protein == p], BOX, seed=p) for p in range(2)])
-    path = tmp_path_factory.mktemp("pair_store") / "proj.zarr"
-    w = create_store(
-        path, len(images), BOX, 2.0, shard_size=len(images), attrs={"proteins": [{"id": "a"}, {"id": "b"}]}
-    )
-    w.write_shard(0, images=images, quaternions=q, protein=protein)
-    w.finalize()
-    return path
-
-
-def short_run(store, out_dir, model: dict) -> dict:
-    """A 6-epoch training config (32-image batches, adam 3e-3, seed 3) for a pair-distance family on ``store``."""
-    return {
-        "store": str(store),
-        "out_dir": str(out_dir),
-        "model": model,
-        "epochs": 6,
-        "batch_size": 32,
-        "pairs_per_epoch": 768,
-        "val_pairs": 64,
-        "val_fraction": 0.2,
-        "optimizer": "adam",
-        "lr": 3e-3,
-        "seed": 3,
-    }
 
 
 @pytest.fixture(scope="module")

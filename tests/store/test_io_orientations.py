@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import starfile
 import zarr
-from conftest import simulate_and_export
+from synthetic import simulate_and_export
 from typer.testing import CliRunner
 
 from orirec.cli.app import app

@@ -15,7 +15,7 @@ from orirec.config import RunConfig, load_yaml
 from orirec.pipeline.run import run_all
 from orirec.pipeline.spec import ALL_STAGES, PipelineSpec, done_path, load_pipeline, stage_hashes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PIPELINES = [
     ROOT / "pipelines" / f
     for f in ("demo.yaml", "paper-5j0n.yaml", "paper-5j0n-s16.yaml", "5j0n-cpu.yaml", "multi-protein.yaml")
