@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 from orirec.geometry import common_line_error
+from orirec.imaging.ctf import ctf_from_params, phase_flip
+from orirec.imaging.formation import apply_shifts
 from orirec.models import build_model
-from orirec.simulate.ctf import ctf_from_params, phase_flip
-from orirec.simulate.formation import apply_shifts
 from orirec.simulate.projector import project
 from orirec.store import open_store
 from orirec.store.reader import reference_volume

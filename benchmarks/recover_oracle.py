@@ -15,7 +15,7 @@ import torch
 from _meta import run_meta
 
 from orirec.config import RecoverConfig
-from orirec.pipeline.oracle import oracle_recover
+from orirec.studies.oracle import oracle_recover
 
 KEYS = ("n", "n_edges", "distance_noise_rad", "time_recover_s", "time_gauge_s", "time_total_s", "err_o4_median",
         "err_rot_median", "err_dir_median", "acc10")  # fmt: skip

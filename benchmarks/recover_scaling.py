@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from orirec.config import RecoverConfig
-from orirec.pipeline.oracle import oracle_recover
+from orirec.studies.oracle import oracle_recover
 
 KEYS = ("n", "n_edges", "partitions", "num_workers", "time_graph_s", "time_recover_s", "time_gauge_s",
         "time_total_s", "l_or", "err_o4_median", "err_rot_median", "err_dir_median", "acc10")  # fmt: skip

@@ -1,4 +1,4 @@
-"""Projection-matching refinement after recovery (``orirec.reconstruct.projection_matching``): the error against the
+"""Projection-matching refinement after recovery (``orirec.estimators.projection_matching``): the error against the
 ground truth after every round, and the time per round.
 
 The refinement itself reads no ground truth; this benchmark reads it only to score each round. It runs
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
+from orirec.estimators.projection_matching import DEFAULT_SCHEDULE, refine_projection_matching
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.reconstruct.projection_matching import DEFAULT_SCHEDULE, refine_projection_matching
 from orirec.store import open_store
 from orirec.store.orientations import read_orientations
 

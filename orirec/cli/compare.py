@@ -76,9 +76,9 @@ def compare(
     --estimators siamese,euclidean,oracle,regress-6d --out runs/compare
     """
     from orirec.config import RecoverConfig, validate
-    from orirec.evaluate.estimators import EstimatorOptions
-    from orirec.pipeline.compare import compare_estimators, markdown_table
-    from orirec.pipeline.compare_proteins import PROTEIN_COLUMNS, compare_proteins
+    from orirec.estimators import EstimatorOptions
+    from orirec.studies.compare import compare_estimators, markdown_table
+    from orirec.studies.compare_proteins import PROTEIN_COLUMNS, compare_proteins
 
     with user_errors():
         names = [s.strip() for s in estimators.split(",") if s.strip()] if estimators else None

@@ -97,7 +97,7 @@ def recover(
             "command line",
         )
         if oracle:
-            from orirec.pipeline.oracle import oracle_recover
+            from orirec.studies.oracle import oracle_recover
 
             for name, value in (("--distance-noise", distance_noise), ("--embedding-noise", embedding_noise)):
                 if not (math.isfinite(value) and value >= 0):

@@ -25,7 +25,7 @@ __all__ = ["PolarEncoder", "polar_grid", "polar_grid_at", "polar_spectrum"]
 def polar_grid(size_px: int, n_radii: int, n_angles: int) -> torch.Tensor:
     """``grid_sample`` grid (1, n_radii, n_angles, 2) of polar samples of a (size, size) image about its
     centre pixel ``size // 2``: radius ``r_k = k · (size/2 − 1) / (n_radii − 1)`` px, angle ``θ_m = 2π m / n_angles``
-    counter-clockwise from +x (the sense of :func:`orirec.simulate.inplane.rotate_inplane`)."""
+    counter-clockwise from +x (the sense of :func:`orirec.imaging.inplane.rotate_inplane`)."""
     return polar_grid_at(size_px, torch.linspace(0.0, size_px / 2 - 1, n_radii, dtype=torch.float64), n_angles)
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from orirec.config import RefineConfig
-from orirec.evaluate.estimators.ab_initio import CHECKPOINT, AbInitio
-from orirec.evaluate.estimators.base import EstimatorData
+from orirec.estimators.ab_initio.estimator import CHECKPOINT, AbInitio
+from orirec.estimators.base import EstimatorData
 from orirec.pipeline.refine import refine_step
 from orirec.store import open_store
 from orirec.store.orientations import source_image_names, write_orientations
@@ -33,7 +33,7 @@ def stage_ab_initio(
     refine_progress=None,
 ) -> dict[str, Any]:
     """Ab initio orientations of the first ``n`` images of ``store`` (of ``protein``, a store index, if given);
-    ``settings`` go to :func:`~orirec.reconstruct.ab_initio.ab_initio` (iterations, restarts, particle_radius_A,
+    ``settings`` go to :func:`~orirec.estimators.ab_initio.search.ab_initio` (iterations, restarts, particle_radius_A,
     …). With ``refine.rounds`` > 0 the result is then refined by projection matching. ``progress`` and
     ``refine_progress`` are ``(done, total)`` callbacks. Writes
     ``OUT/orientations.{csv,star}`` (the ab initio ones also as ``orientations_unrefined.csv`` when refined),

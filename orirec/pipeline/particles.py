@@ -26,10 +26,10 @@ import numpy as np
 import zarr
 
 from orirec.config import ReconstructConfig, RecoverConfig
+from orirec.imaging.ctf import ctf_from_params, phase_flip
+from orirec.imaging.formation import apply_shifts, normalize_background
+from orirec.imaging.resize import fourier_resize, window
 from orirec.pipeline.stages import stage_reconstruct, stage_recover
-from orirec.simulate.ctf import ctf_from_params, phase_flip
-from orirec.simulate.formation import apply_shifts, normalize_background
-from orirec.simulate.inplane import fourier_downsample
 from orirec.store import create_store, open_store, reference_volume, writer_to_resume
 from orirec.store.export import export_store
 from orirec.store.lock import locks_store
@@ -80,33 +80,6 @@ class ImportOptions:
                 raise ValueError(f"{option} must be an integer >= 1, got {value}")
         if self.shard_size % min(self.chunk_size, self.shard_size):
             raise ValueError(f"--shard-size {self.shard_size} must be a multiple of the chunk size {self.chunk_size}")
-
-
-def fourier_resize(images: np.ndarray, size_px: int) -> np.ndarray:
-    """Crop or zero-pad the centred 2D spectrum of (B, L, L) images to ``size_px`` (pixel values' scale kept)."""
-    L = images.shape[-1]
-    if size_px == L:
-        return np.asarray(images, dtype=np.float32)
-    if size_px < L:
-        return fourier_downsample(images, size_px)
-    f = np.fft.fftshift(np.fft.fft2(np.asarray(images, dtype=np.float64)), axes=(-2, -1))
-    out = np.zeros((*images.shape[:-2], size_px, size_px), dtype=np.complex128)
-    lo = size_px // 2 - L // 2
-    out[..., lo : lo + L, lo : lo + L] = f
-    img = np.fft.ifft2(np.fft.ifftshift(out, axes=(-2, -1))).real * (size_px / L) ** 2
-    return img.astype(np.float32)
-
-
-def window(images: np.ndarray, box_px: int) -> np.ndarray:
-    """Centred real-space crop or zero-pad of (B, L, L) images to ``box_px`` (centre pixel ``L // 2`` kept)."""
-    L = images.shape[-1]
-    if box_px == L:
-        return images
-    out = np.zeros((images.shape[0], box_px, box_px), dtype=np.float32)
-    src, dst = max(0, L // 2 - box_px // 2), max(0, box_px // 2 - L // 2)
-    n = min(L, box_px)
-    out[:, dst : dst + n, dst : dst + n] = images[:, src : src + n, src : src + n]
-    return out
 
 
 def _normalize(img: np.ndarray, radius_px: float, table: ParticleTable, rows: np.ndarray) -> np.ndarray:
@@ -352,12 +325,10 @@ def export_particles(store: Path, star: Path, maps: bool = True, overwrite: bool
 __all__ = [
     "ImportOptions",
     "export_particles",
-    "fourier_resize",
     "import_particles",
     "check_memory",
     "recover_particles",
     "reconstruct_particles",
     "stack_digest",
-    "window",
     "write_recovered_star",
 ]

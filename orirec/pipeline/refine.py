@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from orirec.config import RefineConfig
-from orirec.reconstruct.projection_matching import refine_projection_matching
+from orirec.estimators.projection_matching import refine_projection_matching
 from orirec.store import open_store
 from orirec.store.orientations import read_orientations, source_image_names, write_orientations
 

@@ -17,6 +17,7 @@ from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig, Trai
 from orirec.evaluate.metrics import distance_metrics, orientation_metrics, symmetric_reference
 from orirec.evaluate.report import REGISTERED_MAP
 from orirec.geometry import quat_distance, register_rotation
+from orirec.imaging.inplane import rotate_inplane
 from orirec.models import edge_distances, embed_images, load_checkpoint, load_model
 from orirec.models.checkpoint import check_image_size
 from orirec.pipeline.refine import UNREFINED, refine_step
@@ -24,7 +25,6 @@ from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
 from orirec.recover import full_graph, knn_graph, recover_orientations
 from orirec.recover.gauge import plan_inplane_copies, resolve_gauge
-from orirec.simulate.inplane import rotate_inplane
 from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store, reference_volume
 from orirec.store.orientations import read_orientations, source_image_names, store_orientations, write_orientations

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from orirec.estimators.projection_matching import MaskedNCC
+from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import reconstruct
-from orirec.reconstruct.projection_matching import MaskedNCC
-from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
 
 __all__ = ["crossval_reprojection_score", "prepare_consistency_images"]

@@ -5,8 +5,8 @@ from .api import RecoveryResult, recover_from_matrix, recover_orientations
 from .blocks import LocalBlockRunner, RecoveryRoundError, recover_partitioned
 from .graph import distance_weights, full_graph, knn_graph, validate_distances
 from .partition import balanced_kmeans, split_graph
-from .refine import l_or_value, refine, torch_quat_distance
 from .spectral import gram_embedding, procrustes_rotations, spectral_init
+from .sphere import l_or_value, refine, torch_quat_distance
 
 __all__ = [
     "LocalBlockRunner",

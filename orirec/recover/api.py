@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .graph import validate_distances, validate_graph, validate_weights
-from .refine import refine
 from .spectral import spectral_init
+from .sphere import refine
 
 
 @dataclass

@@ -29,8 +29,8 @@ from orirec.store.atomic import save_npz_atomic
 from .api import RecoveryResult
 from .graph import validate_graph, validate_weights
 from .partition import split_graph
-from .refine import l_or_value, refine
 from .spectral import spectral_init
+from .sphere import l_or_value, refine
 
 
 class RecoveryRoundError(RuntimeError):

@@ -1,22 +1,8 @@
-"""Layer 2 simulation: Fourier-slice projection, shifts, noise (DESIGN §2 conventions)."""
+"""Layer 2 simulation: projectors (Fourier-slice, NUFFT, ASTRA) and simulation into a store (DESIGN §2 conventions).
 
-from orirec.simulate.formation import (
-    add_noise,
-    apply_shifts,
-    inscribed_disk,
-    sample_shifts,
-    snr_disk,
-    snr_frame,
-)
+Image-batch operations (CTF, shifts, noise, filters) live in :mod:`orirec.imaging`.
+"""
+
 from orirec.simulate.projector import FourierSliceProjector, project
 
-__all__ = [
-    "FourierSliceProjector",
-    "add_noise",
-    "apply_shifts",
-    "inscribed_disk",
-    "project",
-    "sample_shifts",
-    "snr_disk",
-    "snr_frame",
-]
+__all__ = ["FourierSliceProjector", "project"]

@@ -14,9 +14,9 @@ import torch
 
 from orirec.config import SimulateConfig
 from orirec.geometry import preferred_quaternions, uniform_euler_quaternions, uniform_quaternions
-from orirec.simulate.ctf import sample_ctf_params
-from orirec.simulate.filters import apply_formation
-from orirec.simulate.formation import (
+from orirec.imaging.ctf import sample_ctf_params
+from orirec.imaging.filters import apply_formation
+from orirec.imaging.formation import (
     add_noise,
     background_radius_px,
     draw_shift_components,

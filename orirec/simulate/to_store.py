@@ -27,8 +27,8 @@ import numpy as np
 
 from orirec.config import SimulateConfig
 from orirec.geometry import symmetry_name
+from orirec.imaging.formation import background_radius_px
 from orirec.simulate.astra_projector import astra_gpu_available
-from orirec.simulate.formation import background_radius_px
 from orirec.simulate.shards import ShardSimulator, check_device, resolve_backend, shard_memory_bytes
 from orirec.store import StoreWriter, create_store, writer_to_resume
 from orirec.store.lock import store_lock

@@ -1,7 +1,7 @@
 """RELION particle files: read and validate a particles STAR (+ optics table), memory-mapped ``.mrcs`` stacks,
 and STAR writing shared by every orirec writer.
 
-Conventions (checked against RELION in ``tests/test_relion_io.py``):
+Conventions (checked against RELION in ``tests/store/test_relion_io.py``):
 
 - ``rlnImageName`` is ``index@stack.mrcs`` (index 1-based); a relative stack path is resolved against the
   STAR file's folder first, then against the current folder (RELION's project folder).

@@ -1,7 +1,7 @@
 """Training-time augmentations of image batches (DESIGN §1.1), seeded per step.
 
 - ``rotate``: in-plane rotation of each image by α uniform on [0, 2π). The projection of orientation q
-  rotated in-plane by α (counter-clockwise, :func:`orirec.simulate.inplane.rotate_inplane`) is the
+  rotated in-plane by α (counter-clockwise, :func:`orirec.imaging.inplane.rotate_inplane`) is the
   projection of ``z(α)·q``, so the quaternion is replaced by ``z(α)·q`` and every d_q of the step is
   recomputed from the new quaternions (all-pairs training).
 - ``shift_px``: sub-pixel shift, uniform in ±shift_px per axis (px; Fourier phase ramp, periodic).
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from orirec.geometry import canonicalize, multiply
+from orirec.imaging.formation import apply_shifts
+from orirec.imaging.inplane import rotate_inplane
 from orirec.recover.gauge import z_rotation_quaternions
-from orirec.simulate.formation import apply_shifts
-from orirec.simulate.inplane import rotate_inplane
 
 __all__ = [
     "DEFAULT_AUGMENT",

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from orirec.geometry import canonicalize, multiply, uniform_quaternions
-from orirec.simulate.ctf import sample_ctf_params
-from orirec.simulate.filters import apply_formation
-from orirec.simulate.formation import add_noise
+from orirec.imaging.ctf import sample_ctf_params
+from orirec.imaging.filters import apply_formation
+from orirec.imaging.formation import add_noise
 from orirec.simulate.nufft_projector import cpu_projector_factory
 from orirec.simulate.volume_cache import ProjectorCache
 from orirec.store import ProjectionStore

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from orirec.estimators.ab_initio.search import ab_initio, estimate_particle_radius_A
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import global_rotation_grid, quat_distance, uniform_quaternions
-from orirec.reconstruct.ab_initio import ab_initio, estimate_particle_radius_A
-from orirec.simulate.formation import apply_shifts
+from orirec.imaging.formation import apply_shifts
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
 
@@ -95,7 +95,7 @@ def test_ab_initio_refuses_bad_input():
 
 
 def test_checkpoint_resumes_finished_restarts(particle, tmp_path, monkeypatch):
-    import orirec.reconstruct.ab_initio as mod
+    import orirec.estimators.ab_initio.search as mod
 
     images = particle[0][:60]
     kw = SETTINGS | {"iterations": 3, "max_shift_px": 1.0}

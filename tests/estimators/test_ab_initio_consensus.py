@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from orirec.estimators.ab_initio.consensus import combine_restarts, restart_disagreement
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import matrix_to_quat, multiply, quat_to_matrix, uniform_quaternions
-from orirec.reconstruct.ab_initio_consensus import combine_restarts, restart_disagreement
 
 J = np.diag([1.0, 1.0, -1.0])
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from orirec.evaluate.estimators import (
+from orirec.estimators import (
     DistanceEstimator,
     EstimatorData,
     EstimatorOptions,
@@ -93,7 +93,7 @@ def test_regression_accepts_subvolumes():
 
 
 def test_aspire_missing_is_a_clear_error():
-    from orirec.evaluate.estimators import aspire_cl
+    from orirec.estimators import aspire_cl
 
     if aspire_cl.aspire_available():
         pytest.skip("aspire is installed")
@@ -104,9 +104,9 @@ def test_aspire_missing_is_a_clear_error():
 def test_aspire_gets_phase_flipped_images_when_the_ctf_is_known(monkeypatch):
     """With CTF parameters the images reach ASPIRE multiplied by sign(CTF); without, unchanged (no ASPIRE run:
     its matrix estimate is replaced by a recorder)."""
-    from orirec.evaluate.estimators import aspire_cl
-    from orirec.evaluate.estimators.base import EstimatorData
-    from orirec.simulate.ctf import ctf_from_params, phase_flip, sample_ctf_params
+    from orirec.estimators import aspire_cl
+    from orirec.estimators.base import EstimatorData
+    from orirec.imaging.ctf import ctf_from_params, phase_flip, sample_ctf_params
 
     monkeypatch.setattr(aspire_cl, "aspire_available", lambda: True)
     seen = []
@@ -128,7 +128,7 @@ def test_aspire_adapter_convention_on_clean_images():
     a global rotation + handedness only, clean images of an asymmetric pseudo-protein give small err_rot
     (without the transpose: ≈ 83° here, while err_o4 stays ≈ 3.5°)."""
     pytest.importorskip("aspire", reason="needs `pip install orirec[aspire]`")
-    from orirec.evaluate.estimators import aspire_cl
+    from orirec.estimators import aspire_cl
 
     vol, _ = load_volume("pseudo:0", 32, 4.0)
     q = uniform_quaternions(40, seed=1)

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from orirec.estimators.projection_matching import MaskedNCC, best_shifts, matching_box, refine_projection_matching
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import local_rotation_grid, multiply, quat_distance, uniform_quaternions
-from orirec.reconstruct.projection_matching import MaskedNCC, best_shifts, matching_box, refine_projection_matching
-from orirec.simulate.formation import apply_shifts
+from orirec.imaging.formation import apply_shifts
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
 
@@ -50,7 +50,7 @@ def test_masked_ncc_ignores_gain_and_offset():
 
 def test_config_default_schedule_is_the_library_default():
     from orirec.config import RefineConfig
-    from orirec.reconstruct.projection_matching import DEFAULT_SCHEDULE
+    from orirec.estimators.projection_matching import DEFAULT_SCHEDULE
 
     assert RefineConfig().schedule_deg == DEFAULT_SCHEDULE
 

@@ -10,7 +10,7 @@ from orirec.geometry import (
     sample_vmf_directions,
     viewing_direction,
 )
-from orirec.simulate.formation import draw_shift_components
+from orirec.imaging.formation import draw_shift_components
 
 
 def _mean_resultant_length(kappa: float) -> float:

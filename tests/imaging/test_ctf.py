@@ -1,4 +1,4 @@
-"""Tests of orirec.simulate.ctf: wavelength, CTF model and conventions, application, sampling."""
+"""Tests of orirec.imaging.ctf: wavelength, CTF model and conventions, application, sampling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from orirec.simulate.ctf import (
+from orirec.imaging.ctf import (
     apply_ctf,
     ctf_2d,
     ctf_from_params,

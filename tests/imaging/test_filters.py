@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from orirec.simulate import apply_shifts
-from orirec.simulate.ctf import apply_ctf, ctf_from_params, sample_ctf_params
-from orirec.simulate.filters import apply_formation
+from orirec.imaging.ctf import apply_ctf, ctf_from_params, sample_ctf_params
+from orirec.imaging.filters import apply_formation
+from orirec.imaging.formation import apply_shifts
 
 L, PX = 32, 2.0
 

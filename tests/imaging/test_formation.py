@@ -6,7 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orirec.simulate import add_noise, apply_shifts, inscribed_disk, sample_shifts, snr_disk, snr_frame
+from orirec.imaging.formation import add_noise, apply_shifts, inscribed_disk, sample_shifts, snr_disk, snr_frame
 
 
 def _bandlimited(n, L, seed):

@@ -3,8 +3,9 @@
 import numpy as np
 
 from orirec.geometry import multiply, uniform_quaternions
+from orirec.imaging.inplane import rotate_inplane
+from orirec.imaging.resize import fourier_downsample
 from orirec.recover.gauge import z_rotation_quaternions
-from orirec.simulate.inplane import fourier_downsample, rotate_inplane
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
 

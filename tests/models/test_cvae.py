@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from orirec.evaluate.estimators import EstimatorData, EstimatorOptions, TrainingData, make_estimator
+from orirec.estimators import EstimatorData, EstimatorOptions, TrainingData, make_estimator
 from orirec.geometry import quat_distance, uniform_quaternions
 from orirec.models.cvae import ConditionalVAE, condition_vector
 from orirec.simulate.projector import project

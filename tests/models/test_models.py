@@ -207,7 +207,7 @@ def test_euclidean_distance_is_pi_tanh_of_the_norm():
 
 
 def test_polar_front_end_turns_inplane_rotation_into_a_cyclic_shift():
-    from orirec.simulate.inplane import rotate_inplane
+    from orirec.imaging.inplane import rotate_inplane
 
     L = 33  # odd: the centre pixel is the rotation centre of both rotate_inplane and the polar grid
     net = build_model({"family": "polar", "preset": "tiny", "downsample": 1}, L)
@@ -223,8 +223,8 @@ def test_polar_front_end_turns_inplane_rotation_into_a_cyclic_shift():
 
 
 def test_fourier_front_end_matches_the_image_downsampler_and_cuts_white_noise_4x():
+    from orirec.imaging.resize import fourier_downsample
     from orirec.models.encoder import fourier_crop
-    from orirec.simulate.inplane import fourier_downsample
 
     rng = np.random.default_rng(0)
     L = 48

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from orirec.pipeline.demo import demo_config, demo_summary
-from orirec.pipeline.per_protein import chance_err_rot_deg
 from orirec.pipeline.run import run_all
 from orirec.structures.maps import read_map
+from orirec.studies.per_protein import chance_err_rot_deg
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,7 +104,7 @@ def test_ab_initio_names_a_protein_the_store_does_not_hold(tmp_path):
 
 def test_ab_initio_warns_when_the_pixel_size_makes_the_particle_implausible(tmp_path):
     from orirec.config import SimulateConfig
-    from orirec.reconstruct.ab_initio import check_particle_size, estimate_particle_radius_A
+    from orirec.estimators.ab_initio.search import check_particle_size, estimate_particle_radius_A
     from orirec.simulate.to_store import simulate_to_store
     from orirec.store import open_store
 

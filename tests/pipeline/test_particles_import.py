@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from orirec.cli.app import app
 from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig
+from orirec.imaging.ctf import ctf_from_params, phase_flip
+from orirec.imaging.resize import fourier_downsample, fourier_resize
 from orirec.models import build_model, save_checkpoint
-from orirec.pipeline.particles import ImportOptions, export_particles, fourier_resize, import_particles
+from orirec.pipeline.particles import ImportOptions, export_particles, import_particles
 from orirec.pipeline.stages import stage_recover
-from orirec.simulate.ctf import ctf_from_params, phase_flip
-from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store
 from orirec.store.orientations import read_orientations

@@ -6,11 +6,11 @@ import torch
 
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import quat_distance, uniform_quaternions
-from orirec.pipeline.oracle import orientation_features
 from orirec.recover import knn_graph
 from orirec.recover.blocks import LocalBlockRunner, RecoveryRoundError, recover_partitioned
 from orirec.recover.partition import balanced_kmeans, split_graph
 from orirec.recover.spectral import spectral_init
+from orirec.studies.oracle import orientation_features
 
 N = 300
 

@@ -6,7 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from orirec.cli.app import app
-from orirec.pipeline.compare import markdown_table
+from orirec.studies.compare import markdown_table
 
 runner = CliRunner()
 

@@ -51,7 +51,7 @@ def test_training_on_a_subset_of_proteins(stores, tmp_path):
 
 
 def test_per_protein_table_rows_files_and_resume(stores, tmp_path, monkeypatch):
-    import orirec.pipeline.per_protein as pp
+    import orirec.studies.per_protein as pp
 
     train, test = stores
     ckpt = stage_train(TrainConfig.model_validate(TRAIN), train, tmp_path / "t", progress=False)["checkpoint"]
@@ -81,14 +81,14 @@ def test_per_protein_table_rows_files_and_resume(stores, tmp_path, monkeypatch):
 
 
 def test_chance_level_falls_with_the_point_group():
-    from orirec.pipeline.per_protein import chance_err_rot_deg
+    from orirec.studies.per_protein import chance_err_rot_deg
 
     c1, c2, d2, d7 = (chance_err_rot_deg(150, symmetry=g) for g in ("C1", "C2", "D2", "D7"))
     assert 110 < c1 < 130 and c1 > c2 > d2 > d7 > 45, (c1, c2, d2, d7)  # measured 121, 96, 76, 57
 
 
 def test_radius_of_gyration_of_a_shell():
-    from orirec.pipeline.per_protein import radius_of_gyration_A
+    from orirec.studies.per_protein import radius_of_gyration_A
 
     vol = np.zeros((21, 21, 21))
     vol[10, 10, [4, 16]] = 1.0  # two points 6 px from the centre
@@ -96,7 +96,7 @@ def test_radius_of_gyration_of_a_shell():
 
 
 def test_scaling_study_nested_subsets_outputs_and_resume(stores, tmp_path, monkeypatch):
-    import orirec.pipeline.scaling as sc
+    import orirec.studies.scaling as sc
 
     subsets = sc.training_subsets(5, (1, 3, 9), seed=0)
     assert list(subsets) == [1, 3, 5] and set(subsets[1]) <= set(subsets[3]) <= set(subsets[5])
@@ -161,6 +161,6 @@ def test_shipped_scaling_budgets_are_valid_train_configs(name, family):
     cfg = load_yaml(Path(__file__).resolve().parents[2] / "pipelines" / name, TrainConfig)
     assert cfg.on_the_fly and cfg.augment.ctf and cfg.proteins is None and cfg.model.family == family
     if name == "scaling-train.yaml":  # the shipped file is the command's default
-        from orirec.pipeline.scaling import DEFAULT_TRAIN
+        from orirec.studies.scaling import DEFAULT_TRAIN
 
         assert cfg == TrainConfig.model_validate(DEFAULT_TRAIN)

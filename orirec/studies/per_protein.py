@@ -23,10 +23,10 @@ import numpy as np
 from orirec.evaluate.distances import model_and_truth, protein_key, protein_name, trained_protein_ids
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.models import edge_distances, embed_images
-from orirec.pipeline.compare import markdown_table
 from orirec.recover import full_graph, recover_orientations
 from orirec.store import reference_volume
 from orirec.store.pairs import sample_uniform_pairs
+from orirec.studies.compare import markdown_table
 
 __all__ = [
     "chance_err_rot_deg",

@@ -15,8 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
-from orirec.evaluate.estimators.training import batched, train_steps
+from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.estimators.training import batched, train_steps
 from orirec.geometry import canonicalize, euler_to_quat, quat_to_euler, uniform_quaternions
 from orirec.models.cvae import ConditionalVAE, condition_vector, normalize_images_t
 

@@ -1,7 +1,7 @@
 """``orirec compare --protein A,B,…``: the comparison on each of several proteins, then one protein × estimator
 table (issue 9: per-protein results of the estimators that need no training on unseen test proteins).
 
-Each protein's comparison is a full :func:`~orirec.pipeline.compare.compare_estimators` run in ``OUT/<id>/``;
+Each protein's comparison is a full :func:`~orirec.studies.compare.compare_estimators` run in ``OUT/<id>/``;
 one whose ``compare.json`` already holds the requested estimators on the same images is read back instead of
 run again, so an interrupted sweep resumes after its last finished protein.
 """
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from orirec.evaluate.distances import protein_name
-from orirec.pipeline.compare import compare_estimators, markdown_table
-from orirec.pipeline.per_protein import chance_err_rot_deg, protein_rg_A
 from orirec.pipeline.stages import write_json
 from orirec.store import open_store
+from orirec.studies.compare import compare_estimators, markdown_table
+from orirec.studies.per_protein import chance_err_rot_deg, protein_rg_A
 
 __all__ = ["PROTEIN_COLUMNS", "compare_proteins"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from orirec.simulate.ctf import ctf_on_grid
+from orirec.imaging.ctf import ctf_on_grid
 
 __all__ = ["apply_formation", "formation_filter"]
 
@@ -30,7 +30,7 @@ def formation_filter(
     """(B, n, n//2+1) complex64 filter on the rfft2 grid of an ``n_px`` box: shift ramp x CTF; None if neither.
 
     ``shifts_px`` (B, 2) are ``(dx, dy)`` in px (content moves towards +x/+y); ``ctf_params`` (B, 7) rows in
-    the store's CTF column order (RELION sign convention, :mod:`orirec.simulate.ctf`).
+    the store's CTF column order (RELION sign convention, :mod:`orirec.imaging.ctf`).
     """
     if shifts_px is None and ctf_params is None:
         return None

@@ -19,18 +19,18 @@ from typing import Any
 import numpy as np
 
 from orirec.config import ReconstructConfig, RecoverConfig
-from orirec.evaluate.estimators import EstimatorData, EstimatorOptions, TrainingData, estimator_names, make_estimator
-from orirec.evaluate.estimators.aspire_cl import aspire_available
+from orirec.estimators import EstimatorData, EstimatorOptions, TrainingData, estimator_names, make_estimator
+from orirec.estimators.aspire_cl import aspire_available
 from orirec.evaluate.metrics import orientation_metrics, symmetric_reference
 from orirec.geometry import quat_to_matrix, register_rotation
-from orirec.pipeline.oracle import orientation_features
+from orirec.imaging.inplane import rotate_inplane
 from orirec.pipeline.refine import refine_step
 from orirec.pipeline.stages import consistency_score, pair_graph, recover_graph, write_json
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.recover.gauge import plan_inplane_copies, resolve_gauge, rotate_about_z
-from orirec.simulate.inplane import rotate_inplane
 from orirec.store import open_store, reference_volume
 from orirec.store.orientations import write_orientations
+from orirec.studies.oracle import orientation_features
 
 __all__ = ["COLUMNS", "compare_estimators", "default_estimators", "markdown_table", "rotation_r2"]
 

@@ -11,7 +11,7 @@ stochastic ab initio), so the map is not frozen in the first blob's local optimu
 every image's best candidate. The resolution goes from ``resolution_start_A`` to ``resolution_end_A``, with
 the images Fourier-cropped so that Nyquist equals the current resolution. Several restarts run from different
 random starts; those that agree are registered onto one another and averaged per image
-(:mod:`~orirec.reconstruct.ab_initio_consensus`), which removes much of the global grid's quantization. The
+(:mod:`~orirec.estimators.ab_initio.consensus`), which removes much of the global grid's quantization. The
 handedness of the result is arbitrary (projections cannot tell a map from its mirror image). Deterministic
 given ``seed``.
 """
@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from orirec.estimators.ab_initio.checkpoint import checkpoint_key, load_restarts, save_restarts
+from orirec.estimators.ab_initio.consensus import AGREE_DEG, combine_restarts
+from orirec.estimators.projection_matching import MaskedNCC, best_shifts, matching_box
 from orirec.geometry import global_rotation_grid, local_rotation_grid, multiply, quat_distance, uniform_quaternions
-from orirec.reconstruct.ab_initio_checkpoint import checkpoint_key, load_restarts, save_restarts
-from orirec.reconstruct.ab_initio_consensus import AGREE_DEG, combine_restarts
+from orirec.imaging.formation import apply_shifts
+from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import reconstruct
-from orirec.reconstruct.projection_matching import MaskedNCC, best_shifts, matching_box
-from orirec.simulate.formation import apply_shifts
-from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
 
 __all__ = ["AbInitioResult", "ab_initio", "check_particle_size", "estimate_particle_radius_A"]
@@ -97,18 +97,18 @@ def ab_initio(
     of the spherical mask applied to each map and of the disk the NCC is computed in (default: 0.45 × box).
     ``max_shift_px`` > 0 (px of ``images``): after each draw, every image's in-plane shift is found within that
     radius against the projection at its new orientation
-    (:func:`~orirec.reconstruct.projection_matching.best_shifts`, on a grid of at most 1 px of ``images``, not
+    (:func:`~orirec.estimators.projection_matching.best_shifts`, on a grid of at most 1 px of ``images``, not
     the coarse box's) and undone for the next map; without it, shifts of even ±1 px leave the map a blob
     (chance on the test particle). ``restarts``: independent
     runs from different random starts. With ``consensus``, the restarts that agree (median angle apart below
     ``agree_deg`` once registered) are averaged per image and the map is made again from the mean
-    (:mod:`~orirec.reconstruct.ab_initio_consensus`); otherwise, or when no two agree, the one whose images
+    (:mod:`~orirec.estimators.ab_initio.consensus`); otherwise, or when no two agree, the one whose images
     match their projections best (the highest final mean NCC) is kept. No ground truth is read either way.
     ``progress(done, total)`` counts iterations over all restarts. Each
     iteration's summary holds the resolution (Å), box (px), mean best NCC (``score``) and the median change of
     orientation (``change_median_deg``). ``checkpoint``: an ``.npz`` written after every restart; a rerun with
     the same images, seed and settings reads the finished restarts back instead of running them again
-    (:mod:`~orirec.reconstruct.ab_initio_checkpoint`).
+    (:mod:`~orirec.estimators.ab_initio.checkpoint`).
     """
     images = np.asarray(images, dtype=np.float32)
     if images.ndim != 3 or images.shape[1] != images.shape[2]:

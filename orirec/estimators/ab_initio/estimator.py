@@ -1,9 +1,9 @@
-"""Ab initio orientations by stochastic global projection matching (:mod:`orirec.reconstruct.ab_initio`).
+"""Ab initio orientations by stochastic global projection matching (:mod:`orirec.estimators.ab_initio.search`).
 
 No training and no ground truth: one map pooled from all the images, refined from a random start. Images
 with a CTF are phase-flipped first (as for ASPIRE's common lines); the shift search covers the dataset's
 ``max_shift_px``; the particle's radius, for the map's mask and the NCC's disk, is read off the images
-(:func:`~orirec.reconstruct.ab_initio.estimate_particle_radius_A`) and widened by ``RADIUS_MARGIN``.
+(:func:`~orirec.estimators.ab_initio.search.estimate_particle_radius_A`) and widened by ``RADIUS_MARGIN``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
-from orirec.reconstruct.ab_initio import ab_initio, check_particle_size, estimate_particle_radius_A
+from orirec.estimators.ab_initio.search import ab_initio, check_particle_size, estimate_particle_radius_A
+from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
 
 __all__ = ["AbInitio"]
 

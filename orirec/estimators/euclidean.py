@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
+from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
 from orirec.geometry import quat_distance
-from orirec.simulate.inplane import fourier_downsample
+from orirec.imaging.resize import fourier_downsample
 
 __all__ = ["EuclideanEstimator", "normalized_image_features"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fourier_downsample", "rotate_inplane"]
+__all__ = ["rotate_inplane"]
 
 
 def rotate_inplane(images: np.ndarray, angles_rad: np.ndarray) -> np.ndarray:
@@ -34,18 +34,3 @@ def rotate_inplane(images: np.ndarray, angles_rad: np.ndarray) -> np.ndarray:
     grid = torch.stack([(xs + c) / (L - 1) * 2 - 1, (ys + c) / (L - 1) * 2 - 1], dim=-1).float()
     out = F.grid_sample(img[:, None], grid, mode="bicubic", padding_mode="zeros", align_corners=True)
     return out[:, 0].numpy()
-
-
-def fourier_downsample(images: np.ndarray, box_px: int) -> np.ndarray:
-    """Crop the centred 2D spectrum of (B, L, L) images to ``box_px`` (keeps the pixel values' scale).
-
-    The pixel size grows by ``L / box_px``; the centre pixel stays at index ``box_px // 2``.
-    """
-    L = images.shape[-1]
-    if box_px >= L:
-        return np.asarray(images, dtype=np.float32)
-    f = np.fft.fftshift(np.fft.fft2(np.asarray(images, dtype=np.float64)), axes=(-2, -1))
-    lo = L // 2 - box_px // 2
-    f = f[..., lo : lo + box_px, lo : lo + box_px]
-    out = np.fft.ifft2(np.fft.ifftshift(f, axes=(-2, -1))).real * (box_px / L) ** 2
-    return out.astype(np.float32)

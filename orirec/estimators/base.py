@@ -58,7 +58,7 @@ class EstimatorData:
         """The images multiplied by sign(CTF) in Fourier space where ``ctf_params`` are known, else as they are."""
         if self.ctf_params is None:
             return self.images
-        from orirec.simulate.ctf import ctf_from_params, phase_flip
+        from orirec.imaging.ctf import ctf_from_params, phase_flip
 
         ctf = ctf_from_params(np.asarray(self.ctf_params), self.images.shape[-1], self.pixel_size_A)
         return np.asarray(phase_flip(self.images, ctf))
@@ -166,7 +166,7 @@ ORDER = ("siamese", "euclidean", "oracle", "oracle-noise", "regress-6d", "regres
 
 def estimator_names() -> list[str]:
     """Registered estimator names: those of :data:`ORDER` first, then any other in registration order."""
-    from orirec.evaluate import estimators as _  # noqa: F401  (the modules register themselves)
+    from orirec import estimators as _  # noqa: F401  (the modules register themselves)
 
     return [n for n in ORDER if n in ESTIMATORS] + [n for n in ESTIMATORS if n not in ORDER]
 

@@ -4,7 +4,7 @@ The images go into an ``aspire.source.ArrayImageSource``; ``CLSyncVoting`` (defa
 estimates one rotation per image. ASPIRE's rotation ``R_a`` has the image's x, y axes and viewing
 direction as its columns in particle coordinates (microscope → particle), the inverse of orirec's
 convention (DESIGN §2: particle → microscope), so orirec's ``R = R_aᵀ`` — checked on 40 clean projections
-of an asymmetric pseudo-protein (``tests/test_estimators.py``, slow): err_rot median 3.6° with the transpose,
+of an asymmetric pseudo-protein (``tests/estimators/test_estimators.py``, slow): err_rot median 3.6° with the transpose,
 83° without (err_o4 3.5° either way, which is why err_o4 cannot check a convention).
 The common-line search tries 1D shifts up to the dataset's ``max_shift_px`` (ASPIRE's default, 15 % of the
 box, where it is unknown): for 150 centred 64-px images it took 4.4 s searching ±0 px against 80 s at ASPIRE's
@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
 from orirec.geometry import matrix_to_quat
 
 __all__ = ["AspireCommonLines", "aspire_available"]

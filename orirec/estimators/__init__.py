@@ -4,8 +4,9 @@ Registered names: siamese, euclidean, oracle, oracle-noise, regress-6d, regress-
 aspire-cl (needs ``pip install orirec[aspire]``), ab-initio.
 """
 
-from orirec.evaluate.estimators import ab_initio, aspire_cl, cvae, euclidean, oracle, regression, siamese  # noqa: F401
-from orirec.evaluate.estimators.base import (
+from orirec.estimators import aspire_cl, cvae, euclidean, oracle, regression, siamese  # noqa: F401
+from orirec.estimators.ab_initio import estimator as _ab_initio  # noqa: F401
+from orirec.estimators.base import (
     ESTIMATORS,
     DistanceEstimator,
     Estimator,

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
-from orirec.evaluate.estimators.training import batched, train_steps
+from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.estimators.training import batched, train_steps
 from orirec.geometry import matrix_to_quat, quat_to_matrix
 from orirec.models.encoder3d import Encoder3D
 from orirec.models.registry import build_model

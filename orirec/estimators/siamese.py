@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
+from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
 from orirec.models import edge_distances, embed_images, load_model
 
 __all__ = ["SiameseEstimator"]

@@ -25,7 +25,7 @@ inverts RELION stacks by default).
 
 Frequency grid: the *unshifted* FFT grid of an ``L × L`` image, ``np.fft.fftfreq(L, d=pixel_size_A)``
 (1/Å), ``kx`` along the last axis (x) and ``ky`` along axis -2 (y) — images are indexed ``[y, x]`` as
-in :mod:`orirec.simulate.formation`. The astigmatism angle is measured from +x towards +y.
+in :mod:`orirec.imaging.formation`. The astigmatism angle is measured from +x towards +y.
 """
 
 from __future__ import annotations

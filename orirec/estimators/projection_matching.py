@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from orirec.geometry import local_rotation_grid, multiply, quat_distance
+from orirec.imaging.formation import apply_shifts
+from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import half_split, reconstruct
 from orirec.reconstruct.fsc import fsc_report
-from orirec.simulate.formation import apply_shifts
-from orirec.simulate.inplane import fourier_downsample
 from orirec.simulate.nufft_projector import cpu_projector
 from orirec.store.atomic import save_npz_atomic
 

@@ -7,7 +7,7 @@ proteins of one seeded permutation of the training store's proteins (so the subs
   split) when one is given; ``train_heldout_mae_rad``: the training run's best MAE on held-out images of its own
   proteins;
 - ``test_mae_rad``: the same MAE on the test store (unseen proteins of the ``test`` split);
-- end-to-end on the test store (:mod:`orirec.pipeline.per_protein`): orientations recovered per protein from the
+- end-to-end on the test store (:mod:`orirec.studies.per_protein`): orientations recovered per protein from the
   model's distances, medians over proteins of the per-protein ``err_rot`` / ``err_o4`` medians (°), mean acc@20.
 
 Every N writes into ``OUT/n{N:03d}`` (training checkpoints, per-protein table); a finished N is not redone, so
@@ -26,10 +26,10 @@ import numpy as np
 
 from orirec.config import TrainConfig
 from orirec.evaluate.distances import evaluate_model_distances
-from orirec.pipeline.compare import markdown_table
-from orirec.pipeline.per_protein import chance_err_rot_deg, per_protein_results, summarize_rows, write_per_protein
 from orirec.pipeline.stages import stage_train, write_json
 from orirec.store import open_store
+from orirec.studies.compare import markdown_table
+from orirec.studies.per_protein import chance_err_rot_deg, per_protein_results, summarize_rows, write_per_protein
 
 __all__ = ["DEFAULT_COUNTS", "DEFAULT_TRAIN", "run_scaling", "training_subsets", "write_scaling"]
 

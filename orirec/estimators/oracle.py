@@ -1,5 +1,5 @@
 """Oracle distances: the exact geodesic distances between the true orientations, optionally plus Gaussian
-noise — the same distances (and noise seeding) as :func:`orirec.pipeline.oracle.oracle_recover`, on the
+noise — the same distances (and noise seeding) as :func:`orirec.studies.oracle.oracle_recover`, on the
 images of a store. The upper bound of every distance-based estimator; it reads the test ground truth.
 """
 
@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from orirec.evaluate.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
 from orirec.geometry import quat_distance, quat_to_matrix
 
 __all__ = ["OracleEstimator"]
@@ -18,7 +18,7 @@ __all__ = ["OracleEstimator"]
 class OracleEstimator:
     """Distance estimator: ``d_q(q_i, q_j)`` + N(0, σ²) (rad, clipped to [0, π]); σ = ``noise_rad``.
 
-    Features for the kNN graph: ``feature_fn(q)`` (e.g. ``orirec.pipeline.oracle.orientation_features``),
+    Features for the kNN graph: ``feature_fn(q)`` (e.g. ``orirec.studies.oracle.orientation_features``),
     by default the flattened rotation matrices (their cosine similarity, (1 + 2 cos θ)/3, is monotone in
     the angle θ between two orientations).
     """
