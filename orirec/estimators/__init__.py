@@ -1,7 +1,9 @@
-"""Orientation estimators behind one interface, for ``orirec compare`` (layer 3; see :mod:`.base`).
+"""Every way orirec gets orientations, behind one interface (:class:`Estimator`; see :mod:`.base`).
 
-Registered names: siamese, euclidean, oracle, oracle-noise, regress-6d, regress-quat, regress-euler, cvae,
-aspire-cl (needs ``pip install orirec[aspire]``), ab-initio.
+Registered names (each with its typed config in :mod:`orirec.config.estimators`): siamese, euclidean, oracle,
+oracle-noise (distance estimators, recovered and gauge-resolved by :func:`orirec.recover.solve.solve_orientations`),
+regress-6d, regress-quat, regress-euler, cvae, aspire-cl (needs ``pip install orirec[aspire]``), ab-initio. Local
+projection-matching refinement of any of them: :mod:`.projection_matching`.
 """
 
 from orirec.estimators import aspire_cl, cvae, euclidean, oracle, regression, siamese  # noqa: F401
@@ -11,8 +13,6 @@ from orirec.estimators.base import (
     DistanceEstimator,
     Estimator,
     EstimatorData,
-    EstimatorOptions,
-    OrientationEstimator,
     TrainingData,
     estimator_names,
     make_estimator,
@@ -24,8 +24,6 @@ __all__ = [
     "DistanceEstimator",
     "Estimator",
     "EstimatorData",
-    "EstimatorOptions",
-    "OrientationEstimator",
     "TrainingData",
     "estimator_names",
     "make_estimator",

@@ -23,11 +23,12 @@ folder and ``aspire.err.log`` into the working directory (ASPIRE's own logging c
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.config.estimators import AspireConfig
+from orirec.estimators.base import Estimator, EstimatorData, register
 from orirec.geometry import matrix_to_quat
 
 __all__ = ["AspireCommonLines", "aspire_available"]
@@ -43,12 +44,9 @@ def aspire_available() -> bool:
     return importlib.util.find_spec("aspire") is not None
 
 
-class AspireCommonLines:
+class AspireCommonLines(Estimator):
     """Orientation estimator: ASPIRE common lines (``method`` "voting" = CLSyncVoting, "sync3n" = CLSync3N)."""
 
-    kind: ClassVar[str] = "orientations"
-    needs_training = False
-    uses_ground_truth = False
     gauge_note = "common lines: global rotation + handedness (harmless), registered for err_rot"
 
     def __init__(self, method: str = "voting", n_theta: int = 360, seed: int = 0) -> None:
@@ -56,11 +54,8 @@ class AspireCommonLines:
             raise ValueError(f"aspire-cl: unknown method {method!r}; choose one of {METHODS}")
         if not aspire_available():
             raise ValueError("aspire-cl: the optional package 'aspire' is not installed; pip install 'orirec[aspire]'")
-        self.name, self.method, self.n_theta, self.seed = "aspire-cl", method, int(n_theta), seed
-
-    def fit(self, train: TrainingData) -> dict[str, Any]:
-        """Nothing to learn."""
-        return {}
+        super().__init__("aspire-cl")
+        self.method, self.n_theta, self.seed = method, int(n_theta), seed
 
     def estimate_matrices(
         self, images: np.ndarray, pixel_size_A: float = 1.0, max_shift_px: float | None = None
@@ -92,5 +87,5 @@ class AspireCommonLines:
 
 
 @register("aspire-cl")
-def _make(options: EstimatorOptions) -> AspireCommonLines:
-    return AspireCommonLines(options.extra.get("aspire_method", "voting"), seed=options.seed)
+def _make(config: AspireConfig) -> AspireCommonLines:
+    return AspireCommonLines(config.aspire_method, config.n_theta, seed=config.seed)

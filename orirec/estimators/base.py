@@ -1,34 +1,39 @@
-"""One interface for every orientation estimator compared by ``orirec compare`` (DESIGN §1, alternatives).
+"""One interface for every way orirec gets orientations (DESIGN §1, alternatives): :class:`Estimator`.
 
-Two kinds, one protocol each:
+``fit(train) -> summary`` learns from a training store (default: nothing to learn) and ``estimate(data) ->
+quaternions (n, 4)`` gives the orientations. Hooks with defaults: ``resume_in(folder)`` (keep partial work so
+that a rerun resumes), ``save_artifacts(out_dir, data)`` (plots), ``summary_row()`` (numbers for the table).
 
-- :class:`DistanceEstimator` — images → features (for the pair graph) → pairwise distances d_p (rad) on
-  the graph's edges; the caller recovers orientations from them (``orirec.recover``) and resolves the
-  gauge exactly as a real run does. Learned Siamese distances, Euclidean image distances, the oracle.
-- :class:`OrientationEstimator` — images → unit quaternions (n, 4) directly. Regression heads, cVAE,
-  common lines, ab initio projection matching.
+:class:`DistanceEstimator` is an Estimator whose ``estimate`` goes images → features (for the pair graph) →
+pairwise distances d_p (rad) on the graph's edges → :func:`orirec.recover.solve.solve_orientations`, which
+recovers the orientations and resolves the gauge exactly as a real run does. Learned Siamese distances,
+Euclidean image distances and the oracle are distance estimators; regression heads, the cVAE, common lines and
+ab initio give orientations directly.
 
-Estimators that learn something (a calibration, a network) take a :class:`TrainingData` with ground truth
-from a *training* store in ``fit``; only the oracle may read the test images' ground truth
-(``EstimatorData.true_quaternions``), and says so with ``uses_ground_truth = True``.
+Each estimator has one typed config (:mod:`orirec.config.estimators`). Estimators that learn something take a
+:class:`TrainingData` with ground truth from a *training* store in ``fit``; only the oracle may read the test
+images' ground truth (``EstimatorData.true_quaternions``), and says so with ``uses_ground_truth = True``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import abc
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
+
+from orirec.config import RecoverConfig
+from orirec.config.estimators import ESTIMATOR_CONFIGS, EstimatorConfig
+from orirec.recover.solve import InplaneCopies, consistency_score, images_with_copies, solve_orientations
 
 __all__ = [
     "ESTIMATORS",
     "DistanceEstimator",
     "Estimator",
     "EstimatorData",
-    "EstimatorOptions",
-    "OrientationEstimator",
     "TrainingData",
     "estimator_names",
     "per_edge",
@@ -54,11 +59,21 @@ class EstimatorData:
     max_shift_px: float | None = None
     ctf_params: np.ndarray | None = None
 
+    def with_copies(self, copies: InplaneCopies) -> EstimatorData:
+        """The images followed by their in-plane rotated copies (the pair graph's nodes), with the copies' true
+        orientations when known (``R_z(φ) R``)."""
+        from orirec.recover.gauge import rotate_about_z
+
+        q = self.true_quaternions
+        if q is not None:
+            q = np.concatenate([q, rotate_about_z(q[copies.source], copies.angle_rad)])
+        return EstimatorData(images_with_copies(self.images, copies), self.pixel_size_A, q)
+
     def phase_flipped_images(self) -> np.ndarray:
         """The images multiplied by sign(CTF) in Fourier space where ``ctf_params`` are known, else as they are."""
         if self.ctf_params is None:
             return self.images
-        from orirec.imaging.ctf import ctf_from_params, phase_flip
+        from orirec.imaging.ctf import ctf_from_params, phase_flip  # noqa: I001
 
         ctf = ctf_from_params(np.asarray(self.ctf_params), self.images.shape[-1], self.pixel_size_A)
         return np.asarray(phase_flip(self.images, ctf))
@@ -74,82 +89,95 @@ class TrainingData:
     source: str = ""
 
 
-@dataclass
-class EstimatorOptions:
-    """Settings shared by the estimator factories (each reads only its own).
+class Estimator(abc.ABC):
+    """Images → orientations (unit quaternions, scalar-first, w >= 0); see the module docstring."""
 
-    seed: every random step's seed. model: Siamese checkpoint (siamese). oracle_noise_rad: σ of the Gaussian
-    noise of oracle-noise (rad). steps (regression heads), cvae_steps, batch_size, lr: training budgets (Adam).
-    encoder_preset: preset of the regression / cVAE encoders. downsample: Fourier down-sampling factor of
-    their input. latent_dim, cvae_condition ("quat" | "euler"), grid_size (orientations of the cVAE search),
-    refine_steps (local refinement steps). euclid_box_px: box the Euclidean baseline compares images at;
-    calibration_pairs: training pairs of its isotonic calibration. oracle_features: sign-invariant features
-    of quaternions for the oracle's kNN graph (injected by the caller; default the rotation matrices).
-    """
+    kind: ClassVar[str] = "orientations"
+    needs_training: ClassVar[bool] = False
+    uses_ground_truth: ClassVar[bool] = False
+    gauge_note: str = "absolute frame learned from the training store"
 
-    seed: int = 0
-    model: Path | None = None
-    oracle_noise_rad: float = 0.1
-    steps: int = 400
-    cvae_steps: int = 1000
-    batch_size: int = 64
-    lr: float = 1e-3
-    encoder_preset: str = "small"
-    downsample: int = 2
-    latent_dim: int = 15
-    cvae_condition: str = "quat"
-    grid_size: int = 4000
-    refine_steps: int = 30
-    euclid_box_px: int = 32
-    calibration_pairs: int = 200_000
-    oracle_features: Callable[[np.ndarray], np.ndarray] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@runtime_checkable
-class DistanceEstimator(Protocol):
-    """images → features → pairwise distances (rad)."""
-
-    name: str
-    kind: ClassVar[str]  # "distances"
-    needs_training: bool
-    uses_ground_truth: bool
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.summary: dict[str, Any] = {}  # numbers of the last estimate (filled by estimate)
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
-        """Learn from a training store (a no-op for estimators that need none); returns a summary."""
+        """Learn from a training store; returns a summary (losses, wall time). Default: nothing to learn."""
+        return {}
 
+    @abc.abstractmethod
+    def estimate(self, data: EstimatorData) -> np.ndarray:
+        """Orientations (n, 4) of ``data.images``."""
+
+    def resume_in(self, folder: Path) -> None:
+        """Keep partial work in ``folder`` so that a rerun resumes there. Default: nothing is kept."""
+        return None
+
+    def save_artifacts(self, out_dir: Path, data: EstimatorData) -> list[Path]:
+        """Write plots or files about the last estimate under ``out_dir``; returns their paths. Default: none."""
+        return []
+
+    def summary_row(self) -> dict[str, Any]:
+        """The last estimate's numbers for a comparison table, named after the estimator."""
+        return {f"{self.name}_{k}": v for k, v in self.summary.items()}
+
+
+class DistanceEstimator(Estimator):
+    """Images → features → pairwise distances d_p (rad) → gauge-resolved orientations (``self.recover``)."""
+
+    kind: ClassVar[str] = "distances"
+
+    def __init__(self, name: str, recover: RecoverConfig | None = None) -> None:
+        super().__init__(name)
+        self.recover = recover or RecoverConfig()
+
+    @property
+    def gauge_note(self) -> str:  # type: ignore[override]
+        return "in-plane copies + consistency search (no truth)" if self.recover.gauge else "none (gauge off)"
+
+    @abc.abstractmethod
     def features(self, data: EstimatorData) -> np.ndarray:
         """Per-image features (n, f) whose nearest neighbours are the likely nearest orientations (a pair model:
         line tokens (n, n_angles, f), compared only by its own head, so the graph must be full)."""
 
+    @abc.abstractmethod
     def distances(self, data: EstimatorData, features: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Distances d_p (rad, in [0, π]) on the edges ``(i, j)``."""
 
-
-@runtime_checkable
-class OrientationEstimator(Protocol):
-    """images → orientations (unit quaternions, scalar-first, w >= 0)."""
-
-    name: str
-    kind: ClassVar[str]  # "orientations"
-    needs_training: bool
-    uses_ground_truth: bool
-
-    def fit(self, train: TrainingData) -> dict[str, Any]:
-        """Learn from a training store; returns a summary (losses, wall time)."""
-
     def estimate(self, data: EstimatorData) -> np.ndarray:
-        """Orientations (n, 4) of ``data.images``."""
+        """Gauge-resolved orientations from this estimator's distances (in-plane copies join the pair graph)."""
+        nodes: dict[str, EstimatorData] = {}  # the images and their in-plane copies, set by features()
+
+        def features(copies: InplaneCopies | None) -> np.ndarray:
+            nodes["data"] = data if copies is None else data.with_copies(copies)
+            return self.features(nodes["data"])
+
+        cfg = self.recover
+        solved = solve_orientations(
+            len(data.images), cfg, features, lambda feats, i, j: self.distances(nodes["data"], feats, i, j),
+            gauge_score=consistency_score(data.images, cfg) if cfg.gauge else None,
+        )  # fmt: skip
+        self.summary = {"n_edges": int(len(solved.i)), "l_or": float(solved.recovery.l_or)}
+        if solved.gauge is not None:
+            g = solved.gauge
+            self.summary |= {
+                "gauge_transposed": bool(g.transposed),
+                "gauge_copy_angle_error_deg": g.copy_angle_error_deg,
+            }
+        return solved.quaternions
+
+    def summary_row(self) -> dict[str, Any]:
+        """The recovery's numbers (edges, L_OR, gauge), as a real run reports them."""
+        return dict(self.summary)
 
 
-Estimator = DistanceEstimator | OrientationEstimator
-
-#: name → factory(options) → estimator; filled by :func:`register` in the estimator modules.
-ESTIMATORS: dict[str, Callable[[EstimatorOptions], Any]] = {}
+#: name → factory(config, **objects) → estimator; filled by :func:`register` in the estimator modules.
+ESTIMATORS: dict[str, Callable[..., Estimator]] = {}
 
 
 def register(*names: str):
-    """Decorator: register a factory ``f(options) -> estimator`` under one or more names."""
+    """Decorator: register a factory ``f(config, **objects) -> Estimator`` under one or more names (each name's
+    config class is :data:`orirec.config.estimators.ESTIMATOR_CONFIGS`)."""
 
     def deco(factory):
         for n in names:
@@ -171,12 +199,24 @@ def estimator_names() -> list[str]:
     return [n for n in ORDER if n in ESTIMATORS] + [n for n in ESTIMATORS if n not in ORDER]
 
 
-def make_estimator(name: str, options: EstimatorOptions | None = None):
-    """Build the estimator registered as ``name``; ValueError naming the choices for an unknown name."""
+def make_estimator(
+    name: str, settings: Mapping[str, Any] | None = None, recover: RecoverConfig | None = None, **objects: Any
+) -> Estimator:
+    """Build the estimator registered as ``name``; ValueError naming the choices for an unknown name.
+
+    ``settings``: one flat mapping of options (e.g. the command line's); the estimator's typed config
+    (:mod:`orirec.config.estimators`) takes its own fields and validates them. ``recover``: how a distance
+    estimator recovers orientations (default :class:`~orirec.config.RecoverConfig`). ``objects``: things that
+    are not settings, such as a progress callback (ab-initio's ``progress``).
+    """
     names = estimator_names()
     if name not in ESTIMATORS:
         raise ValueError(f"estimator: unknown name {name!r}; choose from {', '.join(names)}")
-    return ESTIMATORS[name](options or EstimatorOptions())
+    config: EstimatorConfig = ESTIMATOR_CONFIGS[name].model_validate(dict(settings or {}))
+    est = ESTIMATORS[name](config, **objects)
+    if isinstance(est, DistanceEstimator) and recover is not None:
+        est.recover = recover
+    return est
 
 
 def per_edge(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], i: np.ndarray, j: np.ndarray, chunk: int = 20_000):

@@ -10,12 +10,13 @@ Search: the decoder renders templates at ``grid_size`` uniform orientations with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.config.estimators import CVAEConfig
+from orirec.estimators.base import Estimator, EstimatorData, TrainingData, register
 from orirec.estimators.training import batched, train_steps
 from orirec.geometry import canonicalize, euler_to_quat, quat_to_euler, uniform_quaternions
 from orirec.models.cvae import ConditionalVAE, condition_vector, normalize_images_t
@@ -23,15 +24,14 @@ from orirec.models.cvae import ConditionalVAE, condition_vector, normalize_image
 __all__ = ["CVAEEstimator"]
 
 
-class CVAEEstimator:
+class CVAEEstimator(Estimator):
     """Orientation estimator by a conditional VAE (latent ``latent_dim``, condition "quat" or "euler")."""
 
-    kind: ClassVar[str] = "orientations"
     needs_training = True
-    uses_ground_truth = False
 
-    def __init__(self, options: EstimatorOptions) -> None:
-        self.name, self.opts = "cvae", options
+    def __init__(self, config: CVAEConfig) -> None:
+        super().__init__("cvae")
+        self.opts = config
         self.net: ConditionalVAE | None = None
         self.last_estimate: np.ndarray | None = None
 
@@ -148,5 +148,5 @@ class CVAEEstimator:
 
 
 @register("cvae")
-def _make(options: EstimatorOptions) -> CVAEEstimator:
-    return CVAEEstimator(options)
+def _make(config: CVAEConfig) -> CVAEEstimator:
+    return CVAEEstimator(config)

@@ -2,18 +2,19 @@
 
 Images are Fourier down-sampled to ``euclid_box_px`` (less noise, less work), normalized per image (mean 0,
 std 1) and compared by ‖a − b‖₂. The raw distance is not an angle; a monotone map to d_q (rad) is fitted on
-random pairs of a held-out *training* store — isotonic regression of d_q on ‖a − b‖ (scikit-learn; a
-quantile map where it is missing) — never on the test images' true orientations.
+random pairs of a held-out *training* store — isotonic regression of d_q on ‖a − b‖ (scikit-learn) — never on
+the test images' true orientations.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
+from orirec.config.estimators import EuclideanConfig
+from orirec.estimators.base import DistanceEstimator, EstimatorData, TrainingData, per_edge, register
 from orirec.geometry import quat_distance
 from orirec.imaging.resize import fourier_downsample
 
@@ -36,27 +37,14 @@ def _pair_distances(f: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return per_edge(lambda a, b: np.linalg.norm(f[a] - f[b], axis=1), i, j)
 
 
-class _QuantileMap:
-    """Monotone map x → y matching the quantiles of x to those of y (fallback without scikit-learn)."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
-        qs = np.linspace(0, 1, 201)
-        self.xq, self.yq = np.quantile(x, qs), np.quantile(y, qs)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.interp(x, self.xq, self.yq)
-
-
-class EuclideanEstimator:
+class EuclideanEstimator(DistanceEstimator):
     """Distance estimator: calibrated Euclidean distance between normalized, down-sampled images."""
 
-    kind: ClassVar[str] = "distances"
     needs_training = True
-    uses_ground_truth = False
 
-    def __init__(self, options: EstimatorOptions) -> None:
-        self.name = "euclidean"
-        self.box_px, self.n_pairs, self.seed = options.euclid_box_px, options.calibration_pairs, options.seed
+    def __init__(self, config: EuclideanConfig) -> None:
+        super().__init__("euclidean")
+        self.box_px, self.n_pairs, self.seed = config.euclid_box_px, config.calibration_pairs, config.seed
         self.calibration: Any = None
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
@@ -72,13 +60,10 @@ class EuclideanEstimator:
         f = normalized_image_features(train.images, self.box_px)
         d_e = _pair_distances(f, i, j)
         d_q = quat_distance(train.quaternions[i], train.quaternions[j])
-        try:
-            from sklearn.isotonic import IsotonicRegression
+        from sklearn.isotonic import IsotonicRegression  # a declared dependency: no silent fallback
 
-            self.calibration = IsotonicRegression(y_min=0.0, y_max=np.pi, out_of_bounds="clip").fit(d_e, d_q)
-            method = "isotonic"
-        except ImportError:
-            self.calibration, method = _QuantileMap(d_e, d_q), "quantile"
+        self.calibration = IsotonicRegression(y_min=0.0, y_max=np.pi, out_of_bounds="clip").fit(d_e, d_q)
+        method = "isotonic"
         fitted = self.calibration.predict(d_e)
         return {
             "calibration": method,
@@ -99,5 +84,5 @@ class EuclideanEstimator:
 
 
 @register("euclidean")
-def _make(options: EstimatorOptions) -> EuclideanEstimator:
-    return EuclideanEstimator(options)
+def _make(config: EuclideanConfig) -> EuclideanEstimator:
+    return EuclideanEstimator(config)

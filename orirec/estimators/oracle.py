@@ -5,36 +5,30 @@ images of a store. The upper bound of every distance-based estimator; it reads t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 import numpy as np
 
-from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
-from orirec.geometry import quat_distance, quat_to_matrix
+from orirec.config.estimators import OracleConfig
+from orirec.estimators.base import DistanceEstimator, EstimatorData, register
+from orirec.geometry import orientation_features, quat_distance
 
 __all__ = ["OracleEstimator"]
 
 
-class OracleEstimator:
+class OracleEstimator(DistanceEstimator):
     """Distance estimator: ``d_q(q_i, q_j)`` + N(0, σ²) (rad, clipped to [0, π]); σ = ``noise_rad``.
 
-    Features for the kNN graph: ``feature_fn(q)`` (e.g. ``orirec.studies.oracle.orientation_features``),
-    by default the flattened rotation matrices (their cosine similarity, (1 + 2 cos θ)/3, is monotone in
-    the angle θ between two orientations).
+    Features for the kNN graph and the partitions: :func:`orirec.geometry.orientation_features` of the true
+    orientations (their cosine similarity, <q1, q2>², is monotone in the angle between two orientations), as in
+    :func:`orirec.studies.oracle.oracle_recover`.
     """
 
-    kind: ClassVar[str] = "distances"
-    needs_training = False
     uses_ground_truth = True
 
-    def __init__(self, noise_rad: float = 0.0, seed: int = 0, feature_fn=None, name: str = "oracle") -> None:
+    def __init__(self, noise_rad: float = 0.0, seed: int = 0, name: str = "oracle") -> None:
         if noise_rad < 0:
             raise ValueError(f"oracle: distance noise must be >= 0 rad, got {noise_rad}")
-        self.name, self.noise_rad, self.seed, self.feature_fn = name, float(noise_rad), seed, feature_fn
-
-    def fit(self, train: TrainingData) -> dict[str, Any]:
-        """Nothing to learn."""
-        return {}
+        super().__init__(name)
+        self.noise_rad, self.seed = float(noise_rad), seed
 
     def _truth(self, data: EstimatorData) -> np.ndarray:
         if data.true_quaternions is None or not np.isfinite(data.true_quaternions).all():
@@ -44,7 +38,7 @@ class OracleEstimator:
     def features(self, data: EstimatorData) -> np.ndarray:
         """Sign-invariant features of the true orientations."""
         q = self._truth(data)
-        return self.feature_fn(q) if self.feature_fn is not None else quat_to_matrix(q).reshape(len(q), 9)
+        return orientation_features(q)
 
     def distances(self, data: EstimatorData, features: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Exact distances plus seeded Gaussian noise (rad)."""
@@ -56,10 +50,10 @@ class OracleEstimator:
 
 
 @register("oracle")
-def _make_exact(options: EstimatorOptions) -> OracleEstimator:
-    return OracleEstimator(0.0, options.seed, options.oracle_features, "oracle")
+def _make_exact(config: OracleConfig) -> OracleEstimator:
+    return OracleEstimator(0.0, config.seed, "oracle")
 
 
 @register("oracle-noise")
-def _make_noisy(options: EstimatorOptions) -> OracleEstimator:
-    return OracleEstimator(options.oracle_noise_rad, options.seed, options.oracle_features, "oracle-noise")
+def _make_noisy(config: OracleConfig) -> OracleEstimator:
+    return OracleEstimator(config.oracle_noise_rad, config.seed, "oracle-noise")

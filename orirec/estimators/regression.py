@@ -8,12 +8,13 @@ subvolumes (n, D, D, D) the 3D conv encoder :class:`orirec.models.encoder3d.Enco
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 
-from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.config.estimators import RegressionConfig
+from orirec.estimators.base import Estimator, EstimatorData, TrainingData, register
 from orirec.estimators.training import batched, train_steps
 from orirec.geometry import matrix_to_quat, quat_to_matrix
 from orirec.models.encoder3d import Encoder3D
@@ -23,15 +24,14 @@ from orirec.models.rotation_heads import RotationRegressor, geodesic_loss
 __all__ = ["RegressionEstimator"]
 
 
-class RegressionEstimator:
+class RegressionEstimator(Estimator):
     """Orientation estimator: a :class:`RotationRegressor` with the ``representation`` head, trained in ``fit``."""
 
-    kind: ClassVar[str] = "orientations"
     needs_training = True
-    uses_ground_truth = False
 
-    def __init__(self, representation: str, options: EstimatorOptions) -> None:
-        self.name, self.representation, self.opts = f"regress-{representation}", representation, options
+    def __init__(self, representation: str, config: RegressionConfig) -> None:
+        super().__init__(f"regress-{representation}")
+        self.representation, self.opts = representation, config
         self.net: RotationRegressor | None = None
 
     def _build(self, shape: tuple[int, ...]) -> RotationRegressor:
@@ -71,8 +71,8 @@ class RegressionEstimator:
 
 
 def _factory(rep: str):
-    def make(options: EstimatorOptions) -> RegressionEstimator:
-        return RegressionEstimator(rep, options)
+    def make(config: RegressionConfig) -> RegressionEstimator:
+        return RegressionEstimator(rep, config)
 
     return make
 

@@ -3,30 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, per_edge, register
+from orirec.config.estimators import SiameseConfig
+from orirec.estimators.base import DistanceEstimator, EstimatorData, TrainingData, per_edge, register
 from orirec.models import edge_distances, embed_images, load_model
 
 __all__ = ["SiameseEstimator"]
 
 
-class SiameseEstimator:
+class SiameseEstimator(DistanceEstimator):
     """Distance estimator: embeddings of a trained Siamese encoder and its d_p (rad) on the edges.
 
     Training is ``orirec train``'s job (long); this estimator only loads the checkpoint ``model``.
     """
 
-    kind: ClassVar[str] = "distances"
-    needs_training = False
-    uses_ground_truth = False
-
     def __init__(self, model: Path | None) -> None:
         if model is None:
             raise ValueError("siamese: needs a trained checkpoint (--model CKPT, from `orirec train`)")
-        self.name, self.checkpoint = "siamese", Path(model)
+        super().__init__("siamese")
+        self.checkpoint = Path(model)
         self.model, self.meta = load_model(self.checkpoint)
 
     def fit(self, train: TrainingData) -> dict[str, Any]:
@@ -48,5 +46,5 @@ class SiameseEstimator:
 
 
 @register("siamese")
-def _make(options: EstimatorOptions) -> SiameseEstimator:
-    return SiameseEstimator(options.model)
+def _make(config: SiameseConfig) -> SiameseEstimator:
+    return SiameseEstimator(config.model)

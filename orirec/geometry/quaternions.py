@@ -207,3 +207,12 @@ def viewing_direction(q: ArrayLike) -> Array:
     """
     R = quat_to_matrix(q)
     return R[..., 2, :]
+
+
+def orientation_features(q: np.ndarray) -> np.ndarray:
+    """Sign-invariant features (n, 10) of unit quaternions: the entries of q qᵀ on and above the diagonal,
+    off-diagonal ones scaled by √2, so that the cosine similarity of two rows is <q1, q2>² (a monotone
+    function of the geodesic distance). The oracle's stand-in for learned embeddings
+    (its kNN graph and partitions)."""
+    a, b = np.triu_indices(4)
+    return (q[:, a] * q[:, b]) * np.where(a == b, 1.0, np.sqrt(2.0))

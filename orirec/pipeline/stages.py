@@ -17,19 +17,25 @@ from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig, Trai
 from orirec.evaluate.metrics import distance_metrics, orientation_metrics, symmetric_reference
 from orirec.evaluate.report import REGISTERED_MAP
 from orirec.geometry import quat_distance, register_rotation
-from orirec.imaging.inplane import rotate_inplane
 from orirec.models import edge_distances, embed_images, load_checkpoint, load_model
 from orirec.models.checkpoint import check_image_size
 from orirec.pipeline.refine import UNREFINED, refine_step
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
-from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
-from orirec.recover import full_graph, knn_graph, recover_orientations
-from orirec.recover.gauge import plan_inplane_copies, resolve_gauge
+from orirec.recover.solve import check_pair_model, consistency_score, images_with_copies, solve_orientations
 from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store, reference_volume
 from orirec.store.orientations import read_orientations, source_image_names, store_orientations, write_orientations
 from orirec.structures.maps import write_map
 from orirec.train import train_loop_per_worker
+
+
+def ray_block_runner(num_workers: int):
+    """Ray actors for the parts of a partitioned recovery when ``num_workers`` > 1, else None (in this process)."""
+    if num_workers <= 1:
+        return None
+    from orirec.distributed.recover import RayBlockRunner
+
+    return RayBlockRunner(num_workers)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -117,84 +123,6 @@ def select_images(n_images: int, max_images: int | None) -> np.ndarray:
     return np.arange(n_images if max_images is None else min(max_images, n_images))
 
 
-def consistency_score(images: np.ndarray, cfg: RecoverConfig):
-    """``score(q)`` for the gauge search: cross-validated reprojection correlation of low-resolution maps."""
-    rows, small = prepare_consistency_images(images, cfg.gauge_box_px, cfg.gauge_max_images, cfg.seed)
-    return lambda q: crossval_reprojection_score(small, q[rows], seed=cfg.seed)
-
-
-def step_progress(progress, total: int):
-    """Adapt a ``(done, total)`` progress callback to the refinement's ``(step, l_or)`` calls."""
-    return None if progress is None else (lambda step, _l_or: progress(step, total))
-
-
-FULL_GRAPH_MAX = 20_000  # nodes; a full graph above this holds > 2e8 edges: use the kNN graph
-
-
-_NO_VECTOR = (
-    "model families 'pair' and 'commonlines' have no embedding vector: "
-    "use graph 'full' and partitions 1 (num_workers 1)"
-)
-
-
-def require_vectors(emb: np.ndarray, what: str) -> None:
-    """ValueError unless ``emb`` holds one embedding vector per image (n, f): the kNN graph and the k-means
-    partition need vectors; a pair model's line tokens (n, n_angles, f) are compared only by its own head."""
-    if np.ndim(emb) != 2:
-        raise ValueError(f"{what} needs one embedding vector per image, got shape {np.shape(emb)}: {_NO_VECTOR}")
-
-
-def check_pair_model(cfg: RecoverConfig, model) -> None:
-    """Fail before any work when a pair model (no embedding vector) meets a kNN graph or a partitioned run."""
-    partitioned = (cfg.partitions or cfg.num_workers) > 1 or cfg.num_workers > 1
-    if getattr(model, "distance_kind", None) == "pair" and (cfg.graph != "full" or partitioned):
-        raise ValueError(f"recover: graph {cfg.graph!r}, partitions {cfg.partitions or cfg.num_workers}: {_NO_VECTOR}")
-
-
-def pair_graph(cfg: RecoverConfig, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The pair graph of ``cfg.graph`` over the embeddings (n, f); a clear error for a full graph too large."""
-    if cfg.graph != "full":
-        require_vectors(emb, f"graph {cfg.graph!r}")
-    if cfg.graph == "full":
-        if len(emb) > FULL_GRAPH_MAX:
-            raise ValueError(
-                f"graph 'full' over {len(emb)} nodes would hold {len(emb) * (len(emb) - 1) // 2} pairs; "
-                f"use --graph knn above {FULL_GRAPH_MAX} nodes"
-            )
-        return full_graph(len(emb))
-    return knn_graph(emb, cfg.knn_k, cfg.n_random_edges, seed=cfg.seed)
-
-
-def recover_graph(cfg: RecoverConfig, emb: np.ndarray, i, j, d, progress=None, checkpoint: Path | None = None):
-    """Recover orientations on the graph (i, j, d): in one piece, or partitioned over the embeddings' k-means.
-
-    ``cfg.partitions`` (default ``cfg.num_workers``) > 1 runs block-Jacobi rounds
-    (``orirec.recover.blocks``), on ``cfg.num_workers`` Ray actors when > 1; ``checkpoint`` (.npz) makes
-    an interrupted partitioned run resumable. Returns a ``RecoveryResult``.
-    """
-    parts = cfg.partitions or cfg.num_workers
-    if parts <= 1 and cfg.num_workers <= 1:
-        return recover_orientations(
-            len(emb), i, j, d, n_starts=cfg.n_starts, steps=cfg.steps, seed=cfg.seed, loss=cfg.loss,
-            progress=step_progress(progress, cfg.steps),
-        )  # fmt: skip
-    require_vectors(emb, f"partitioned recovery (partitions {parts}, num_workers {cfg.num_workers})")
-    from orirec.recover.blocks import recover_partitioned
-    from orirec.recover.partition import balanced_kmeans
-
-    runner = None
-    if cfg.num_workers > 1:
-        from orirec.distributed.recover import RayBlockRunner
-
-        runner = RayBlockRunner(cfg.num_workers)
-    labels = balanced_kmeans(emb, max(parts, 1), seed=cfg.seed)
-    return recover_partitioned(
-        len(emb), i, j, d, labels, rounds=cfg.rounds, block_steps=cfg.block_steps, relax=cfg.relax,
-        n_starts=cfg.n_starts, seed=cfg.seed, loss=cfg.loss, checkpoint=checkpoint, runner=runner,
-        progress=step_progress(progress, cfg.rounds),
-    )  # fmt: skip
-
-
 def stage_recover(
     cfg: RecoverConfig,
     store: Path,
@@ -218,36 +146,35 @@ def stage_recover(
     n = len(idx)
     images = s.load_images(idx)
     t0 = time.perf_counter()
-    if cfg.gauge:
-        src, angle = plan_inplane_copies(n, cfg.gauge_sources, tuple(np.deg2rad(cfg.gauge_angles_deg)), cfg.seed)
-        nodes = np.concatenate([images, rotate_inplane(images[src], angle)])
-    else:
-        nodes = images
     model, _meta = load_model(checkpoint)
     check_image_size(model, checkpoint, s.box_px, store)
     check_pair_model(cfg, model)
-    emb = embed_images(model, nodes)
-    t_embed = time.perf_counter() - t0
-    i, j = pair_graph(cfg, emb)
-    d_p = edge_distances(model, emb, i, j)  # the distance the model was trained with (a pair model: its head)
     resume_file = out_dir / "recover_checkpoint.npz"  # partitioned runs: resume after an interruption
-    res = recover_graph(cfg, emb, i, j, d_p, progress, checkpoint=resume_file)
+    solved = solve_orientations(
+        n,
+        cfg,
+        features=lambda copies: embed_images(model, images_with_copies(images, copies)),
+        distances=lambda emb, i, j: edge_distances(model, emb, i, j),  # a pair model: its own head
+        gauge_score=consistency_score(images, cfg) if cfg.gauge else None,
+        progress=progress,
+        gauge_progress=gauge_progress,
+        checkpoint=resume_file,
+        block_runner=ray_block_runner(cfg.num_workers),
+    )
     resume_file.unlink(missing_ok=True)
-    q = res.quaternions[:n]
+    res, q = solved.recovery, solved.quaternions
     summary: dict[str, Any] = {
         "n_images": n,
-        "n_nodes": len(nodes),
-        "n_edges": len(i),
+        "n_nodes": solved.n_nodes,
+        "n_edges": len(solved.i),
         "l_or": res.l_or,
         "loss_history": res.loss_history,
-        "time_embed_s": t_embed,
+        "time_embed_s": solved.time_graph_s,
         "time_recover_s": res.wall_time_s,
         "partitions": cfg.partitions or cfg.num_workers,
     }
-    if cfg.gauge:
-        t1 = time.perf_counter()
-        gauge = resolve_gauge(q, res.quaternions[n:], src, angle, consistency_score(images, cfg), gauge_progress)
-        q = gauge.quaternions
+    if solved.gauge is not None:
+        gauge = solved.gauge
         summary.update(
             {
                 "gauge_transposed": gauge.transposed,
@@ -255,7 +182,7 @@ def stage_recover(
                 "gauge_alpha_deg": float(np.degrees(gauge.alpha_rad)),
                 "gauge_scores": gauge.alpha_scores,
                 "gauge_score": max(sc for _, sc in gauge.alpha_scores),
-                "time_gauge_s": time.perf_counter() - t1,
+                "time_gauge_s": solved.time_gauge_s,
             }
         )
     if cfg.refine.rounds:
@@ -267,8 +194,8 @@ def stage_recover(
         (out_dir / UNREFINED).unlink(missing_ok=True)  # from an earlier run with refinement: not these orientations
     write_orientations(out_dir / "orientations.csv", idx, q)
     write_orientations(out_dir / "orientations.star", idx, q, source_image_names(s, idx, out_dir))
-    among = (i < n) & (j < n)
-    np.savez_compressed(out_dir / "graph.npz", indices=idx, i=i[among], j=j[among], d_p=d_p[among].astype(np.float32))
+    gi, gj, gd = solved.edges_among_images()
+    np.savez_compressed(out_dir / "graph.npz", indices=idx, i=gi, j=gj, d_p=gd.astype(np.float32))
     summary["time_s"] = time.perf_counter() - t0
     write_json(out_dir / "recover_result.json", summary)
     return summary

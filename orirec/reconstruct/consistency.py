@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from orirec.estimators.projection_matching import MaskedNCC
+from orirec.imaging.ncc import MaskedNCC
 from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import reconstruct
 from orirec.simulate.nufft_projector import cpu_projector

@@ -1,36 +1,34 @@
 """``orirec compare``: every orientation estimator on the same test images, scored by DESIGN §6.
 
-Distance estimators (siamese, euclidean, oracle, oracle-noise) go through the same recovery as a real
-run: in-plane rotated copies join the pair graph, orientations are recovered from the distances
-(:func:`orirec.pipeline.stages.recover_graph`) and the detector-frame gauge is resolved without ground
-truth (:func:`orirec.recover.gauge.resolve_gauge`). Orientation estimators (regress-*, cvae, aspire-cl)
-give orientations directly. For every estimator: ``err_o4``, ``err_rot`` (registered by a global rotation
-and handedness only), ``err_dir``, acc@10/20, R² of the registered rotation matrices, wall times, and FSC:
-between half-maps reconstructed with the estimator's own orientations (no ground truth) and against the
-reference map with the orientations registered to the truth (evaluation only, as ``orirec evaluate``).
+Distance estimators (siamese, euclidean, oracle, oracle-noise) go through the same recovery as a real run:
+in-plane rotated copies join the pair graph, orientations are recovered from the distances
+(:func:`orirec.recover.solve.solve_orientations`, which also resolves the detector-frame gauge without ground
+truth). Orientation estimators (regress-*, cvae, aspire-cl, ab-initio) give orientations directly. For every
+estimator: ``err_o4``, ``err_rot`` (registered by a global rotation and handedness only), ``err_dir``, acc@10/20,
+R² of the registered rotation matrices, wall times, and FSC: between half-maps reconstructed with the estimator's
+own orientations (no ground truth) and against the reference map with the orientations registered to the truth
+(evaluation only, as ``orirec evaluate``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from orirec.config import ReconstructConfig, RecoverConfig
-from orirec.estimators import EstimatorData, EstimatorOptions, TrainingData, estimator_names, make_estimator
+from orirec.estimators import EstimatorData, TrainingData, estimator_names, make_estimator
 from orirec.estimators.aspire_cl import aspire_available
 from orirec.evaluate.metrics import orientation_metrics, symmetric_reference
 from orirec.geometry import quat_to_matrix, register_rotation
-from orirec.imaging.inplane import rotate_inplane
 from orirec.pipeline.refine import refine_step
-from orirec.pipeline.stages import consistency_score, pair_graph, recover_graph, write_json
+from orirec.pipeline.stages import write_json
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
-from orirec.recover.gauge import plan_inplane_copies, resolve_gauge, rotate_about_z
 from orirec.store import open_store, reference_volume
 from orirec.store.orientations import write_orientations
-from orirec.studies.oracle import orientation_features
 
 __all__ = ["COLUMNS", "compare_estimators", "default_estimators", "markdown_table", "rotation_r2"]
 
@@ -82,30 +80,6 @@ def _training_data(train_store: Path, n_train: int | None) -> TrainingData:
     return TrainingData(s.load_images(rows), q, s.pixel_size_A, source=str(train_store))
 
 
-def _via_distances(est, data: EstimatorData, cfg: RecoverConfig) -> tuple[np.ndarray, dict[str, Any]]:
-    """Recover orientations from an estimator's distances, gauge resolved as ``stage_recover`` does."""
-    n, info = len(data.images), {}
-    nodes = data
-    if cfg.gauge:
-        src, angle = plan_inplane_copies(n, cfg.gauge_sources, tuple(np.deg2rad(cfg.gauge_angles_deg)), cfg.seed)
-        q_nodes = None
-        if data.true_quaternions is not None:
-            q_nodes = np.concatenate([data.true_quaternions, rotate_about_z(data.true_quaternions[src], angle)])
-        imgs = np.concatenate([data.images, rotate_inplane(data.images[src], angle)])
-        nodes = EstimatorData(imgs, data.pixel_size_A, q_nodes)
-    feats = est.features(nodes)
-    i, j = pair_graph(cfg, feats)
-    d = est.distances(nodes, feats, i, j)
-    res = recover_graph(cfg, feats, i, j, d)
-    q = res.quaternions[:n]
-    info.update({"n_edges": int(len(i)), "l_or": float(res.l_or)})
-    if cfg.gauge:
-        g = resolve_gauge(q, res.quaternions[n:], src, angle, consistency_score(data.images, cfg))
-        q = g.quaternions
-        info.update({"gauge_transposed": bool(g.transposed), "gauge_copy_angle_error_deg": g.copy_angle_error_deg})
-    return q, info
-
-
 def _scores(images, q, q_true, ref, pixel_size_A: float, rc: ReconstructConfig, sym: str) -> dict[str, float]:
     """One row's numbers for orientations ``q``: the errors of DESIGN §6 (for point group ``sym``), R² and the
     FSCs; for a symmetric protein all three use the symmetry copies of the truth that ``q`` matches."""
@@ -128,12 +102,6 @@ def _fsc(images, q, q_true, ref, pixel_size_A: float, rc: ReconstructConfig) -> 
     return out
 
 
-def _gauge_note(est, cfg: RecoverConfig) -> str:
-    if est.kind == "distances":
-        return "in-plane copies + consistency search (no truth)" if cfg.gauge else "none (gauge off)"
-    return getattr(est, "gauge_note", "absolute frame learned from the training store")
-
-
 def compare_estimators(
     store: Path,
     out_dir: Path,
@@ -142,7 +110,7 @@ def compare_estimators(
     train_store: Path | None = None,
     n: int = 1650,
     n_train: int | None = 2000,
-    options: EstimatorOptions | None = None,
+    settings: Mapping[str, Any] | None = None,
     recover_cfg: RecoverConfig | None = None,
     reconstruct_cfg: ReconstructConfig | None = None,
     tracker=None,
@@ -153,9 +121,8 @@ def compare_estimators(
     ``store`` (of its protein ``protein``, a store index, when given: e.g. one unseen protein of a test store);
     write ``compare.md``, ``compare.csv``, ``compare.json`` (and estimator artifacts) under ``out_dir``; log each
     estimator as a nested MLflow run of ``tracker``. Returns one row per estimator."""
-    opts = options or EstimatorOptions()
-    opts.oracle_features = opts.oracle_features or orientation_features
-    cfg = (recover_cfg or RecoverConfig()).model_copy(update={"seed": opts.seed})
+    settings = dict(settings or {})
+    cfg = (recover_cfg or RecoverConfig()).model_copy(update={"seed": settings.get("seed", 0)})
     rc = reconstruct_cfg or ReconstructConfig()
     names = list(names) if names else default_estimators(model, train_store)
     if not names:
@@ -186,31 +153,28 @@ def compare_estimators(
     )
     data = EstimatorData(images, s.pixel_size_A, q_true, s.max_shift_px, s.ctf_params(rows))
     sym = s.rows_symmetry(rows)  # errors up to the point group of a symmetric protein
-    estimators = [make_estimator(name, opts) for name in names]  # bad settings fail before any work
+    # bad settings fail before any work
+    estimators = [make_estimator(name, settings, cfg) for name in names]
     train = _training_data(Path(train_store), n_train) if any(e.needs_training for e in estimators) else None
     (out_dir / "orientations").mkdir(parents=True, exist_ok=True)  # each estimator's, for orirec refine/evaluate
     say = log or (lambda line: None)
     results: list[dict[str, Any]] = []
     for est in estimators:
         say(f"{est.name}: running")
-        row: dict[str, Any] = {"estimator": est.name, "kind": est.kind, "gauge": _gauge_note(est, cfg)}
+        row: dict[str, Any] = {"estimator": est.name, "kind": est.kind, "gauge": est.gauge_note}
         t0 = time.perf_counter()
         if est.needs_training:
             row.update({f"fit_{k}": v for k, v in est.fit(train).items() if k != "time_fit_s"})
         row["time_fit_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        if est.kind == "distances":
-            q, info = _via_distances(est, data, cfg)
-            row.update(info)
-        else:
-            if hasattr(est, "resume_in"):  # partial work (ab initio's restarts) kept beside this protein's table
-                est.resume_in(out_dir)
-            q = est.estimate(data)
-            row.update({f"{est.name}_{k}": v for k, v in getattr(est, "summary", {}).items()})
+        est.resume_in(out_dir)  # partial work (ab initio's restarts) kept beside this protein's table
+        q = est.estimate(data)
+        row.update(est.summary_row())
         row["time_estimate_s"] = time.perf_counter() - t1
         row.update(_scores(images, q, q_true, ref, s.pixel_size_A, rc, sym))
-        if hasattr(est, "save_artifacts"):
-            row["artifacts"] = [str(p) for p in est.save_artifacts(out_dir, data)]
+        artifacts = est.save_artifacts(out_dir, data)
+        if artifacts:
+            row["artifacts"] = [str(p) for p in artifacts]
         write_orientations(out_dir / "orientations" / f"{est.name}.csv", rows, q)
         results.append(row)
         say(f"{est.name}: err_rot median {row['err_rot_median']:.1f}° in {row['time_estimate_s']:.1f} s")

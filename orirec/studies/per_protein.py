@@ -2,7 +2,8 @@
 
 For each protein of the store, the first ``images_per_protein`` images are embedded once; the model's d_p on
 pairs drawn with d_q uniform on [0, π] (symmetry-aware) gives the distance MAE, and the model's d_p on the full
-pair graph of those images is handed to the orientation recovery, whose result is scored against the ground
+pair graph of those images (and of in-plane rotated copies) goes through the same recovery and gauge resolution
+as a real run (:func:`orirec.recover.solve.solve_orientations`); the result is scored against the ground
 truth (``err_o4``, ``err_rot``, ``err_dir`` medians in degrees, ``acc20``). Each row also holds the protein's
 size (atoms), its radius of gyration (Å, from the store's reference volume) and its point group.
 
@@ -20,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from orirec.config import RecoverConfig
 from orirec.evaluate.distances import model_and_truth, protein_key, protein_name, trained_protein_ids
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.models import edge_distances, embed_images
-from orirec.recover import full_graph, recover_orientations
+from orirec.recover.solve import consistency_score, images_with_copies, solve_orientations
 from orirec.store import reference_volume
 from orirec.store.pairs import sample_uniform_pairs
 from orirec.studies.compare import markdown_table
@@ -78,6 +80,7 @@ def _settings(model_path, store_path, images_per_protein, steps, n_starts, pairs
         "n_starts": int(n_starts),
         "pairs_per_protein": int(pairs_per_protein),
         "seed": int(seed),
+        "recovery": "solve_orientations with the gauge",  # rows of runs before the gauge are not resumed
     }
 
 
@@ -162,15 +165,20 @@ def _one_protein(model, store, p: int, n_max: int, steps: int, n_starts: int, n_
     t0 = time.perf_counter()
     members = np.flatnonzero(store.protein == p)[:n_max]
     q_true = store.quaternions[members]
-    feats = embed_images(model, store.load_images(members))
+    images = store.load_images(members)
     pi, pj, d_q = sample_uniform_pairs(
         q_true, np.zeros(len(members), np.int64), n_pairs, [seed, 41, p], symmetry=[group]
     )
+    feats = embed_images(model, images)
     dist_mae = float(np.mean(np.abs(edge_distances(model, feats, pi, pj) - d_q)))
-    i, j = full_graph(len(members))
-    d_p = edge_distances(model, feats, i, j)
-    res = recover_orientations(len(members), i, j, d_p, n_starts=n_starts, steps=steps, seed=seed)
-    m = orientation_metrics(res.quaternions, q_true, group)
+    cfg = RecoverConfig(graph="full", steps=steps, n_starts=n_starts, seed=seed)  # the gauge too, as a real run
+    solved = solve_orientations(
+        len(members), cfg,
+        features=lambda copies: embed_images(model, images_with_copies(images, copies)),
+        distances=lambda emb, i, j: edge_distances(model, emb, i, j),
+        gauge_score=consistency_score(images, cfg),
+    )  # fmt: skip
+    m = orientation_metrics(solved.quaternions, q_true, group)
     return {
         "protein": p,
         "symmetry": group,

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
+from orirec.config import RecoverConfig
+from orirec.config.estimators import ESTIMATOR_CONFIGS
 from orirec.estimators import (
     DistanceEstimator,
+    Estimator,
     EstimatorData,
-    EstimatorOptions,
-    OrientationEstimator,
     TrainingData,
     estimator_names,
     make_estimator,
@@ -35,14 +36,38 @@ def test_registry_lists_every_estimator_and_rejects_unknown_names():
         make_estimator("nope")
 
 
+def test_every_estimator_is_an_estimator_with_one_typed_config():
+    """One base class, hooks with defaults, one config per name; the settings are validated per estimator."""
+    for name in estimator_names():
+        assert name in ESTIMATOR_CONFIGS, name
+    with pytest.raises(ValueError, match="calibration_pairs"):
+        make_estimator("euclidean", {"calibration_pairs": 0})
+    with pytest.raises(TypeError, match="abstract"):
+        Estimator("bare")  # estimate() must be written
+    est = make_estimator("oracle", {"steps": 3, "seed": 2}, RecoverConfig(gauge=False))  # steps: another's
+    assert est.seed == 2 and est.recover.gauge is False and est.gauge_note == "none (gauge off)"
+    assert est.fit(TrainingData(np.zeros((2, 4, 4)), np.zeros((2, 4)), 1.0)) == {}
+    assert est.save_artifacts(None, None) == [] and est.resume_in(None) is None
+
+
+def test_a_distance_estimator_estimates_gauge_resolved_orientations(pseudo_images):
+    """DistanceEstimator.estimate goes through recover.solve: the oracle's exact distances give orientations
+    whose err_rot (registered by a global rotation and handedness only) is small."""
+    images, q = pseudo_images
+    est = make_estimator("oracle", {}, RecoverConfig(steps=100, n_starts=5, gauge_sources=40))
+    q_est = est.estimate(EstimatorData(images[:120], 4.0, q[:120]))
+    assert orientation_metrics(q_est, q[:120])["err_rot_median"] < 15.0
+    assert est.summary_row()["n_edges"] == (120 + 80) * (120 + 79) // 2 and "gauge_transposed" in est.summary
+
+
 def test_euclidean_estimator_runs_and_calibrates_on_training_images(pseudo_images):
     images, q = pseudo_images
-    est = make_estimator("euclidean", EstimatorOptions(euclid_box_px=16, calibration_pairs=5000))
+    est = make_estimator("euclidean", {"euclid_box_px": 16, "calibration_pairs": 5000})
     assert isinstance(est, DistanceEstimator) and not est.uses_ground_truth
     with pytest.raises(ValueError, match="train-store"):
         est.distances(EstimatorData(images, 4.0), np.zeros((2, 4)), np.array([0]), np.array([1]))
     info = est.fit(TrainingData(images[:100], q[:100], 4.0))
-    assert info["calibration"] in ("isotonic", "quantile")
+    assert info["calibration"] == "isotonic"
     data = EstimatorData(images[100:], 4.0)  # no ground truth given to the estimator
     f = est.features(data)
     i, j = full_graph(len(f))
@@ -61,7 +86,7 @@ def test_oracle_distances_are_exact_or_noisy_and_need_truth(pseudo_images):
     exact = make_estimator("oracle")
     data = EstimatorData(images[:20], 4.0, q[:20])
     assert np.allclose(exact.distances(data, exact.features(data), i, j), quat_distance(q[i], q[j]))
-    noisy = make_estimator("oracle-noise", EstimatorOptions(oracle_noise_rad=0.2, seed=1))
+    noisy = make_estimator("oracle-noise", {"oracle_noise_rad": 0.2, "seed": 1})
     d = noisy.distances(data, None, i, j)
     assert 0.1 < np.std(d - quat_distance(q[i], q[j])) < 0.3
     with pytest.raises(ValueError, match="ground-truth"):
@@ -71,8 +96,8 @@ def test_oracle_distances_are_exact_or_noisy_and_need_truth(pseudo_images):
 @pytest.mark.parametrize("rep", ["6d", "quat", "euler"])
 def test_regression_estimators_train_and_predict(pseudo_images, rep):
     images, q = pseudo_images
-    est = make_estimator(f"regress-{rep}", EstimatorOptions(steps=15, batch_size=32, encoder_preset="tiny"))
-    assert isinstance(est, OrientationEstimator)
+    est = make_estimator(f"regress-{rep}", {"steps": 15, "batch_size": 32, "encoder_preset": "tiny"})
+    assert isinstance(est, Estimator) and not isinstance(est, DistanceEstimator)
     with pytest.raises(ValueError, match="not trained"):
         est.estimate(EstimatorData(images[:4], 4.0))
     info = est.fit(TrainingData(images, q, 4.0))
@@ -85,7 +110,7 @@ def test_regression_accepts_subvolumes():
     rng = np.random.default_rng(0)
     vols = rng.normal(size=(12, 8, 8, 8)).astype(np.float32)
     q = uniform_quaternions(12, seed=1)
-    est = make_estimator("regress-6d", EstimatorOptions(steps=3, batch_size=4))
+    est = make_estimator("regress-6d", {"steps": 3, "batch_size": 4})
     est.fit(TrainingData(vols, q, 4.0))
     assert est.estimate(EstimatorData(vols[:5], 4.0)).shape == (5, 4)
     with pytest.raises(ValueError, match="cubic"):

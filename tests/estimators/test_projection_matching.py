@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from orirec.estimators.projection_matching import MaskedNCC, best_shifts, matching_box, refine_projection_matching
+from orirec.estimators.projection_matching import best_shifts, matching_box, refine_projection_matching
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import local_rotation_grid, multiply, quat_distance, uniform_quaternions
 from orirec.imaging.formation import apply_shifts
+from orirec.imaging.ncc import MaskedNCC
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from orirec.estimators import EstimatorData, EstimatorOptions, TrainingData, make_estimator
+from orirec.estimators import EstimatorData, TrainingData, make_estimator
 from orirec.geometry import quat_distance, uniform_quaternions
 from orirec.models.cvae import ConditionalVAE, condition_vector
 from orirec.simulate.projector import project
@@ -36,8 +36,8 @@ def test_search_recovers_training_orientations(tmp_path):
     vol, _ = load_volume("pseudo:0", 24, 4.0)
     q = uniform_quaternions(256, seed=1)
     images = project(vol, q)
-    opts = EstimatorOptions(seed=0, cvae_steps=600, batch_size=64, lr=2e-3, encoder_preset="tiny", latent_dim=4,
-                            grid_size=1000, refine_steps=10)  # fmt: skip
+    opts = {"seed": 0, "cvae_steps": 600, "batch_size": 64, "lr": 2e-3, "encoder_preset": "tiny", "latent_dim": 4,
+            "grid_size": 1000, "refine_steps": 10}  # fmt: skip
     est = make_estimator("cvae", opts)
     fit = est.fit(TrainingData(images, q, 4.0))
     assert fit["loss_last"] < fit["loss_first"]

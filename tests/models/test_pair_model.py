@@ -11,7 +11,8 @@ from synthetic import blob_projections, short_run  # five rotated Gaussian blobs
 from orirec.config import ModelConfig, RecoverConfig
 from orirec.geometry import uniform_quaternions
 from orirec.models import PairNet, build_model, edge_distances, embed_images, load_model, save_checkpoint
-from orirec.pipeline.stages import pair_graph, stage_recover
+from orirec.pipeline.stages import stage_recover
+from orirec.recover.solve import pair_graph
 from orirec.train import train_loop_per_worker
 from orirec.train.steps import all_pairs_loss, make_loss
 

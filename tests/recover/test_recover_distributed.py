@@ -5,12 +5,11 @@ import pytest
 import torch
 
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.geometry import quat_distance, uniform_quaternions
+from orirec.geometry import orientation_features, quat_distance, uniform_quaternions
 from orirec.recover import knn_graph
 from orirec.recover.blocks import LocalBlockRunner, RecoveryRoundError, recover_partitioned
 from orirec.recover.partition import balanced_kmeans, split_graph
 from orirec.recover.spectral import spectral_init
-from orirec.studies.oracle import orientation_features
 
 N = 300
 
@@ -173,7 +172,7 @@ def test_oracle_cli_partitioned_resolves_gauge():
 
 def test_full_graph_too_large_is_a_clear_error():
     from orirec.config import RecoverConfig
-    from orirec.pipeline.stages import FULL_GRAPH_MAX, pair_graph
+    from orirec.recover.solve import FULL_GRAPH_MAX, pair_graph
 
     with pytest.raises(ValueError, match="use --graph knn"):
         pair_graph(RecoverConfig(graph="full"), np.zeros((FULL_GRAPH_MAX + 1, 10)))

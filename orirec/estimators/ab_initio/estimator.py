@@ -9,12 +9,13 @@ with a CTF are phase-flipped first (as for ASPIRE's common lines); the shift sea
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
+from orirec.config.estimators import AbInitioConfig
 from orirec.estimators.ab_initio.search import ab_initio, check_particle_size, estimate_particle_radius_A
-from orirec.estimators.base import EstimatorData, EstimatorOptions, TrainingData, register
+from orirec.estimators.base import Estimator, EstimatorData, register
 
 __all__ = ["AbInitio"]
 
@@ -22,27 +23,21 @@ CHECKPOINT = "ab_initio_checkpoint.npz"  # the finished restarts: a rerun resume
 RADIUS_MARGIN = 1.3  # the variance profile ends at the outermost atoms; the map's density reaches further
 
 
-class AbInitio:
+class AbInitio(Estimator):
     """Orientation estimator: stochastic global projection matching from a random start (see the module)."""
 
-    kind: ClassVar[str] = "orientations"
-    needs_training = False
-    uses_ground_truth = False
     gauge_note = "ab initio map: global rotation + handedness (harmless), registered for err_rot"
 
     def __init__(self, seed: int = 0, progress=None, **settings: Any) -> None:
-        self.name, self.seed, self.settings, self.progress = "ab-initio", seed, settings, progress
-        self.summary: dict[str, Any] = {}
+        super().__init__("ab-initio")
+        self.seed, self.settings, self.progress = seed, settings, progress
         self.result = None  # the last AbInitioResult (map, shifts, iterations)
 
     def resume_in(self, folder: Path) -> None:
         """Keep each finished restart in ``folder`` (``ab_initio_checkpoint.npz``) so that a rerun resumes there,
         unless a checkpoint was given."""
-        self.settings.setdefault("checkpoint", Path(folder) / CHECKPOINT)
-
-    def fit(self, train: TrainingData) -> dict[str, Any]:
-        """Nothing to learn."""
-        return {}
+        if self.settings.get("checkpoint") is None:
+            self.settings["checkpoint"] = Path(folder) / CHECKPOINT
 
     def estimate(self, data: EstimatorData) -> np.ndarray:
         """Orientations (n, 4) of ``data.images``; the radius used and the last iteration go to ``summary``."""
@@ -65,7 +60,5 @@ class AbInitio:
 
 
 @register("ab-initio")
-def _make(options: EstimatorOptions) -> AbInitio:
-    keys = ("iterations", "restarts", "consensus", "particle_radius_A", "resolution_start_A", "resolution_end_A",
-            "step_deg", "checkpoint")  # fmt: skip
-    return AbInitio(options.seed, **{k: options.extra[k] for k in keys if k in options.extra})
+def _make(config: AbInitioConfig, progress=None) -> AbInitio:
+    return AbInitio(config.seed, progress=progress, **config.model_dump(exclude={"seed"}))

@@ -27,11 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from orirec.config.estimators import AbInitioConfig
 from orirec.estimators.ab_initio.checkpoint import checkpoint_key, load_restarts, save_restarts
 from orirec.estimators.ab_initio.consensus import AGREE_DEG, combine_restarts
-from orirec.estimators.projection_matching import MaskedNCC, best_shifts, matching_box
+from orirec.estimators.projection_matching import best_shifts, matching_box
 from orirec.geometry import global_rotation_grid, local_rotation_grid, multiply, quat_distance, uniform_quaternions
 from orirec.imaging.formation import apply_shifts
+from orirec.imaging.ncc import MaskedNCC
 from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import reconstruct
 from orirec.simulate.nufft_projector import cpu_projector
@@ -68,23 +70,26 @@ def _geometric(iteration: int, iterations: int, start: float, end: float) -> flo
     return float(start * (end / start) ** t)
 
 
+_DEFAULTS = AbInitioConfig()  # the only source of these defaults (orirec.config.estimators)
+
+
 def ab_initio(
     images: np.ndarray,
     pixel_size_A: float,
     *,
-    iterations: int = 40,
-    resolution_start_A: float = 30.0,
-    resolution_end_A: float = 20.0,  # 15 Å: better on some σ² 16 test proteins, worse on others (docs)
-    step_deg: float = 15.0,
-    sharpness_start: float = 1.0,
-    sharpness_end: float = 30.0,
-    particle_radius_A: float | None = None,
+    iterations: int = _DEFAULTS.iterations,
+    resolution_start_A: float = _DEFAULTS.resolution_start_A,
+    resolution_end_A: float = _DEFAULTS.resolution_end_A,  # 15 Å: better on some σ² 16 test proteins, worse on others
+    step_deg: float = _DEFAULTS.step_deg,
+    sharpness_start: float = _DEFAULTS.sharpness_start,
+    sharpness_end: float = _DEFAULTS.sharpness_end,
+    particle_radius_A: float | None = _DEFAULTS.particle_radius_A,
     max_shift_px: float = 0.0,
-    seed: int = 0,
-    pad: int = 2,
-    wiener: float = 1e-2,
-    restarts: int = 6,
-    consensus: bool = True,
+    seed: int = _DEFAULTS.seed,
+    pad: int = _DEFAULTS.pad,
+    wiener: float = _DEFAULTS.wiener,
+    restarts: int = _DEFAULTS.restarts,
+    consensus: bool = _DEFAULTS.consensus,
     agree_deg: float = AGREE_DEG,
     progress: Callable[[int, int], None] | None = None,
     checkpoint: str | Path | None = None,

@@ -1,0 +1,114 @@
+"""One typed config per orientation estimator (``orirec compare``, ``orirec ab-initio``): their only defaults.
+
+Every estimator's config reads its own fields from one flat mapping of settings (the command line's options,
+e.g. ``steps`` for the regression heads and ``cvae_steps`` for the cVAE) and ignores the others, so one set of
+options serves a comparison of many estimators. Field names are those options' names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ESTIMATOR_CONFIGS",
+    "AbInitioConfig",
+    "AspireConfig",
+    "CVAEConfig",
+    "EstimatorConfig",
+    "EuclideanConfig",
+    "OracleConfig",
+    "RegressionConfig",
+    "SiameseConfig",
+]
+
+
+class EstimatorConfig(BaseModel):
+    """Settings every estimator has; unknown keys of the flat settings are other estimators' (ignored)."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    seed: int = Field(0, description="seed of every random step (training, draws, noise)")
+
+
+class SiameseConfig(EstimatorConfig):
+    """The method: distances of a Siamese network trained by ``orirec train``."""
+
+    model: Path | None = Field(None, description="trained checkpoint (.pt) of `orirec train`")
+
+
+class EuclideanConfig(EstimatorConfig):
+    """The published baseline: calibrated Euclidean distance between normalized images."""
+
+    euclid_box_px: int = Field(32, ge=4, description="box the images are compared at (px, Fourier down-sampled)")
+    calibration_pairs: int = Field(200_000, ge=1, description="training pairs of the isotonic calibration")
+
+
+class OracleConfig(EstimatorConfig):
+    """Exact distances between the true orientations (the ``oracle-noise`` variant adds Gaussian noise)."""
+
+    oracle_noise_rad: float = Field(0.1, ge=0, description="σ of oracle-noise's Gaussian distance noise (rad)")
+
+
+class _Learned(EstimatorConfig):
+    batch_size: int = Field(64, ge=1, description="training images per step")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    encoder_preset: str = Field("small", description="encoder size: paper, small or tiny")
+    downsample: int = Field(2, ge=1, description="Fourier down-sampling factor of the encoder's input")
+
+
+class RegressionConfig(_Learned):
+    """Direct regression heads (6D, quaternion, Euler) on an encoder, trained on a training store."""
+
+    steps: int = Field(400, ge=1, description="training steps of the regression heads")
+
+
+class CVAEConfig(_Learned):
+    """Conditional VAE: generate projections for an orientation, then search the condition."""
+
+    cvae_steps: int = Field(1000, ge=1, description="training steps of the cVAE")
+    latent_dim: int = Field(15, ge=1, description="latent dimension")
+    cvae_condition: Literal["quat", "euler"] = Field("quat", description="the condition's parametrization")
+    grid_size: int = Field(4000, ge=1, description="orientations of the template search")
+    refine_steps: int = Field(30, ge=0, description="local Adam steps on the condition after the search")
+
+
+class AspireConfig(EstimatorConfig):
+    """ASPIRE's common-lines synchronization (optional package ``orirec[aspire]``)."""
+
+    aspire_method: Literal["voting", "sync3n"] = Field("voting", description="ASPIRE synchronization method")
+    n_theta: int = Field(360, ge=8, description="angular sampling of the common-lines search")
+
+
+class AbInitioConfig(EstimatorConfig):
+    """Stochastic global projection matching from a random start, with restarts and their consensus."""
+
+    iterations: int = Field(40, ge=1, description="iterations per run")
+    resolution_start_A: float = Field(30.0, gt=0, description="resolution of the first iterations (Å)")
+    resolution_end_A: float = Field(20.0, gt=0, description="resolution of the last iterations (Å)")
+    step_deg: float = Field(15.0, gt=0, description="spacing of the global orientation grid (°)")
+    sharpness_start: float = Field(1.0, gt=0, description="first inverse temperature of the draws")
+    sharpness_end: float = Field(30.0, gt=0, description="last inverse temperature of the draws")
+    particle_radius_A: float | None = Field(None, gt=0, description="mask radius (Å); default read off the images")
+    pad: int = Field(2, ge=1, le=4, description="Fourier padding of the reconstructions")
+    wiener: float = Field(1e-2, ge=0, description="Wiener constant of the reconstructions")
+    restarts: int = Field(6, ge=1, description="runs from different random starts")
+    consensus: bool = Field(True, description="average the restarts that agree, per image")
+    checkpoint: Path | None = Field(None, description="file of finished restarts (a rerun resumes there)")
+
+
+#: estimator name → its config class
+ESTIMATOR_CONFIGS: dict[str, type[EstimatorConfig]] = {
+    "siamese": SiameseConfig,
+    "euclidean": EuclideanConfig,
+    "oracle": OracleConfig,
+    "oracle-noise": OracleConfig,
+    "regress-6d": RegressionConfig,
+    "regress-quat": RegressionConfig,
+    "regress-euler": RegressionConfig,
+    "cvae": CVAEConfig,
+    "aspire-cl": AspireConfig,
+    "ab-initio": AbInitioConfig,
+}
