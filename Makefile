@@ -28,5 +28,10 @@ test: setup lint
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
 
+.PHONY: docs
+docs: setup
+	$(BIN)/python benchmarks/docs.py --check
+	$(BIN)/mkdocs build --strict -d build/site
+
 clean:
 	rm -rf runs .pytest_cache .ruff_cache
