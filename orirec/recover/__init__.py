@@ -6,7 +6,7 @@ from .blocks import LocalBlockRunner, RecoveryRoundError, recover_partitioned
 from .graph import distance_weights, full_graph, knn_graph, validate_distances
 from .partition import balanced_kmeans, split_graph
 from .spectral import gram_embedding, procrustes_rotations, spectral_init
-from .sphere import l_or_value, refine, torch_quat_distance
+from .sphere import descend_on_sphere, l_or_value, torch_quat_distance
 
 __all__ = [
     "LocalBlockRunner",
@@ -22,7 +22,7 @@ __all__ = [
     "recover_from_matrix",
     "recover_orientations",
     "recover_partitioned",
-    "refine",
+    "descend_on_sphere",
     "spectral_init",
     "split_graph",
     "torch_quat_distance",

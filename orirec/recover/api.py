@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from orirec.config import RecoverConfig
+
 from .graph import validate_distances, validate_graph, validate_weights
 from .spectral import spectral_init
-from .sphere import refine
+from .sphere import descend_on_sphere
 
 
 @dataclass
@@ -36,11 +38,11 @@ def recover_orientations(
     j: np.ndarray,
     d: np.ndarray,
     weights: np.ndarray | None = None,
-    n_starts: int = 20,
-    steps: int = 300,
-    seed: int = 0,
+    n_starts: int = RecoverConfig.model_fields["n_starts"].default,
+    steps: int = RecoverConfig.model_fields["steps"].default,
+    seed: int = RecoverConfig.model_fields["seed"].default,
     progress: Callable[[int, float], None] | None = None,
-    loss: str = "huber",
+    loss: str = RecoverConfig.model_fields["loss"].default,
 ) -> RecoveryResult:
     """Recover ``n`` orientations from pairwise distances ``d`` (rad, in [0, pi]) on edges ``(i, j)``.
 
@@ -55,7 +57,7 @@ def recover_orientations(
     i, j, d = validate_graph(int(n), i, j, d)
     weights = validate_weights(weights, i.size)
     q0 = spectral_init(int(n), i, j, d, weights=weights, n_starts=n_starts, seed=seed)
-    q, history = refine(q0, i, j, d, weights=weights, steps=steps, loss=loss, seed=seed, progress=progress)
+    q, history = descend_on_sphere(q0, i, j, d, weights=weights, steps=steps, loss=loss, seed=seed, progress=progress)
     return RecoveryResult(
         quaternions=q, loss_history=history, l_or=float(history[-1]), wall_time_s=time.perf_counter() - t0
     )

@@ -30,7 +30,7 @@ from .api import RecoveryResult
 from .graph import validate_graph, validate_weights
 from .partition import split_graph
 from .spectral import spectral_init
-from .sphere import l_or_value, refine
+from .sphere import descend_on_sphere, l_or_value
 
 
 class RecoveryRoundError(RuntimeError):
@@ -104,7 +104,7 @@ def refine_block(problem: BlockProblem, q_owned: np.ndarray, q_boundary: np.ndar
     q_local = np.concatenate([q_owned, q_boundary[problem.halo_pos]])
     fixed = np.zeros(q_local.shape[0], dtype=bool)
     fixed[m:] = True
-    q, _ = refine(
+    q, _ = descend_on_sphere(
         q_local, problem.i, problem.j, problem.d, weights=problem.w, steps=opts.steps, loss=opts.loss,
         delta=opts.delta, seed=opts.seed, fixed=fixed,
     )  # fmt: skip

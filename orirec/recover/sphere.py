@@ -1,4 +1,7 @@
-"""Refinement of orientations on the unit-quaternion sphere by minimizing L_OR.
+"""Descent on the unit-quaternion sphere: orientations that minimize L_OR, from a start (spectral or a block's).
+
+Not to be confused with projection-matching refinement (:mod:`orirec.estimators.projection_matching`), which
+matches images against a map.
 
 ``L_OR = sum_e w_e rho(d_e - d_q(q_i[e], q_j[e]))`` with rho the squared error ('l2'), Huber or
 Cauchy loss. The quaternion parameters are normalized inside the loss (so the loss lives on the
@@ -146,7 +149,7 @@ def l_or_value(q: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, weigh
     return _edge_objective(param, i, j, d, w, "l2", 1.0, 2_000_000)(False)[1]
 
 
-def refine(
+def descend_on_sphere(
     q0: np.ndarray,
     i: np.ndarray,
     j: np.ndarray,

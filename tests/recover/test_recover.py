@@ -7,12 +7,12 @@ import torch
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.geometry import pairwise_quat_distance, quat_distance, quat_to_matrix, uniform_quaternions
 from orirec.recover import (
+    descend_on_sphere,
     distance_weights,
     full_graph,
     knn_graph,
     recover_from_matrix,
     recover_orientations,
-    refine,
     spectral_init,
     torch_quat_distance,
     validate_distances,
@@ -151,21 +151,23 @@ def test_recover_sparse_knn_graph(truth):
     assert m["err_o4_median"] < 0.01  # degrees (measured ~1e-12)
 
 
-def test_refine_from_perturbed_start(truth):
+def test_descent_on_the_sphere_from_a_perturbed_start(truth):
     q, dist = truth
     i, j = full_graph(N)
     rng = np.random.default_rng(2)
     q_start = q + 0.05 * rng.standard_normal(q.shape)
     calls = []
     for loss in ("l2", "cauchy"):
-        q1, hist = refine(q_start, i, j, dist[i, j], steps=200, loss=loss, progress=lambda s, v: calls.append(v))
+        q1, hist = descend_on_sphere(
+            q_start, i, j, dist[i, j], steps=200, loss=loss, progress=lambda s, v: calls.append(v)
+        )
         assert hist[-1] < 1e-12 < hist[0]
         assert orientation_metrics(q1, q)["err_o4_median"] < 1e-3
-    q2, hist2 = refine(q_start, i, j, dist[i, j], steps=300, optimizer="adam", lr=1e-2)
+    q2, hist2 = descend_on_sphere(q_start, i, j, dist[i, j], steps=300, optimizer="adam", lr=1e-2)
     assert hist2[-1] < 0.05 * hist2[0]
     assert calls
     with pytest.raises(ValueError, match="loss"):
-        refine(q_start, i, j, dist[i, j], loss="l3")
+        descend_on_sphere(q_start, i, j, dist[i, j], loss="l3")
 
 
 def test_deterministic_by_seed(truth):
