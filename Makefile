@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.orirec-installed
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint typecheck bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check orirec tests benchmarks
+	$(BIN)/ruff format --check orirec tests benchmarks
+	$(BIN)/lint-imports
+
+typecheck: setup
+	$(BIN)/mypy orirec
 
 test: setup lint
 	$(BIN)/python -m pytest -q

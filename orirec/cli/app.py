@@ -57,3 +57,14 @@ app.command(name="per-protein")(per_protein)
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def expand_env_main() -> None:
+    """``orirec`` with every ``${ORIREC_...}`` in its arguments filled in from the environment: the entry point of
+    ``orirec launch``'s pods (:func:`orirec.launch.kuberay.expand_env_args`)."""
+    import sys
+
+    from orirec.launch.kuberay import expand_env_args
+
+    sys.argv[1:] = expand_env_args(sys.argv[1:])
+    main()

@@ -6,8 +6,10 @@ Ray is imported inside the functions only (DESIGN §3: nothing runs at import).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +83,35 @@ def wait_job(address: str, job_id: str, timeout_s: float = 3600.0, poll_s: float
 def job_logs(address: str, job_id: str) -> str:
     """The job's whole log so far."""
     return _client(address).get_job_logs(job_id)
+
+
+@contextlib.contextmanager
+def token_auth_from_env() -> Iterator[bool]:
+    """Ray token auth for this process's Jobs API client when a token is given in the environment.
+
+    Ray's client sends the token (``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH``) only when
+    ``RAY_AUTH_MODE=token``; with a token set and no mode, the mode is set to ``token`` for the block (an
+    explicit ``RAY_AUTH_MODE``, ``disabled`` included, is respected). Ray caches the mode and the token, so
+    both caches are refreshed on entry and exit. Yields whether token auth was switched on here.
+    """
+    given = bool(os.environ.get("RAY_AUTH_TOKEN", "").strip() or os.environ.get("RAY_AUTH_TOKEN_PATH"))
+    if not given or "RAY_AUTH_MODE" in os.environ:
+        yield False
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    _refresh_ray_auth()
+    try:
+        yield True
+    finally:
+        os.environ.pop("RAY_AUTH_MODE", None)
+        _refresh_ray_auth()
+
+
+def _refresh_ray_auth() -> None:
+    """Make Ray re-read RAY_AUTH_MODE and the token (as ray._private.authentication does on enabling it)."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]  # newer Rays only
+    except ImportError:  # no Ray, or a Ray without token auth: nothing cached
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()

@@ -62,7 +62,7 @@ class EstimatorData:
     def with_copies(self, copies: InplaneCopies) -> EstimatorData:
         """The images followed by their in-plane rotated copies (the pair graph's nodes), with the copies' true
         orientations when known (``R_z(φ) R``)."""
-        from orirec.recover.gauge import rotate_about_z
+        from orirec.geometry import rotate_about_z
 
         q = self.true_quaternions
         if q is not None:

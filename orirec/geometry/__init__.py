@@ -18,8 +18,10 @@ from orirec.geometry.quaternions import (
     project_to_so3,
     quat_distance,
     quat_to_matrix,
+    rotate_about_z,
     rotation_angle,
     viewing_direction,
+    z_rotation_quaternions,
 )
 from orirec.geometry.sampling import (
     global_rotation_grid,
@@ -62,6 +64,7 @@ __all__ = [
     "quat_to_euler",
     "quat_to_matrix",
     "register_rotation",
+    "rotate_about_z",
     "rotation_angle",
     "sample_vmf_directions",
     "symmetric_quat_distance",
@@ -70,4 +73,5 @@ __all__ = [
     "uniform_euler_quaternions",
     "uniform_quaternions",
     "viewing_direction",
+    "z_rotation_quaternions",
 ]

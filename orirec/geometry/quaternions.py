@@ -216,3 +216,15 @@ def orientation_features(q: np.ndarray) -> np.ndarray:
     (its kNN graph and partitions)."""
     a, b = np.triu_indices(4)
     return (q[:, a] * q[:, b]) * np.where(a == b, 1.0, np.sqrt(2.0))
+
+
+def z_rotation_quaternions(angle_rad: np.ndarray | float) -> np.ndarray:
+    """Unit quaternions of ``R_z(φ)``, rotations by φ (rad) about the beam axis; shape (..., 4)."""
+    half = np.asarray(angle_rad, dtype=np.float64) / 2
+    zero = np.zeros_like(half)
+    return np.stack([np.cos(half), zero, zero, np.sin(half)], axis=-1)
+
+
+def rotate_about_z(q: np.ndarray, alpha_rad: float | np.ndarray) -> np.ndarray:
+    """Left-multiply orientations by ``R_z(α)`` (a rotation of the detector frame about the beam)."""
+    return canonicalize(multiply(z_rotation_quaternions(alpha_rad), q))

@@ -14,7 +14,7 @@ the key ``auth_token`` of a Kubernetes Secret, given both as ``authOptions.secre
 pods only from the job's own pods (and the KubeRay operator, on the dashboard port). Secret values never
 appear in the rendered manifest: a URI with credentials (``user:pass@``, ``X-Amz-Signature=``, ``token=``, ...)
 reaches the job through the same Secret (``MLFLOW_TRACKING_URI``, ``ORIREC_STORAGE_URI``, ``ORIREC_SET_<n>``
-env vars; the entrypoint names them as ``${ORIREC_...}`` and :func:`expand_env_main` fills them in on the
+env vars; the entrypoint names them as ``${ORIREC_...}`` and :func:`expand_env_args` fills them in on the
 head), and comments show it redacted.
 """
 
@@ -193,21 +193,18 @@ def render_secret(run_name: str, opts: LaunchOptions, token: str) -> dict[str, A
     }
 
 
-def expand_env_main() -> None:
-    """``orirec`` with every ``${ORIREC_...}`` in its arguments replaced by that env var (set on the pods from
-    the job's Secret): how credentialed URIs reach ``orirec run`` without being written into the RayJob."""
+def expand_env_args(args: list[str]) -> list[str]:
+    """``args`` with every ``${ORIREC_...}`` replaced by that env var (set on the pods from the job's Secret): how
+    credentialed URIs reach ``orirec run`` without being written into the RayJob. SystemExit naming a missing one.
+    The pods run it through :func:`orirec.cli.app.expand_env_main`."""
     import os
-    import sys
 
     def sub(m: re.Match[str]) -> str:
         if m.group(1) not in os.environ:
             raise SystemExit(f"orirec: env var {m.group(1)} is not set (it comes from the job's Secret)")
         return os.environ[m.group(1)]
 
-    sys.argv[1:] = [_ENV_REF.sub(sub, a) for a in sys.argv[1:]]
-    from orirec.cli.app import main
-
-    main()
+    return [_ENV_REF.sub(sub, a) for a in args]
 
 
 # ---- the manifest -----------------------------------------------------------------------------------------
@@ -217,7 +214,7 @@ def entrypoint(pipeline: str, run_name: str, opts: LaunchOptions) -> str:
     """The ``orirec run`` command line the RayJob executes on the head pod.
 
     Credentialed values (see :func:`secret_values`) appear as ``${ORIREC_...}`` references, which
-    :func:`expand_env_main` resolves on the head (the arguments stay single-quoted through the submitter's
+    :func:`expand_env_args` resolves on the head (the arguments stay single-quoted through the submitter's
     shell, ``ray job submit`` and the head's shell, so no shell expands them on the way).
     """
     hidden = secret_values(run_name, opts)
@@ -230,7 +227,7 @@ def entrypoint(pipeline: str, run_name: str, opts: LaunchOptions) -> str:
             sets.append(f"paths.{key}={root}/{run_name}/{folder}")
     prog = ["orirec"]
     if any(k != "MLFLOW_TRACKING_URI" for k in hidden):
-        prog = ["python", "-c", "from orirec.launch.kuberay import expand_env_main; expand_env_main()"]
+        prog = ["python", "-c", "from orirec.cli.app import expand_env_main; expand_env_main()"]
     args = [*prog, "run", pipeline, "--out", f"{RUN_ROOT}/{run_name}", "--no-progress"]
     for s in sets:
         args += ["--set", s]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shlex
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,38 +49,6 @@ def ray_entrypoint(pipeline: str, out: str, overrides: list[str]) -> str:
     return shlex.join(args)
 
 
-@contextlib.contextmanager
-def token_auth_from_env() -> Iterator[bool]:
-    """Ray token auth for this process's Jobs API client when a token is given in the environment.
-
-    Ray's client sends the token (``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH``) only when
-    ``RAY_AUTH_MODE=token``; with a token set and no mode, the mode is set to ``token`` for the block (an
-    explicit ``RAY_AUTH_MODE``, ``disabled`` included, is respected). Ray caches the mode and the token, so
-    both caches are refreshed on entry and exit. Yields whether token auth was switched on here.
-    """
-    given = bool(os.environ.get("RAY_AUTH_TOKEN", "").strip() or os.environ.get("RAY_AUTH_TOKEN_PATH"))
-    if not given or "RAY_AUTH_MODE" in os.environ:
-        yield False
-        return
-    os.environ["RAY_AUTH_MODE"] = "token"
-    _refresh_ray_auth()
-    try:
-        yield True
-    finally:
-        os.environ.pop("RAY_AUTH_MODE", None)
-        _refresh_ray_auth()
-
-
-def _refresh_ray_auth() -> None:
-    """Make Ray re-read RAY_AUTH_MODE and the token (as ray._private.authentication does on enabling it)."""
-    try:
-        from ray._raylet import AuthenticationTokenLoader, Config
-    except ImportError:  # no Ray, or a Ray without token auth: nothing cached
-        return
-    Config.initialize("")
-    AuthenticationTokenLoader.instance().reset_cache()
-
-
 def redact_command(command: str) -> str:
     """``command`` with URI credentials masked in every argument (for echoing it)."""
     from orirec.launch.kuberay import redact_setting
@@ -104,9 +70,9 @@ def launch_ray(
 
     With ``follow``, the job's log is streamed to ``echo`` and the final status returned; otherwise the
     status right after submission. A token in ``RAY_AUTH_TOKEN`` (or ``RAY_AUTH_TOKEN_PATH``) is sent to a
-    cluster with token auth (:func:`token_auth_from_env`).
+    cluster with token auth (:func:`orirec.distributed.jobs.token_auth_from_env`).
     """
-    from orirec.distributed.jobs import stream_logs, submit_job, wait_job
+    from orirec.distributed.jobs import stream_logs, submit_job, token_auth_from_env, wait_job
 
     root = checkout_root()
     rel = relative_pipeline(pipeline, root)

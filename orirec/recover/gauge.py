@@ -17,16 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from orirec.geometry import canonicalize, conjugate, multiply
+from orirec.geometry import canonicalize, conjugate, multiply, rotate_about_z
 
 __all__ = [
     "GaugeResult",
     "fix_beam_axis",
     "plan_inplane_copies",
     "resolve_gauge",
-    "rotate_about_z",
     "search_inplane_angle",
-    "z_rotation_quaternions",
 ]
 
 
@@ -41,18 +39,6 @@ def plan_inplane_copies(n: int, n_sources: int, angles_rad: tuple[float, ...], s
     src = np.repeat(rows, len(angles_rad))
     angle = np.tile(np.asarray(angles_rad, dtype=np.float64), len(rows))
     return src, angle
-
-
-def z_rotation_quaternions(angle_rad: np.ndarray | float) -> np.ndarray:
-    """Unit quaternions of ``R_z(φ)``, rotations by φ (rad) about the beam axis; shape (..., 4)."""
-    half = np.asarray(angle_rad, dtype=np.float64) / 2
-    zero = np.zeros_like(half)
-    return np.stack([np.cos(half), zero, zero, np.sin(half)], axis=-1)
-
-
-def rotate_about_z(q: np.ndarray, alpha_rad: float | np.ndarray) -> np.ndarray:
-    """Left-multiply orientations by ``R_z(α)`` (a rotation of the detector frame about the beam)."""
-    return canonicalize(multiply(z_rotation_quaternions(alpha_rad), q))
 
 
 def _signed_axes(q_rel: np.ndarray, sign: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,9 +12,8 @@ import numpy as np
 
 from orirec.config import RecoverConfig
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.geometry import orientation_features, quat_distance, uniform_quaternions
+from orirec.geometry import orientation_features, quat_distance, rotate_about_z, uniform_quaternions
 from orirec.pipeline.stages import ray_block_runner
-from orirec.recover.gauge import rotate_about_z
 from orirec.recover.solve import InplaneCopies, consistency_score, solve_orientations
 from orirec.simulate.projector import project
 from orirec.structures import load_volume

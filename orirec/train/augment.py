@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from orirec.geometry import canonicalize, multiply
+from orirec.config.models import AugmentConfig
+from orirec.geometry import canonicalize, multiply, z_rotation_quaternions
 from orirec.imaging.formation import apply_shifts
 from orirec.imaging.inplane import rotate_inplane
-from orirec.recover.gauge import z_rotation_quaternions
 
 __all__ = [
     "DEFAULT_AUGMENT",
@@ -32,13 +32,8 @@ __all__ = [
     "rotate_with_quaternions",
 ]
 
-DEFAULT_AUGMENT: dict[str, Any] = {
-    "shift_px": 0.0,
-    "rotate": False,
-    "noise_sigma2": None,
-    "ctf": False,
-    "defocus_range_A": (10000.0, 25000.0),
-}
+#: every augmentation off (the defaults of orirec.config AugmentConfig, their one home)
+DEFAULT_AUGMENT: dict[str, Any] = AugmentConfig().model_dump()
 
 
 def check_augment(augment: dict[str, Any] | None) -> dict[str, Any]:

@@ -2,10 +2,9 @@
 
 import numpy as np
 
-from orirec.geometry import multiply, uniform_quaternions
+from orirec.geometry import multiply, uniform_quaternions, z_rotation_quaternions
 from orirec.imaging.inplane import rotate_inplane
 from orirec.imaging.resize import fourier_downsample
-from orirec.recover.gauge import z_rotation_quaternions
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
 

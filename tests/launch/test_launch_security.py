@@ -118,7 +118,8 @@ def test_credentials_in_uris_are_not_rendered_but_reach_the_job_through_the_secr
 
 
 def test_env_references_survive_the_shells_and_are_filled_in_on_the_head(tmp_path, monkeypatch):
-    from orirec.launch.kuberay import LaunchOptions, entrypoint, expand_env_main
+    from orirec.cli.app import expand_env_main
+    from orirec.launch.kuberay import LaunchOptions, entrypoint
 
     entry = entrypoint("pipelines/demo.yaml", "demo", LaunchOptions(storage_uri=f"s3://{AWS_KEY}:{AWS_SECRET}@b/r"))
     assert AWS_SECRET not in entry

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.geometry import canonicalize, conjugate, multiply, uniform_quaternions
+from orirec.geometry import canonicalize, conjugate, multiply, rotate_about_z, uniform_quaternions
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
-from orirec.recover.gauge import fix_beam_axis, plan_inplane_copies, rotate_about_z, search_inplane_angle
+from orirec.recover.gauge import fix_beam_axis, plan_inplane_copies, search_inplane_angle
 from orirec.simulate.projector import project
 from orirec.structures import atoms_to_density, pseudo_protein
 

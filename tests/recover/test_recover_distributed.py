@@ -119,6 +119,7 @@ def test_failed_part_names_part_and_round_and_keeps_checkpoint(problem, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.ray
 def test_ray_two_workers_match_sequential_and_fail_cleanly(problem, tmp_path):
     pytest.importorskip("ray")
     import ray

@@ -5,8 +5,7 @@ import pytest
 
 from orirec.config import RecoverConfig
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.geometry import orientation_features, quat_distance, uniform_quaternions
-from orirec.recover.gauge import rotate_about_z
+from orirec.geometry import orientation_features, quat_distance, rotate_about_z, uniform_quaternions
 from orirec.recover.solve import consistency_score, plan_copies, solve_orientations
 from orirec.simulate.projector import project
 from orirec.structures import load_volume
