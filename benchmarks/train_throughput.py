@@ -148,6 +148,7 @@ def downsample_rows(store: Path, factors: list[int]) -> list[dict]:
                 "val_pairs": 2000,
                 "optimizer": "adam",
                 "seed": 0,
+                "num_threads": 1,  # as set above (the loop's default is TrainConfig's, 2)
             }
             r = train_loop_per_worker(cfg)
             rows.append(

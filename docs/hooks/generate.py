@@ -59,7 +59,7 @@ def cli_commands() -> list[tuple[str, Any, Any]]:
 
 def _cell(text: str) -> str:
     """Plain help text as one markdown table cell (nothing in it read as markup)."""
-    text = html.escape(" ".join(text.split()), quote=False)
+    text = html.escape(" ".join(text.replace("\\[", "[").split()), quote=False)  # rich's escaped \[ is a plain [
     return re.sub(r"([\\`*_|\[\]])", r"\\\1", text)
 
 

@@ -10,6 +10,8 @@ import typer
 from orirec.cli.common import (
     TrackFlag,
     TrackingUri,
+    config_default,
+    config_help,
     echo_table,
     log_outcome,
     make_tracker,
@@ -18,6 +20,7 @@ from orirec.cli.common import (
     tracking_done,
     user_errors,
 )
+from orirec.config import RefineConfig
 
 
 def ab_initio(
@@ -44,8 +47,10 @@ def ab_initio(
     ] = None,
     refine_rounds: Annotated[
         int, typer.Option(help="then refine by local projection matching (4: the whole default schedule)")
-    ] = 0,
-    refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
+    ] = config_default(RefineConfig, "rounds"),
+    refine_resolution: Annotated[float, typer.Option(help=config_help(RefineConfig, "resolution_A"))] = config_default(
+        RefineConfig, "resolution_A"
+    ),
     seed: Annotated[int, typer.Option(help="seed of the random starts and draws (and of the half-map split)")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     track: TrackFlag = True,
@@ -73,7 +78,7 @@ def ab_initio(
 
     Tracked in MLflow (OUT/mlflow.db, or $MLFLOW_TRACKING_URI, or --tracking-uri) unless --no-track.
     """
-    from orirec.config import RefineConfig, validate
+    from orirec.config import validate
     from orirec.pipeline.ab_initio import stage_ab_initio
     from orirec.store import open_store
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -55,6 +56,30 @@ def user_errors() -> Iterator[None]:
     except USER_ERRORS as e:
         print_line("[bold red]error:[/]", error_line(e))
         raise typer.Exit(2) from None
+
+
+def config_default(model: type[BaseModel], field: str) -> Any:
+    """The default of ``model.field``: an option that sets a config field takes its default from the config
+    (orirec.config is the one home of defaults)."""
+    return model.model_fields[field].get_default(call_default_factory=True)
+
+
+def config_help(model: type[BaseModel], field: str, note: str = "") -> str:
+    """The help of an option that sets ``model.field``: the field's description (with its units), then ``note``."""
+    description = model.model_fields[field].description
+    if not description:
+        raise ValueError(f"{model.__name__}.{field}: no description to show as the option's help")
+    return description + note
+
+
+def shown_default(value: Any) -> str:
+    """`` [value]``: the default an option with no default of its own (None: a --config file or the command decides)
+    shows in its help, escaped so that rich does not read ``[small]`` as markup."""
+    if isinstance(value, float):
+        mantissa, exponent = f"{value:.6e}".split("e")
+        short = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"  # 1e-3
+        value = short if abs(int(exponent)) >= 3 else f"{value:g}"
+    return " " + escape(f"[{value}]")
 
 
 def make_tracker(track: bool, uri: str | None, experiment: str, out: Path) -> Any:

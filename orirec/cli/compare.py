@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import TrackFlag, TrackingUri, console, make_tracker, tracking_done, user_errors
+from orirec.cli.common import (
+    TrackFlag,
+    TrackingUri,
+    config_default,
+    config_help,
+    console,
+    make_tracker,
+    tracking_done,
+    user_errors,
+)
+from orirec.config import RecoverConfig, RefineConfig
 
 
 def compare(
@@ -44,9 +54,15 @@ def compare(
         int, typer.Option(help="training pairs of the Euclidean baseline's calibration")
     ] = 200_000,
     oracle_noise: Annotated[float, typer.Option(help="σ of the Gaussian distance noise of oracle-noise (rad)")] = 0.1,
-    gauge: Annotated[bool, typer.Option(help="resolve the gauge of distance estimators (no ground truth)")] = True,
-    graph: Annotated[str, typer.Option(help="pair graph of distance estimators: full or knn")] = "full",
-    recover_steps: Annotated[int, typer.Option(help="refinement steps of the recovery")] = 300,
+    gauge: Annotated[
+        bool, typer.Option(help=config_help(RecoverConfig, "gauge", " (distance estimators)"))
+    ] = config_default(RecoverConfig, "gauge"),
+    graph: Annotated[
+        str, typer.Option(help=config_help(RecoverConfig, "graph", " (distance estimators)"))
+    ] = config_default(RecoverConfig, "graph"),
+    recover_steps: Annotated[
+        int, typer.Option(help=config_help(RecoverConfig, "steps", " (the recovery of distance estimators)"))
+    ] = config_default(RecoverConfig, "steps"),
     ab_initio_iterations: Annotated[
         int, typer.Option(help="iterations of ab-initio (stochastic global projection matching)")
     ] = 40,
@@ -58,8 +74,10 @@ def compare(
     ] = None,
     refine_rounds: Annotated[
         int, typer.Option(help="also refine every estimator's orientations by projection matching: an extra row each")
-    ] = 0,
-    refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
+    ] = config_default(RefineConfig, "rounds"),
+    refine_resolution: Annotated[float, typer.Option(help=config_help(RefineConfig, "resolution_A"))] = config_default(
+        RefineConfig, "resolution_A"
+    ),
     seed: Annotated[int, typer.Option(help="seed of every random step")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("compare"),
     track: TrackFlag = True,
@@ -75,7 +93,7 @@ def compare(
     Example: orirec compare test.zarr --train-store train.zarr --model runs/demo/train/checkpoints/best.pt
     --estimators siamese,euclidean,oracle,regress-6d --out runs/compare
     """
-    from orirec.config import RecoverConfig, validate
+    from orirec.config import validate
     from orirec.estimators import EstimatorOptions
     from orirec.studies.compare import compare_estimators, markdown_table
     from orirec.studies.compare_proteins import PROTEIN_COLUMNS, compare_proteins

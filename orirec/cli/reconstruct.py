@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, user_errors
+from orirec.cli.common import config_default, config_help, echo_table, user_errors
+from orirec.config import ReconstructConfig
 
 STAR_ONLY = "with a STAR input, as orirec import"
 
@@ -24,7 +25,9 @@ def reconstruct(
         ),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="output map (.mrc)")] = Path("map.mrc"),
-    pad: Annotated[int, typer.Option(help="Fourier padding factor (1-4)")] = 2,
+    pad: Annotated[int, typer.Option(help=config_help(ReconstructConfig, "pad"))] = config_default(
+        ReconstructConfig, "pad"
+    ),
     box: Annotated[int | None, typer.Option(help=f"box (px), {STAR_ONLY}")] = None,
     pixel_size: Annotated[float | None, typer.Option(help=f"pixel size (Å) by Fourier crop/pad, {STAR_ONLY}")] = None,
     star_pixel_size: Annotated[
@@ -44,7 +47,7 @@ def reconstruct(
     From particles: orirec reconstruct rec/particles.star --out m.mrc  (the STAR's rlnAngleRot/Tilt/Psi; the import
     options --box, --pixel-size, --star-pixel-size, --no-normalize, --bg-radius, --phase-flip, --center apply)
     """
-    from orirec.config import ReconstructConfig, validate
+    from orirec.config import validate
     from orirec.pipeline.particles import ImportOptions, reconstruct_particles
     from orirec.pipeline.stages import stage_reconstruct
 

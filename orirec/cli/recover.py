@@ -13,6 +13,8 @@ import typer
 from orirec.cli.common import (
     TRACK_HELP,
     TRACKING_URI_HELP,
+    config_default,
+    config_help,
     echo_table,
     log_outcome,
     make_tracker,
@@ -22,6 +24,9 @@ from orirec.cli.common import (
     tracking_done,
     user_errors,
 )
+from orirec.config import RecoverConfig, RefineConfig
+
+R = RecoverConfig
 
 
 @contextlib.contextmanager
@@ -40,10 +45,12 @@ def recover(
     store: Annotated[Path | None, typer.Argument(help="projection store (STORE.zarr); not with --oracle")] = None,
     model: Annotated[Path | None, typer.Option(help="model checkpoint (e.g. RUN/train/checkpoints/best.pt)")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/recover"),
-    max_images: Annotated[int | None, typer.Option(help="recover the first N images")] = None,
-    graph: Annotated[str, typer.Option(help="pair graph: full or knn")] = "full",
-    steps: Annotated[int, typer.Option(help="refinement steps")] = 300,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    max_images: Annotated[int | None, typer.Option(help=config_help(R, "max_images"))] = config_default(
+        R, "max_images"
+    ),
+    graph: Annotated[str, typer.Option(help=config_help(R, "graph"))] = config_default(R, "graph"),
+    steps: Annotated[int, typer.Option(help=config_help(R, "steps"))] = config_default(R, "steps"),
+    seed: Annotated[int, typer.Option(help=config_help(R, "seed"))] = config_default(R, "seed"),
     no_gauge: Annotated[bool, typer.Option("--no-gauge", help="skip gauge resolution (DESIGN §1.3)")] = False,
     oracle: Annotated[bool, typer.Option(help="recover N random orientations from exact distances")] = False,
     n: Annotated[int, typer.Option("--n", help="with --oracle: number of orientations")] = 1000,
@@ -55,16 +62,18 @@ def recover(
     pixel_size: Annotated[
         float | None, typer.Option(help="with --particles: pixel size (Å) to import at; default keeps the whole box")
     ] = None,
-    num_workers: Annotated[int, typer.Option(help="Ray actors for partitioned recovery (1: in this process)")] = 1,
-    partitions: Annotated[
-        int | None, typer.Option(help="parts of the pair graph (k-means on embeddings); default --num-workers")
-    ] = None,
-    rounds: Annotated[int, typer.Option(help="rounds of partitioned recovery")] = 20,
+    num_workers: Annotated[int, typer.Option(help=config_help(R, "num_workers"))] = config_default(R, "num_workers"),
+    partitions: Annotated[int | None, typer.Option(help=config_help(R, "partitions"))] = config_default(
+        R, "partitions"
+    ),
+    rounds: Annotated[int, typer.Option(help=config_help(R, "rounds"))] = config_default(R, "rounds"),
     embedding_noise: Annotated[float, typer.Option(help="with --oracle: noise σ on the stand-in embeddings")] = 0.0,
-    refine_rounds: Annotated[
-        int, typer.Option(help="rounds of projection-matching refinement after recovery (4: the whole schedule)")
-    ] = 0,
-    refine_resolution: Annotated[float, typer.Option(help="low-pass of the refinement's matching (Å)")] = 20.0,
+    refine_rounds: Annotated[int, typer.Option(help=config_help(RefineConfig, "rounds"))] = config_default(
+        RefineConfig, "rounds"
+    ),
+    refine_resolution: Annotated[float, typer.Option(help=config_help(RefineConfig, "resolution_A"))] = config_default(
+        RefineConfig, "resolution_A"
+    ),
     track: Annotated[bool, typer.Option("--track/--no-track", help=TRACK_HELP + "; not with --oracle")] = True,
     tracking_uri: Annotated[str | None, typer.Option(help=TRACKING_URI_HELP)] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-recover",
@@ -83,7 +92,7 @@ def recover(
 
     Tracked in MLflow (OUT/mlflow.db, or $MLFLOW_TRACKING_URI, or --tracking-uri) unless --no-track.
     """
-    from orirec.config import RecoverConfig, validate
+    from orirec.config import validate
     from orirec.pipeline.stages import stage_recover
     from orirec.store import open_store
 

@@ -10,6 +10,8 @@ import typer
 from orirec.cli.common import (
     TrackFlag,
     TrackingUri,
+    config_default,
+    config_help,
     echo_table,
     log_outcome,
     make_tracker,
@@ -18,6 +20,11 @@ from orirec.cli.common import (
     tracking_done,
     user_errors,
 )
+from orirec.config import RefineConfig
+
+F = RefineConfig
+#: the command refines: its default runs the whole schedule (RefineConfig.rounds, 0, means no refinement after recovery)
+WHOLE_SCHEDULE = len(config_default(F, "schedule_deg"))
 
 
 def refine(
@@ -26,12 +33,14 @@ def refine(
         Path, typer.Argument(help="orientations of store rows: orirec CSV (recover, compare) or STAR (orirec, RELION)")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/refine"),
-    rounds: Annotated[int, typer.Option(help="rounds of local search (4: the whole default schedule)")] = 4,
-    resolution: Annotated[float, typer.Option(help="low-pass of the matching (Å)")] = 20.0,
-    box: Annotated[int | None, typer.Option(help="matching box (px); default: pixel = resolution / 2")] = None,
-    max_shift: Annotated[
-        float | None, typer.Option(help="in-plane shift search (px); default: the store's recorded shift range")
-    ] = None,
+    rounds: Annotated[
+        int, typer.Option(help=f"rounds of local search ({WHOLE_SCHEDULE}: the whole default schedule)")
+    ] = WHOLE_SCHEDULE,
+    resolution: Annotated[float, typer.Option(help=config_help(F, "resolution_A"))] = config_default(F, "resolution_A"),
+    box: Annotated[int | None, typer.Option(help=config_help(F, "box_px"))] = config_default(F, "box_px"),
+    max_shift: Annotated[float | None, typer.Option(help=config_help(F, "max_shift_px"))] = config_default(
+        F, "max_shift_px"
+    ),
     seed: Annotated[int, typer.Option(help="seed of the split into half-maps")] = 0,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     track: TrackFlag = True,
@@ -52,7 +61,7 @@ def refine(
 
     Tracked in MLflow (OUT/mlflow.db, or $MLFLOW_TRACKING_URI, or --tracking-uri) unless --no-track.
     """
-    from orirec.config import RefineConfig, validate
+    from orirec.config import validate
     from orirec.pipeline.refine import stage_refine
     from orirec.store import open_store
 

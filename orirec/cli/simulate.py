@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import echo_table, print_line, progress_bars, user_errors
+from orirec.cli.common import config_default, config_help, echo_table, print_line, progress_bars, user_errors
+from orirec.config import SimulateConfig
+
+S = SimulateConfig
+_CTF = {k: config_default(S, k) for k in ("defocus_range_A", "voltage_kV", "cs_mm", "amp_contrast")}
+_CTF_HELP = (
+    f"apply a CTF (RELION sign convention): defocus {_CTF['defocus_range_A'][0] / 1e4:.1f}–"
+    f"{_CTF['defocus_range_A'][1] / 1e4:.1f} µm, {_CTF['voltage_kV']:g} kV, Cs {_CTF['cs_mm']:g} mm, "
+    f"{_CTF['amp_contrast']:.0%} amplitude (other values through --set)"
+)
 
 
 def simulate(
@@ -24,53 +33,41 @@ def simulate(
     pdb_mirror: Annotated[
         Path | None, typer.Option(help="local PDB mirror folder (1abc.cif.gz or ab/1abc.cif.gz); env ORIREC_PDB_MIRROR")
     ] = None,
-    n_per_structure: Annotated[int, typer.Option(help="projections per structure")] = 2000,
-    box: Annotated[int, typer.Option(help="image box (px)")] = 48,
-    pixel_size: Annotated[float, typer.Option(help="pixel size (Å)")] = 2.5,
-    resolution: Annotated[float | None, typer.Option(help="atom Gaussian resolution (Å); default 4.5 px")] = None,
-    sigma2: Annotated[float, typer.Option(help="noise variance / clean image variance (16 ⇔ SNR 1/16)")] = 0.0,
-    shift: Annotated[
-        float, typer.Option(help="shift scale per axis (px): half-width (uniform, triangular) or σ (gaussian)")
-    ] = 0.0,
-    shift_distribution: Annotated[
-        str, typer.Option(help="shift distribution per axis: uniform, gaussian or triangular")
-    ] = "uniform",
-    orientations: Annotated[
-        str, typer.Option(help="uniform (SO(3)), uniform_euler, or preferred (von Mises-Fisher mixture)")
-    ] = "uniform",
+    n_per_structure: Annotated[int, typer.Option(help=config_help(S, "n_per_structure"))] = config_default(
+        S, "n_per_structure"
+    ),
+    box: Annotated[int, typer.Option(help=config_help(S, "box_px"))] = config_default(S, "box_px"),
+    pixel_size: Annotated[float, typer.Option(help=config_help(S, "pixel_size_A"))] = config_default(S, "pixel_size_A"),
+    resolution: Annotated[float | None, typer.Option(help=config_help(S, "resolution_A"))] = config_default(
+        S, "resolution_A"
+    ),
+    sigma2: Annotated[float, typer.Option(help=config_help(S, "sigma2"))] = config_default(S, "sigma2"),
+    shift: Annotated[float, typer.Option(help=config_help(S, "shift_px"))] = config_default(S, "shift_px"),
+    shift_distribution: Annotated[str, typer.Option(help=config_help(S, "shift_distribution"))] = config_default(
+        S, "shift_distribution"
+    ),
+    orientations: Annotated[str, typer.Option(help=config_help(S, "orientations"))] = config_default(S, "orientations"),
     preferred_direction: Annotated[
         list[str] | None,
         typer.Option(help="with --orientations preferred: a viewing direction 'TILT,ROT' (rad) or 'X,Y,Z'; repeat"),
     ] = None,
-    preferred_kappa: Annotated[float, typer.Option(help="von Mises-Fisher concentration (0 = uniform)")] = 10.0,
-    uniform_fraction: Annotated[float, typer.Option(help="with preferred: fraction of uniform orientations")] = 0.0,
-    normalize: Annotated[
-        bool, typer.Option(help="per image: background (outside 0.375 box) to mean 0, std 1, as RELION")
-    ] = False,
-    symmetry: Annotated[
-        str, typer.Option(help="point group Cn/Dn of the structures (a manifest's symmetry_hint wins)")
-    ] = "C1",
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    split: Annotated[str | None, typer.Option(help="with a manifest CSV: keep only this split")] = None,
-    shard_size: Annotated[int, typer.Option(help="images per shard (one writer each)")] = 256,
-    ctf: Annotated[
-        bool, typer.Option(help="apply a CTF (defocus 1.0–2.5 µm, 300 kV, Cs 2.7 mm, 10% amplitude)")
-    ] = False,
-    pad: Annotated[int, typer.Option(help="Fourier padding of the projector (3: 0.4% error; 2: 1%, less memory)")] = 3,
-    sampling: Annotated[
-        str, typer.Option(help="projector slice grid: auto, image (fast) or padded (density in the box corners)")
-    ] = "auto",
-    compile: Annotated[str, typer.Option(help="torch.compile the projector: auto (>= 20,000 images), on or off")] = (
-        "auto"
+    preferred_kappa: Annotated[float, typer.Option(help=config_help(S, "preferred_kappa"))] = config_default(
+        S, "preferred_kappa"
     ),
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="projector: auto (nufft on a CPU when finufft is installed, else torch), nufft, torch, "
-            "or astra (CUDA GPU only)"
-        ),
-    ] = "auto",
-    device: Annotated[str, typer.Option(help="torch device of the projector: cpu, cuda, cuda:1 ...")] = "cpu",
+    uniform_fraction: Annotated[
+        float, typer.Option(help=config_help(S, "preferred_uniform_fraction"))
+    ] = config_default(S, "preferred_uniform_fraction"),
+    normalize: Annotated[bool, typer.Option(help=config_help(S, "normalize"))] = config_default(S, "normalize"),
+    symmetry: Annotated[str, typer.Option(help=config_help(S, "symmetry"))] = config_default(S, "symmetry"),
+    seed: Annotated[int, typer.Option(help=config_help(S, "seed"))] = config_default(S, "seed"),
+    split: Annotated[str | None, typer.Option(help="with a manifest CSV: keep only this split")] = None,
+    shard_size: Annotated[int, typer.Option(help=config_help(S, "shard_size"))] = config_default(S, "shard_size"),
+    ctf: Annotated[bool, typer.Option(help=_CTF_HELP)] = config_default(S, "ctf"),
+    pad: Annotated[int, typer.Option(help=config_help(S, "pad"))] = config_default(S, "pad"),
+    sampling: Annotated[str, typer.Option(help=config_help(S, "sampling"))] = config_default(S, "sampling"),
+    compile: Annotated[str, typer.Option(help=config_help(S, "compile"))] = config_default(S, "compile"),
+    backend: Annotated[str, typer.Option(help=config_help(S, "backend"))] = config_default(S, "backend"),
+    device: Annotated[str, typer.Option(help=config_help(S, "device"))] = config_default(S, "device"),
     set_: Annotated[
         list[str] | None,
         typer.Option(
@@ -99,7 +96,7 @@ def simulate(
     CTF from custom ranges (any SimulateConfig field through --set):
     orirec simulate pseudo:0 --ctf --set defocus_range_A=[5000,20000] --set bfactor_range_A2=[0,80] --out c.zarr
     """
-    from orirec.config import SimulateConfig, parse_set, validate
+    from orirec.config import parse_set, validate
     from orirec.pipeline.stages import stage_simulate
     from orirec.simulate.to_store import ShardsFailedError
 
@@ -109,7 +106,7 @@ def simulate(
             from orirec.structures.pdb_ids import resolve_pdb_id
 
             inputs = [str(resolve_pdb_id(i, mirror=pdb_mirror)) if i.lower().startswith("pdb:") else i for i in inputs]
-        directions = [_direction(d) for d in preferred_direction] if preferred_direction else [(0.0, 0.0)]
+        directions = [_direction(d) for d in preferred_direction or []]
         cfg = validate(
             SimulateConfig,
             {
@@ -125,7 +122,7 @@ def simulate(
                 "ctf": ctf,
                 "shift_distribution": shift_distribution,
                 "orientations": orientations,
-                "preferred_directions": directions,
+                **({"preferred_directions": directions} if directions else {}),  # else the config's default
                 "preferred_kappa": preferred_kappa,
                 "preferred_uniform_fraction": uniform_fraction,
                 "normalize": normalize,

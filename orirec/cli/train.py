@@ -7,14 +7,22 @@ from typing import Annotated, Any
 
 import typer
 
-from orirec.cli.common import echo_table, make_tracker, tracking_done, user_errors
+from orirec.cli.common import (
+    config_default,
+    config_help,
+    echo_table,
+    make_tracker,
+    shown_default,
+    tracking_done,
+    user_errors,
+)
+from orirec.config import PRESETS, ModelConfig, TrainConfig
 
-#: defaults of the command line when no --config file is given
+T = TrainConfig
+#: defaults of the command line when no --config file is given: the small preset's training schedule and model;
+#: TrainConfig's defaults for the rest
 _CLI_DEFAULTS: dict[str, Any] = {
-    "epochs": 12,
-    "batch_size": 128,
-    "pairs_per_epoch": 12800,
-    "model": {"preset": "small"},
+    k: PRESETS["small"]["train"][k] for k in ("epochs", "batch_size", "pairs_per_epoch", "model")
 }
 
 
@@ -24,27 +32,33 @@ def train(
     config: Annotated[
         Path | None, typer.Option(help="TrainConfig YAML (e.g. best_config.yaml from orirec tune); options override")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="epochs [12]")] = None,
-    num_workers: Annotated[int | None, typer.Option(help="data-parallel workers (>1 uses Ray Train) [1]")] = None,
-    preset: Annotated[str | None, typer.Option(help="model size: tiny, small or paper (DESIGN §1.1) [small]")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help=config_help(T, "epochs", shown_default(_CLI_DEFAULTS["epochs"])))
+    ] = None,
+    num_workers: Annotated[
+        int | None, typer.Option(help=config_help(T, "num_workers", shown_default(config_default(T, "num_workers"))))
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help=config_help(ModelConfig, "preset", shown_default(_CLI_DEFAULTS["model"]["preset"]))),
+    ] = None,
     family: Annotated[
         str | None,
-        typer.Option(
-            help="encoder family: vgg, resnet, polar, pair (learned common-line distance head) or commonlines "
-            "(per-band common-line coherence maps + learned head) [vgg]"
-        ),
+        typer.Option(help=config_help(ModelConfig, "family", shown_default(config_default(ModelConfig, "family")))),
     ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="pairs per step [128]")] = None,
-    pairs_per_epoch: Annotated[int | None, typer.Option(help="pairs drawn per epoch [12800]")] = None,
-    lr: Annotated[float | None, typer.Option(help="learning rate [1e-3]")] = None,
-    seed: Annotated[int | None, typer.Option(help="random seed [0]")] = None,
-    on_the_fly: Annotated[
-        bool | None, typer.Option(help="simulate fresh images every step from the store's reference volumes")
+    batch_size: Annotated[
+        int | None, typer.Option(help=config_help(T, "batch_size", shown_default(_CLI_DEFAULTS["batch_size"])))
     ] = None,
-    init_from: Annotated[
-        Path | None,
-        typer.Option(help="start from this checkpoint's weights (same model; fresh optimizer): fine-tuning"),
+    pairs_per_epoch: Annotated[
+        int | None,
+        typer.Option(help=config_help(T, "pairs_per_epoch", shown_default(_CLI_DEFAULTS["pairs_per_epoch"]))),
     ] = None,
+    lr: Annotated[float | None, typer.Option(help=config_help(T, "lr", shown_default(config_default(T, "lr"))))] = None,
+    seed: Annotated[
+        int | None, typer.Option(help=config_help(T, "seed", shown_default(config_default(T, "seed"))))
+    ] = None,
+    on_the_fly: Annotated[bool | None, typer.Option(help=config_help(T, "on_the_fly"))] = None,
+    init_from: Annotated[Path | None, typer.Option(help=config_help(T, "init_from"))] = None,
     resume: Annotated[bool, typer.Option(help="continue from OUT/checkpoints/last.pt")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     track: Annotated[
@@ -66,7 +80,7 @@ def train(
     Fine-tuning (e.g. a noiseless model on noisy images of the same protein):
     orirec train noisy.zarr --init-from runs/clean/checkpoints/best.pt --out runs/noisy
     """
-    from orirec.config import TrainConfig, deep_merge, load_yaml, validate
+    from orirec.config import deep_merge, load_yaml, validate
     from orirec.pipeline.stages import stage_train
     from orirec.store import open_store
 

@@ -8,20 +8,39 @@ from typing import Annotated
 
 import typer
 
-from orirec.cli.common import TrackingUri, echo_table, make_tracker, tracking_done, user_errors
+from orirec.cli.common import (
+    TrackingUri,
+    config_default,
+    config_help,
+    echo_table,
+    make_tracker,
+    tracking_done,
+    user_errors,
+)
+from orirec.config import TrainConfig, TuneConfig
+
+U = TuneConfig
 
 
 def tune(
     store: Annotated[Path, typer.Argument(help="projection store (STORE.zarr)")],
-    space: Annotated[Path, typer.Option(help="search space YAML")] = Path("pipelines/tune-space.yaml"),
+    space: Annotated[Path, typer.Option(help=config_help(U, "space"))] = Path(config_default(U, "space")),
     out: Annotated[Path, typer.Option("--out", "-o", help="sweep folder")] = Path("runs/tune"),
     config: Annotated[Path | None, typer.Option(help="base TrainConfig YAML (values the space does not set)")] = None,
-    num_samples: Annotated[int, typer.Option(help="trials (times the grid size)")] = 8,
-    epochs: Annotated[int, typer.Option(help="epochs per trial (ASHA's max_t)")] = 3,
-    pairs_per_epoch: Annotated[int, typer.Option(help="training pairs per epoch and trial")] = 1024,
-    workers_per_trial: Annotated[int, typer.Option(help="Ray Train workers (1 CPU each) per trial")] = 1,
-    max_concurrent: Annotated[int | None, typer.Option(help="trials at a time (default: CPUs / workers)")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the sampling and of every trial")] = 0,
+    num_samples: Annotated[int, typer.Option(help=config_help(U, "num_samples"))] = config_default(U, "num_samples"),
+    epochs: Annotated[int, typer.Option(help=config_help(U, "epochs"))] = config_default(U, "epochs"),
+    pairs_per_epoch: Annotated[int, typer.Option(help=config_help(U, "pairs_per_epoch"))] = config_default(
+        U, "pairs_per_epoch"
+    ),
+    workers_per_trial: Annotated[int, typer.Option(help=config_help(U, "workers_per_trial"))] = config_default(
+        U, "workers_per_trial"
+    ),
+    max_concurrent: Annotated[int | None, typer.Option(help=config_help(U, "max_concurrent"))] = config_default(
+        U, "max_concurrent"
+    ),
+    seed: Annotated[int, typer.Option(help="seed of the sampling and of every trial")] = config_default(
+        TrainConfig, "seed"
+    ),
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="log the sweep to MLflow (parent run + a child per trial)")
     ] = True,
@@ -33,7 +52,7 @@ def tune(
 
     Example: orirec tune runs/demo/projections.zarr --space pipelines/tune-space.yaml --num-samples 8 --out runs/tune
     """
-    from orirec.config import TrainConfig, dump_yaml, load_yaml, validate
+    from orirec.config import dump_yaml, load_yaml, validate
     from orirec.distributed.tune import load_search_space, run_sweep
     from orirec.tracking.train_logging import log_sweep
 

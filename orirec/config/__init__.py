@@ -10,8 +10,9 @@ from orirec.config.models import (
     SimulateConfig,
     TrackingConfig,
     TrainConfig,
+    TuneConfig,
 )
-from orirec.config.presets import PRESETS, deep_merge, preset
+from orirec.config.presets import PRESETS, deep_merge, run_preset
 
 __all__ = [
     "PRESETS",
@@ -23,10 +24,11 @@ __all__ = [
     "SimulateConfig",
     "TrackingConfig",
     "TrainConfig",
+    "TuneConfig",
     "deep_merge",
     "dump_yaml",
     "load_yaml",
     "parse_set",
-    "preset",
+    "run_preset",
     "validate",
 ]

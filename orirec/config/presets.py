@@ -48,7 +48,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset(name: str, **overrides: Any) -> RunConfig:
+def run_preset(name: str, **overrides: Any) -> RunConfig:
     """The :class:`RunConfig` of a named preset, with nested ``overrides`` merged on top."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

@@ -6,7 +6,7 @@ from orirec.models.pair import PairNet
 from orirec.models.polar import PolarEncoder
 from orirec.models.registry import FAMILIES, build_model, model_from_config
 from orirec.models.resnet import ResNetEncoder
-from orirec.models.siamese import PRESETS, SiameseNet, distance, preset
+from orirec.models.siamese import PRESETS, SiameseNet, distance, encoder_preset
 
 __all__ = [
     "DISTANCES",
@@ -23,10 +23,10 @@ __all__ = [
     "embed_images",
     "embedding_distance",
     "embedding_distance_np",
+    "encoder_preset",
     "load_checkpoint",
     "load_model",
     "model_from_config",
-    "preset",
     "save_checkpoint",
 ]
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from orirec.config import ModelConfig
 from orirec.models.commonlines import CommonLineNet
 from orirec.models.encoder import EncoderBase
 from orirec.models.pair import PairNet
 from orirec.models.polar import PolarEncoder
 from orirec.models.resnet import ResNetEncoder
-from orirec.models.siamese import SiameseNet, preset
+from orirec.models.siamese import SiameseNet, encoder_preset
 
 __all__ = ["FAMILIES", "build_model", "model_from_config"]
 
@@ -47,13 +48,13 @@ def _family_class(name: str) -> type[EncoderBase]:
 
 
 def build_model(model_config: dict[str, Any] | None, in_size: int) -> EncoderBase:
-    """Build an encoder from a config dict: ``family`` (default "vgg"), ``preset`` (default "small") plus
+    """Build an encoder from a config dict: ``family`` and ``preset`` (defaults: ModelConfig's) plus
     optional overrides ``channels``, ``kernels``, ``feature_dim``, ``norm``, ``distance``, ``downsample`` and
     the family's own keys (vgg: ``pool_every``; polar: ``n_radii``, ``n_angles``; pair: ``n_radii``,
     ``n_angles``, ``pair_batch``; commonlines: the same three; both ignore ``distance``). None values are ignored;
     ``in_size`` (px) is the image box."""
     cfg = {k: v for k, v in dict(model_config or {}).items() if v is not None}
-    family = cfg.pop("family", "vgg")
+    family = cfg.pop("family", ModelConfig.model_fields["family"].default)
     cls = _family_class(family)
     unknown = set(cfg) - _COMMON - _FAMILY_KEYS[family]
     if unknown:
@@ -61,7 +62,7 @@ def build_model(model_config: dict[str, Any] | None, in_size: int) -> EncoderBas
             f"model config: unknown keys {sorted(unknown)} for family {family!r}; "
             f"known: {sorted(_COMMON | _FAMILY_KEYS[family])}"
         )
-    kwargs: dict[str, Any] = preset(cfg.pop("preset", "small"))
+    kwargs: dict[str, Any] = encoder_preset(cfg.pop("preset", ModelConfig.model_fields["preset"].default))
     cfg.pop("in_size", None)
     kwargs.update(cfg)
     return cls(in_size=int(in_size), **kwargs)

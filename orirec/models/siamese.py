@@ -16,7 +16,7 @@ from torch import nn
 from orirec.models.encoder import EncoderBase, embedding_distance
 from orirec.models.norms import conv_stack, norm_layer
 
-__all__ = ["PRESETS", "SiameseNet", "distance", "preset"]
+__all__ = ["PRESETS", "SiameseNet", "distance", "encoder_preset"]
 
 #: Named encoder sizes. "paper" is the published reference stack (DESIGN §1.1).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -30,7 +30,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def preset(name: str) -> dict[str, Any]:
+def encoder_preset(name: str) -> dict[str, Any]:
     """Return a copy of the named encoder size ("paper", "small", "tiny") as a config dict."""
     if name not in PRESETS:
         raise ValueError(f"model preset: unknown name {name!r}; choose one of {sorted(PRESETS)}")

@@ -16,18 +16,17 @@ __all__ = ["log_sweep", "log_trained_model", "validation_pairs"]
 def validation_pairs(checkpoint: str | Path, store: str | Path) -> tuple[Any, Any, Any]:
     """(model, d_p, d_q): the checkpoint's model and its d_p / d_q (rad) on the run's own validation pairs
     (the same split and pairs as in training: rebuilt from the seed and fractions saved in the checkpoint)."""
+    from orirec.config import TrainConfig
     from orirec.models import load_model
     from orirec.train import PairData, evaluate_pairs, make_loss
 
     model, meta = load_model(checkpoint)
-    cfg = (meta.get("extra") or {}).get("config") or {}
+    # TrainConfig's defaults stand in for keys an older checkpoint did not record
+    cfg = {**TrainConfig().model_dump(), **((meta.get("extra") or {}).get("config") or {})}
     data = PairData.from_store(
-        store,
-        val_fraction=float(cfg.get("val_fraction", 0.1)),
-        val_pairs=int(cfg.get("val_pairs", 4000)),
-        seed=int(cfg.get("seed", 0)),
+        store, val_fraction=float(cfg["val_fraction"]), val_pairs=int(cfg["val_pairs"]), seed=int(cfg["seed"])
     )
-    res = evaluate_pairs(model, data, make_loss("l2"), int(cfg.get("val_bins", 6)), keep_pairs=True)
+    res = evaluate_pairs(model, data, make_loss("l2"), int(cfg["val_bins"]), keep_pairs=True)
     return model, res["d_p"], res["d_q"]
 
 

@@ -2,7 +2,6 @@
 
 from orirec.train.data import PairData, split_by_image
 from orirec.train.loop import (
-    DEFAULT_CONFIG,
     binned_mae,
     evaluate_pairs,
     make_loss,
@@ -11,7 +10,6 @@ from orirec.train.loop import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG",
     "PairData",
     "binned_mae",
     "evaluate_pairs",

@@ -6,7 +6,9 @@
 ``torch.distributed.is_initialized()`` (rank and world size from it; see orirec.train.data for how the
 pairs are split between ranks).
 
-Config keys (defaults in :data:`DEFAULT_CONFIG`):
+Config keys: the fields of :class:`orirec.config.TrainConfig` (the one home of their defaults, types and units;
+the loop fills and validates its dict from it, so a plain dict from Ray Train or a test gets the same defaults as
+``orirec train``) plus the keys of one run, :data:`RUN_KEYS`. Unknown keys are errors.
     store: path of the projection store (required).
     out_dir: run folder; checkpoints go to ``out_dir/checkpoints/{last,best}.pt`` (required).
     model: dict with ``family`` ("vgg" | "resnet" | "polar"), ``preset`` ("tiny" | "small" | "paper") and
@@ -25,7 +27,7 @@ Config keys (defaults in :data:`DEFAULT_CONFIG`):
         (``val_images``, half held out; ``val_fraction`` is not used); needs pairing "all".
     augment: dict of training augmentations (orirec.train.augment: ``shift_px``, ``rotate``, ``noise_sigma2``,
         ``ctf``, ``defocus_range_A``); rotation needs pairing "all", CTF needs on_the_fly.
-    pairing: "all" (default): each step embeds the distinct images of batch_size/2 uniform-distance pairs
+    pairing: "all": each step embeds the distinct images of batch_size/2 uniform-distance pairs
         and trains on every within-protein pair among them, weighted to a uniform d_q (many more
         supervised pairs per forward pass); "pairs": exactly the sampled pairs, as published.
     val_fraction: fraction of images held out (per protein); val_pairs: fixed validation pairs.
@@ -53,12 +55,14 @@ import math
 import os
 import time
 from collections.abc import Callable
+from os import PathLike
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args, get_origin
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from pydantic import ValidationError
 from torch import nn
 
 from orirec.config import TrainConfig
@@ -78,7 +82,7 @@ from orirec.train.steps import (
 )
 
 __all__ = [
-    "DEFAULT_CONFIG",
+    "RUN_KEYS",
     "all_pairs_loss",
     "binned_mae",
     "evaluate_pairs",
@@ -88,36 +92,9 @@ __all__ = [
     "train_step",
 ]
 
-DEFAULT_CONFIG: dict[str, Any] = {
-    "store": None,
-    "out_dir": None,
-    "model": {"preset": "small"},
-    "epochs": 10,
-    "batch_size": 256,
-    "lr": 1e-3,
-    "optimizer": "rmsprop",
-    "lr_schedule": "constant",
-    "loss": "l2",
-    "huber_delta": 0.2,
-    "pairs_per_epoch": 20000,
-    "val_fraction": 0.1,
-    "val_pairs": 4000,
-    "val_images": 48,
-    "val_bins": 6,
-    "patience": None,
-    "seed": 0,
-    "num_threads": None,
-    "num_workers": 1,
-    "device": "cpu",
-    "pairing": "all",
-    "on_the_fly": False,
-    "proteins": None,
-    "augment": None,
-    "resume": False,
-    "init_from": None,
-    "report": None,
-    "progress": False,
-}
+#: the keys of one run of the loop besides TrainConfig's (what is learnt, and how, is TrainConfig's): the store and
+#: the run folder (required), resume, the per-epoch ``report`` callback and the progress bar
+RUN_KEYS: dict[str, Any] = {"store": None, "out_dir": None, "resume": False, "report": None, "progress": False}
 
 
 #: the cosine schedule ends at this fraction of the initial learning rate
@@ -157,30 +134,44 @@ def _device(name: str) -> torch.device:
     raise ValueError(f"train config: device must be 'cpu', 'cuda' or 'auto', got {name!r}")
 
 
+def _validated(config: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig's fields (its defaults filled in) from ``config``, validated by TrainConfig: ValueError naming
+    each bad key. ``model`` and ``augment`` are left to build_model (families have keys of their own) and
+    check_augment."""
+    for key, field in TrainConfig.model_fields.items():  # a bad choice in the loop's own words
+        allowed = get_args(field.annotation)
+        if get_origin(field.annotation) is Literal and key in config and config[key] not in allowed:
+            raise ValueError(f"train config: {key} must be one of {allowed}, got {config[key]!r}")
+    given: dict[str, Any] = {
+        k: str(v) if isinstance(v, PathLike) else v for k, v in config.items() if k in TrainConfig.model_fields
+    }
+    try:
+        train = TrainConfig.model_validate({k: v for k, v in given.items() if k not in ("model", "augment")})
+    except ValidationError as e:
+        bad = [f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})" for err in e.errors()]
+        raise ValueError(f"train config: {'; '.join(bad)}") from None
+    return {
+        **train.model_dump(exclude={"model", "augment"}),
+        "model": given.get("model", train.model.model_dump(exclude_none=True)),
+        "augment": check_augment(given.get("augment")),
+    }
+
+
 def _resolve(config: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(config) - set(DEFAULT_CONFIG)
+    known = set(TrainConfig.model_fields) | set(RUN_KEYS)
+    unknown = set(config) - known
     if unknown:
-        raise ValueError(f"train config: unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
-    cfg = {**DEFAULT_CONFIG, **config}
+        raise ValueError(f"train config: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    cfg = {**RUN_KEYS, **{k: v for k, v in config.items() if k in RUN_KEYS}, **_validated(config)}
     for key in ("store", "out_dir"):
         if cfg[key] is None:
             raise ValueError(f"train config: {key!r} is required")
     if cfg["on_the_fly"] and cfg["pairing"] != "all":
         raise ValueError("train config: on_the_fly needs pairing 'all'")
-    cfg["augment"] = check_augment(cfg["augment"])
     if cfg["augment"]["rotate"] and cfg["pairing"] != "all":
         raise ValueError("train config: augment.rotate changes d_q and needs pairing 'all'")
     if cfg["augment"]["ctf"] and not cfg["on_the_fly"]:
         raise ValueError("train config: augment.ctf needs on_the_fly (the CTF is applied to fresh clean projections)")
-    for key in ("pairing", "lr_schedule", "optimizer"):  # plain dicts (Ray Train, tests) skip TrainConfig
-        allowed = get_args(TrainConfig.model_fields[key].annotation)
-        if cfg[key] not in allowed:
-            raise ValueError(f"train config: {key} must be one of {allowed}, got {cfg[key]!r}")
-    # val_images: half are held out, and 2 held-out images make the first validation pair
-    minima = {"epochs": 1, "batch_size": 1, "pairs_per_epoch": 1, "val_pairs": 1, "val_bins": 1, "val_images": 4}
-    for key, least in minima.items():
-        if int(cfg[key]) < least:
-            raise ValueError(f"train config: {key} must be >= {least}, got {cfg[key]}")
     return cfg
 
 

@@ -19,6 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from orirec.config import TrainConfig
 from orirec.geometry import multiply
 from orirec.geometry.symmetry import group_quaternions
 from orirec.train.data import PairData
@@ -37,7 +38,7 @@ __all__ = [
 
 
 def make_loss(
-    name: str, huber_delta: float = 0.2, reduction: str = "mean"
+    name: str, huber_delta: float = TrainConfig.model_fields["huber_delta"].default, reduction: str = "mean"
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """Loss between d_p and d_q (rad): "l2" (MSE), "l1" or "huber" (threshold huber_delta rad).
 

@@ -3,18 +3,18 @@
 import pytest
 
 from orirec import __version__
-from orirec.config import PRESETS, RunConfig, dump_yaml, load_yaml, parse_set, preset, validate
+from orirec.config import PRESETS, RunConfig, dump_yaml, load_yaml, parse_set, run_preset, validate
 
 
 def test_presets_validate():
     for name in PRESETS:
-        cfg = preset(name)
+        cfg = run_preset(name)
         assert isinstance(cfg, RunConfig)
-    assert preset("tiny").simulate.box_px < preset("paper").simulate.box_px
+    assert run_preset("tiny").simulate.box_px < run_preset("paper").simulate.box_px
 
 
 def test_yaml_roundtrip(tmp_path):
-    cfg = preset("tiny", train={"epochs": 5})
+    cfg = run_preset("tiny", train={"epochs": 5})
     dump_yaml(cfg, tmp_path / "c.yaml")
     assert f"version: {__version__}" in (tmp_path / "c.yaml").read_text()
     back = load_yaml(tmp_path / "c.yaml", RunConfig)
@@ -31,7 +31,7 @@ def test_bad_values():
     with pytest.raises(ValueError, match="pixel_size_A"):
         validate(RunConfig, {"simulate": {"pixel_size_A": -1}})
     with pytest.raises(ValueError, match="preset"):
-        preset("huge")
+        run_preset("huge")
 
 
 def test_parse_set():
@@ -48,5 +48,5 @@ def test_shipped_demo_pipeline_is_the_small_preset():
     from pathlib import Path
 
     cfg = load_yaml(Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml", RunConfig)
-    expected = preset("small")
+    expected = run_preset("small")
     assert cfg.simulate == expected.simulate and cfg.train == expected.train and cfg.recover == expected.recover

@@ -7,10 +7,10 @@ pytest.importorskip("ray")
 
 @pytest.mark.slow
 def test_ray_train_two_workers(tmp_path):
-    from orirec.config import preset
+    from orirec.config import run_preset
     from orirec.pipeline.stages import stage_simulate, stage_train
 
-    cfg = preset("tiny", train={"num_workers": 2, "epochs": 2})
+    cfg = run_preset("tiny", train={"num_workers": 2, "epochs": 2})
     store = tmp_path / "s.zarr"
     stage_simulate(cfg.simulate, store)
     res = stage_train(cfg.train, store, tmp_path / "train", progress=False)

@@ -13,8 +13,8 @@ from orirec.models import (
     build_model,
     distance,
     embed_images,
+    encoder_preset,
     load_model,
-    preset,
     save_checkpoint,
 )
 
@@ -42,7 +42,7 @@ def test_presets_shapes(name, size):
 
 
 def test_paper_preset_is_the_reference_stack():
-    cfg = preset("paper")
+    cfg = encoder_preset("paper")
     assert cfg["channels"] == [32, 64, 128, 256, 256, 512, 512]
     assert cfg["kernels"] == [7, 5, 3, 3, 3, 3, 3]
     net = SiameseNet(64, **cfg)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from orirec.config import SimulateConfig, TrainConfig, preset
+from orirec.config import SimulateConfig, TrainConfig, run_preset
 from orirec.pipeline.stages import stage_simulate, stage_train
 from orirec.store import open_store
 from orirec.train import PairData
@@ -16,7 +16,7 @@ TRAIN = {"epochs": 1, "batch_size": 32, "pairs_per_epoch": 128, "val_pairs": 64,
 
 def _pseudo_store(path, n_proteins: int, n_per: int, seed: int):
     cfg = SimulateConfig.model_validate(
-        {**preset("tiny").simulate.model_dump(), "inputs": [f"pseudo:{seed + k}" for k in range(n_proteins)],
+        {**run_preset("tiny").simulate.model_dump(), "inputs": [f"pseudo:{seed + k}" for k in range(n_proteins)],
          "n_per_structure": n_per, "shard_size": 64, "seed": seed}
     )  # fmt: skip
     stage_simulate(cfg, path)

@@ -222,13 +222,13 @@ def test_ddp_two_ranks_average_gradient_equals_single_process(tmp_path):
 
 
 def test_on_the_fly_batches_are_fresh_and_follow_the_store(tmp_path):
-    from orirec.config import preset
+    from orirec.config import run_preset
     from orirec.geometry import quat_distance
     from orirec.pipeline.stages import stage_simulate
     from orirec.store import open_store
     from orirec.train.fresh import FreshImages
 
-    cfg = preset("tiny", simulate={"sigma2": 4.0, "n_per_structure": 64})
+    cfg = run_preset("tiny", simulate={"sigma2": 4.0, "n_per_structure": 64})
     stage_simulate(cfg.simulate, tmp_path / "s.zarr")
     fresh = FreshImages(open_store(tmp_path / "s.zarr"), seed=3)
     assert fresh.sigma2 == 4.0
@@ -249,10 +249,10 @@ def test_on_the_fly_batches_are_fresh_and_follow_the_store(tmp_path):
 
 
 def test_on_the_fly_training_runs(tmp_path):
-    from orirec.config import preset
+    from orirec.config import run_preset
     from orirec.pipeline.stages import stage_simulate, stage_train
 
-    cfg = preset("tiny", train={"on_the_fly": True, "epochs": 1})
+    cfg = run_preset("tiny", train={"on_the_fly": True, "epochs": 1})
     stage_simulate(cfg.simulate, tmp_path / "s.zarr")
     res = stage_train(cfg.train, tmp_path / "s.zarr", tmp_path / "t", progress=False)
     assert res["epochs_run"] == 1 and np.isfinite(res["val_mae"])
