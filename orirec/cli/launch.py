@@ -64,11 +64,10 @@ def launch(
     import shlex
 
     from orirec.config import parse_set
+    from orirec.config.secrets import redact_setting, redact_uri
     from orirec.launch.kuberay import (
         LaunchOptions,
         comment_text,
-        redact_setting,
-        redact_uri,
         render_job,
         render_secret,
         secret_name,

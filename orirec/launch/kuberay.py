@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from orirec import __version__
+from orirec.config.secrets import has_credentials
 
 RAY_VERSION = "2.60.0"  # keep equal to the ray pin in pyproject.toml and docker/ (a test checks)
 IMAGE_REPO = "ghcr.io/orirec/orirec"
@@ -118,42 +119,11 @@ def k8s_name(run_name: str) -> str:
     return f"orirec-{s}"
 
 
-# ---- secrets in URIs -------------------------------------------------------------------------------------
+# ---- secrets in URIs (masking lives in orirec.config.secrets) --------------------------------------------
 
-_SENSITIVE_PARAM = re.compile(r"signature|credential|token|passw|pwd|secret|api[-_]?key|^sig$|^key$|^auth", re.I)
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^?#]*)@")
 _ENV_REF = re.compile(r"\$\{(ORIREC_[A-Z0-9_]+)\}")
 # line breaks YAML (1.1, PyYAML) knows, and the other control characters: never raw in a comment
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-
-
-def redact_uri(value: str) -> str:
-    """``value`` with URI credentials masked: the userinfo (``user:pass@`` -> ``***@``) and the values of
-    query parameters that carry secrets (``X-Amz-Signature``, ``X-Amz-Credential``, ``token``, ``password``,
-    ``sig``, ...). Anything that is no URI comes back unchanged."""
-    m = _USERINFO.match(value)
-    if m and (":" in m.group(2) or "/" not in m.group(2)):
-        value = f"{m.group(1)}***@{value[m.end() :]}"
-    if "?" not in value:
-        return value
-    head, _, rest = value.partition("?")
-    query, hash_, frag = rest.partition("#")
-    parts = []
-    for item in query.split("&"):
-        k, eq, _v = item.partition("=")
-        parts.append(f"{k}=***" if eq and _SENSITIVE_PARAM.search(k) else item)
-    return f"{head}?{'&'.join(parts)}{hash_}{frag}"
-
-
-def has_credentials(value: str) -> bool:
-    """True when :func:`redact_uri` would mask part of ``value``."""
-    return redact_uri(value) != value
-
-
-def redact_setting(setting: str) -> str:
-    """A ``key=value`` override (or a bare value) with the value's URI credentials masked."""
-    key, eq, value = setting.partition("=")
-    return f"{key}={redact_uri(value)}" if eq else redact_uri(setting)
 
 
 def comment_text(text: str) -> str:

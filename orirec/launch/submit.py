@@ -51,7 +51,7 @@ def ray_entrypoint(pipeline: str, out: str, overrides: list[str]) -> str:
 
 def redact_command(command: str) -> str:
     """``command`` with URI credentials masked in every argument (for echoing it)."""
-    from orirec.launch.kuberay import redact_setting
+    from orirec.config.secrets import redact_setting
 
     return shlex.join(redact_setting(a) for a in shlex.split(command))
 

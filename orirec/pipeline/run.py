@@ -8,7 +8,6 @@ hash and whose outputs exist is skipped, so an interrupted or extended run resum
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from orirec import __version__
 from orirec.config import RunConfig, TrainConfig, deep_merge, validate
+from orirec.config.provenance import version_info
 from orirec.evaluate.report import write_report
 from orirec.pipeline import spec as S
 from orirec.pipeline.stages import (
@@ -67,9 +66,10 @@ class RunPaths:
 
 
 def write_spec(spec: S.PipelineSpec, path: Path) -> None:
-    """Write the resolved pipeline (all defaults filled in, ``--set`` applied), stamped with the version."""
+    """Write the resolved pipeline (all defaults filled in, ``--set`` applied), stamped with the version and the
+    git commit of the orirec that runs it (:func:`~orirec.config.provenance.version_info`)."""
     data = spec.model_dump(mode="json")
-    data["version"] = __version__
+    data.update(version_info())
     path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
@@ -84,11 +84,6 @@ def run_report(spec: S.PipelineSpec, paths: RunPaths, out: Path | None = None) -
         evaluate_dir=paths.evaluate,
         title=f"orirec run {spec.name}",
     )
-
-
-def tracking_uri(cfg: RunConfig) -> str | None:
-    """``tracking.uri``, else ``$MLFLOW_TRACKING_URI`` (set by the cluster manifests), else the run's sqlite."""
-    return cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
 def run_all(
@@ -110,7 +105,7 @@ def run_all(
     root.mkdir(parents=True, exist_ok=True)
     paths = RunPaths.of(spec, root)
     write_spec(spec, root / "config.yaml")
-    tracker = Tracker(spec.tracking.enabled, tracking_uri(spec), spec.tracking.experiment, root)
+    tracker = Tracker(spec.tracking.enabled, spec.tracking.uri, spec.tracking.experiment, root)
     tracker.enable_system_metrics()  # CPU/memory of every run, sampled by MLflow in the background
     cb = progress or (lambda stage: None)
     say = log or (lambda line: None)
@@ -118,7 +113,8 @@ def run_all(
     out: dict[str, Any] = {"skipped": []}
     t0 = time.perf_counter()
     runners = _stage_runners(spec, paths, overwrite, cb, train_progress, tracker)
-    with tracker.run(spec.name, tags={"orirec.version": __version__}) as parent_id:
+    stamp = {f"orirec.{k}": str(v) for k, v in version_info().items() if v is not None}
+    with tracker.run(spec.name, tags=stamp) as parent_id:
         tracker.log_params(spec.model_dump(mode="json", exclude={"stages", "paths", "test", "description"}))
         for stage in spec.active_stages():
             if not force and S.is_done(spec, root, stage, hashes[stage]):

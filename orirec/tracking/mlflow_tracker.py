@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import socket
 import sys
 import warnings
@@ -23,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from orirec.config.secrets import redact_uri
 
 #: seconds to wait for an http(s) tracking server to accept a connection before tracking is turned off
 PROBE_TIMEOUT_S = 3.0
@@ -63,12 +64,6 @@ def resolve_tracking_uri(run_dir: str | Path, uri: str | None = None) -> str:
     """The tracking URI of a run in ``run_dir``: ``uri`` when given, else ``$MLFLOW_TRACKING_URI`` (set by the
     cluster manifests), else the run folder's sqlite database (:func:`default_tracking_uri`)."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(run_dir)
-
-
-def redact(uri: str) -> str:
-    """``uri`` without credentials: user info and query string masked (for messages)."""
-    uri = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@", r"\1***@", uri)
-    return re.sub(r"\?.*$", "?***", uri)
 
 
 def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
@@ -123,14 +118,14 @@ class Tracker:
         self.failed: str | None = None
         self._started = False  # whether a run was started (a failure then leaves it incomplete)
         self._warn = warn or _stderr
-        self._mlflow = None
+        self._mlflow: Any = None  # the mlflow module, imported on first use
         self._stack = contextlib.ExitStack()
 
     def _fail(self, exc: BaseException) -> None:
         """Turn tracking off after a failed MLflow call: warn once, remember why for the end of the command."""
         if self.failed is None:
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            where = redact(self.uri)
+            where = redact_uri(self.uri)
             self._warn(f"MLflow tracking at {where} failed, continuing without it: {type(exc).__name__}: {why}")
             what = "was tracked in MLflow only up to the failure" if self._started else "was not tracked in MLflow"
             self.failed = f"this run {what} ({where}: {type(exc).__name__}: {why})"

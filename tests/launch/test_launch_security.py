@@ -146,7 +146,7 @@ def test_env_references_survive_the_shells_and_are_filled_in_on_the_head(tmp_pat
 
 
 def test_redact_uri():
-    from orirec.launch.kuberay import has_credentials, redact_setting, redact_uri
+    from orirec.config.secrets import has_credentials, redact_setting, redact_uri
 
     assert redact_uri("s3://KEY:SEC/RET@bucket/p") == "s3://***@bucket/p"
     assert redact_uri("http://user@host:5000/x") == "http://***@host:5000/x"

@@ -104,9 +104,8 @@ def test_run_writes_every_stage_and_uses_the_test_store(tiny_run):
     assert "fsc_ref_true_05_A" in res["evaluate"]
     assert len(res["recover"]["refine_rounds"]) == 1 and "unrefined_err_rot_median" in res["evaluate"]
     assert Path(res["report"]["html"]).is_file() and res["report"]["missing"] == []
-    assert load_pipeline(run_dir / "config.yaml").model_copy(update={"version": None}) == PipelineSpec.model_validate(
-        TINY
-    )
+    stamp = {"version": None, "git_sha": None, "git_dirty": None}  # who wrote it (orirec.config.provenance)
+    assert load_pipeline(run_dir / "config.yaml").model_copy(update=stamp) == PipelineSpec.model_validate(TINY)
 
 
 def test_rerun_skips_done_stages_and_reruns_changed_ones(tiny_run):
@@ -167,14 +166,18 @@ def test_cli_run_and_report(tiny_run, tmp_path):
     assert r.exit_code == 2 and "bad.yaml" in r.output and not (tmp_path / "r").exists()
 
 
-def test_tracking_uri_comes_from_the_config_then_the_environment(monkeypatch):
-    from orirec.pipeline.run import tracking_uri
+def test_tracking_uri_comes_from_the_config_then_the_environment(monkeypatch, tmp_path):
+    """A run's tracker resolves its URI in one place (tracking.resolve_tracking_uri): config, env, run's sqlite."""
+    from orirec.tracking import Tracker
+
+    def uri(spec: PipelineSpec) -> str:
+        return Tracker(True, spec.tracking.uri, spec.tracking.experiment, tmp_path).uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking_uri(PipelineSpec()) is None  # the run folder's sqlite
+    assert uri(PipelineSpec()) == f"sqlite:///{tmp_path / 'mlflow.db'}"  # the run folder's sqlite
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow:5000")  # set by the cluster manifests
-    assert tracking_uri(PipelineSpec()) == "http://mlflow:5000"
-    assert tracking_uri(PipelineSpec.model_validate({"tracking": {"uri": "sqlite:///x.db"}})) == "sqlite:///x.db"
+    assert uri(PipelineSpec()) == "http://mlflow:5000"
+    assert uri(PipelineSpec.model_validate({"tracking": {"uri": "sqlite:///x.db"}})) == "sqlite:///x.db"
 
 
 def test_simulation_inputs_at_a_uri_are_downloaded(tiny_run, tmp_path):
@@ -203,6 +206,7 @@ def test_tune_stage_is_optional_and_feeds_train():
 
 
 @pytest.mark.slow
+@pytest.mark.ray  # Ray Tune trials of Ray Train runs
 def test_tune_then_train_in_one_pipeline(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("lr: {choice: [0.001, 0.003]}\nbatch_size: {choice: [16, 32]}\n")
