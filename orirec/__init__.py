@@ -1,3 +1,3 @@
 """orirec: recover the 3D orientations of single-particle cryo-EM images from learned distances."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from orirec import __version__
 from orirec.config.presets import deep_merge
+from orirec.config.provenance import version_info
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,10 +49,10 @@ def load_yaml(path: str | Path, model: type[M], overrides: dict[str, Any] | None
 
 
 def dump_yaml(cfg: BaseModel, path: str | Path) -> None:
-    """Write ``cfg`` as YAML, stamped with the orirec version that wrote it."""
+    """Write ``cfg`` as YAML, stamped with the orirec version (and git commit) that wrote it where its model has
+    those fields (see :func:`~orirec.config.provenance.version_info`)."""
     data = cfg.model_dump(mode="json")
-    if "version" in type(cfg).model_fields:
-        data["version"] = __version__
+    data.update({k: v for k, v in version_info().items() if k in type(cfg).model_fields})
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
 
 

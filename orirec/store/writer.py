@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from orirec import __version__
+from orirec.config.provenance import version_info
 from orirec.store.safety import check_fits_on_disk, check_replaceable, format_bytes, store_attrs, store_state
 from orirec.store.schema import PER_IMAGE_ARRAYS, SCHEMA_VERSION, array_shape, n_shards, shard_rows
 
@@ -228,7 +228,7 @@ def _build(
     group.attrs.update(
         {
             "schema_version": SCHEMA_VERSION,
-            "orirec_version": __version__,
+            **{f"orirec_{k}": v for k, v in version_info().items()},  # orirec_version, orirec_git_sha, orirec_git_dirty
             "n_images": int(n_images),
             "box_px": int(box_px),
             "pixel_size_A": float(pixel_size_A),
