@@ -21,6 +21,7 @@ from orirec.cli.common import (
     user_errors,
 )
 from orirec.config import RefineConfig
+from orirec.config.estimators import AbInitioConfig
 
 
 def ab_initio(
@@ -28,20 +29,22 @@ def ab_initio(
     out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("runs/ab-initio"),
     protein: Annotated[int | None, typer.Option(help="only the images of this protein (store index)")] = None,
     n: Annotated[int | None, typer.Option(help="only the first N images (of --protein)")] = None,
-    iterations: Annotated[int, typer.Option(help="iterations per run (resolution 30 Å → 20 Å)")] = 40,
+    iterations: Annotated[int, typer.Option(help="iterations per run (resolution 30 Å → 20 Å)")] = config_default(
+        AbInitioConfig, "iterations"
+    ),
     resolution: Annotated[
         float, typer.Option(help="resolution of the last iterations (Å); the first are at 30 Å")
-    ] = 20.0,
+    ] = config_default(AbInitioConfig, "resolution_end_A"),
     restarts: Annotated[
         int, typer.Option(help="runs from different random starts; those that agree are averaged per image")
-    ] = 6,
+    ] = config_default(AbInitioConfig, "restarts"),
     consensus: Annotated[
         bool,
         typer.Option(
             "--consensus/--best-only",
             help="average the restarts that agree (median angle apart < 30°), or keep the best-matching one only",
         ),
-    ] = True,
+    ] = config_default(AbInitioConfig, "consensus"),
     particle_radius: Annotated[
         float | None, typer.Option(help="particle radius (Å) of the map's mask; default: read off the images")
     ] = None,

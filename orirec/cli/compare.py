@@ -18,6 +18,13 @@ from orirec.cli.common import (
     user_errors,
 )
 from orirec.config import RecoverConfig, RefineConfig
+from orirec.config.estimators import (
+    AbInitioConfig,
+    CVAEConfig,
+    EuclideanConfig,
+    OracleConfig,
+    RegressionConfig,
+)
 
 
 def compare(
@@ -42,18 +49,34 @@ def compare(
         ),
     ] = None,
     n_train: Annotated[int, typer.Option(help="training images: the first N of --train-store")] = 2000,
-    steps: Annotated[int, typer.Option(help="training steps of each regression head")] = 400,
-    cvae_steps: Annotated[int, typer.Option(help="training steps of the cVAE")] = 1000,
-    batch_size: Annotated[int, typer.Option(help="training batch size")] = 64,
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the learned estimators")] = 1e-3,
-    encoder: Annotated[str, typer.Option(help="encoder preset of regress-*/cvae: tiny, small, paper")] = "small",
-    latent_dim: Annotated[int, typer.Option(help="cVAE latent size")] = 15,
-    cvae_condition: Annotated[str, typer.Option(help="cVAE condition: quat or euler")] = "quat",
-    grid_size: Annotated[int, typer.Option(help="orientations of the cVAE grid search")] = 4000,
+    steps: Annotated[int, typer.Option(help="training steps of each regression head")] = config_default(
+        RegressionConfig, "steps"
+    ),
+    cvae_steps: Annotated[int, typer.Option(help="training steps of the cVAE")] = config_default(
+        CVAEConfig, "cvae_steps"
+    ),
+    batch_size: Annotated[int, typer.Option(help="training batch size")] = config_default(
+        RegressionConfig, "batch_size"
+    ),
+    lr: Annotated[float, typer.Option(help="Adam learning rate of the learned estimators")] = config_default(
+        RegressionConfig, "lr"
+    ),
+    encoder: Annotated[str, typer.Option(help="encoder preset of regress-*/cvae: tiny, small, paper")] = config_default(
+        RegressionConfig, "encoder_preset"
+    ),
+    latent_dim: Annotated[int, typer.Option(help="cVAE latent size")] = config_default(CVAEConfig, "latent_dim"),
+    cvae_condition: Annotated[str, typer.Option(help="cVAE condition: quat or euler")] = config_default(
+        CVAEConfig, "cvae_condition"
+    ),
+    grid_size: Annotated[int, typer.Option(help="orientations of the cVAE grid search")] = config_default(
+        CVAEConfig, "grid_size"
+    ),
     calibration_pairs: Annotated[
         int, typer.Option(help="training pairs of the Euclidean baseline's calibration")
-    ] = 200_000,
-    oracle_noise: Annotated[float, typer.Option(help="σ of the Gaussian distance noise of oracle-noise (rad)")] = 0.1,
+    ] = config_default(EuclideanConfig, "calibration_pairs"),
+    oracle_noise: Annotated[
+        float, typer.Option(help="σ of the Gaussian distance noise of oracle-noise (rad)")
+    ] = config_default(OracleConfig, "oracle_noise_rad"),
     gauge: Annotated[
         bool, typer.Option(help=config_help(RecoverConfig, "gauge", " (distance estimators)"))
     ] = config_default(RecoverConfig, "gauge"),
@@ -65,10 +88,10 @@ def compare(
     ] = config_default(RecoverConfig, "steps"),
     ab_initio_iterations: Annotated[
         int, typer.Option(help="iterations of ab-initio (stochastic global projection matching)")
-    ] = 40,
+    ] = config_default(AbInitioConfig, "iterations"),
     ab_initio_restarts: Annotated[
         int, typer.Option(help="ab-initio runs from different random starts; those that agree are averaged")
-    ] = 6,
+    ] = config_default(AbInitioConfig, "restarts"),
     particle_radius: Annotated[
         float | None, typer.Option(help="particle radius (Å) for ab-initio's mask (default: read off the images)")
     ] = None,
@@ -94,7 +117,6 @@ def compare(
     --estimators siamese,euclidean,oracle,regress-6d --out runs/compare
     """
     from orirec.config import validate
-    from orirec.estimators import EstimatorOptions
     from orirec.studies.compare import compare_estimators, markdown_table
     from orirec.studies.compare_proteins import PROTEIN_COLUMNS, compare_proteins
 
@@ -109,13 +131,12 @@ def compare(
             raise ValueError(f"must be >= 1: {', '.join(bad)}")
         if cvae_condition not in ("quat", "euler"):
             raise ValueError(f"--cvae-condition: expected quat or euler, got {cvae_condition!r}")
-        opts = EstimatorOptions(
-            seed=seed, model=model, oracle_noise_rad=oracle_noise, steps=steps, cvae_steps=cvae_steps,
-            batch_size=batch_size, lr=lr, encoder_preset=encoder, latent_dim=latent_dim,
-            cvae_condition=cvae_condition, grid_size=grid_size, calibration_pairs=calibration_pairs,
-            extra={"iterations": ab_initio_iterations, "restarts": ab_initio_restarts,
-                   "particle_radius_A": particle_radius},
-        )  # fmt: skip
+        settings = {  # one flat mapping: each estimator's config (orirec.config.estimators) takes its own
+            "seed": seed, "model": model, "oracle_noise_rad": oracle_noise, "steps": steps, "cvae_steps": cvae_steps,
+            "batch_size": batch_size, "lr": lr, "encoder_preset": encoder, "latent_dim": latent_dim,
+            "cvae_condition": cvae_condition, "grid_size": grid_size, "calibration_pairs": calibration_pairs,
+            "iterations": ab_initio_iterations, "restarts": ab_initio_restarts, "particle_radius_A": particle_radius,
+        }  # fmt: skip
         rcfg = validate(
             RecoverConfig,
             {"gauge": gauge, "graph": graph, "steps": recover_steps}
@@ -124,7 +145,7 @@ def compare(
         )
         proteins = _proteins(store, protein)
         tracker = make_tracker(track, tracking_uri, "orirec-compare", out)
-        kw = dict(model=model, train_store=train_store, n=n, n_train=n_train, options=opts, recover_cfg=rcfg,
+        kw = dict(model=model, train_store=train_store, n=n, n_train=n_train, settings=settings, recover_cfg=rcfg,
                   tracker=tracker,
                   log=lambda line: console.print(line, highlight=False, markup=False, emoji=False))  # fmt: skip
         if proteins is not None and len(proteins) > 1:
