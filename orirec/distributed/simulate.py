@@ -38,7 +38,7 @@ def ray_shard_runner(num_workers: int, max_volumes: int = 4, on_dispatch: Dispat
 
         ensure_ray(num_cpus=num_workers)
         actor_cls = ray.remote(num_cpus=1, max_restarts=0)(_SimulationActor)
-        idle = deque(
+        idle: deque[Any] = deque(
             actor_cls.remote(str(Path(store).resolve()), cfg.model_dump(mode="json"), max_volumes)
             for _ in range(min(num_workers, len(shards)))
         )

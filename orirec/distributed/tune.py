@@ -193,7 +193,7 @@ def run_sweep(
         run_config=tune.RunConfig(name="tune", storage_path=str(out_dir / "ray"), verbose=0),
     )
     grid = tuner.fit()
-    trials = [_trial_summary(r, out_dir, base.epochs) for r in grid]
+    trials = [_trial_summary(grid[k], out_dir, base.epochs) for k in range(len(grid))]
     ok = [t for t in trials if math.isfinite(t["best_val_mae"])]
     if not ok:
         errors = "; ".join(str(t["error"]) for t in trials if t["error"])[:500]

@@ -31,7 +31,7 @@ __all__ = [
 
 
 def _summary(d_p: np.ndarray, d_q: np.ndarray, n_bins: int) -> dict[str, Any]:
-    m = distance_metrics(d_p, d_q, n_bins)
+    m: dict[str, Any] = distance_metrics(d_p, d_q, n_bins)
     return {
         "n_pairs": int(len(d_p)),
         "mae_rad": m["mae"],

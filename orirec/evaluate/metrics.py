@@ -55,7 +55,8 @@ def symmetric_reference(q_est: ArrayLike, q_ref: ArrayLike, symmetry: str | None
     copies = multiply(b[:, None, :], group_quaternions(symmetry)[None])  # (n, |G|, 4)
     X, Y = quat_to_matrix(a), quat_to_matrix(copies)
     J = np.diag([1.0, 1.0, -1.0])
-    cos20, best = np.cos(np.radians(20.0)), (-1, None)
+    cos20 = np.cos(np.radians(20.0))
+    best: tuple[int, Array | None] = (-1, None)
     for S in (X, J @ X @ J):
         for i in np.unique(np.linspace(0, n - 1, min(n, anchors)).astype(int)):
             for g in range(Y.shape[1]):
@@ -64,6 +65,7 @@ def symmetric_reference(q_est: ArrayLike, q_ref: ArrayLike, symmetry: str | None
                 if votes > best[0]:
                     best = (votes, np.argmax(cos, axis=1))
     pick = best[1]
+    assert pick is not None  # n >= 1 (checked), so some proposal got votes >= 0
     for _ in range(20):
         q_reg, _ = register_rotation(a, copies[np.arange(n), pick])
         new = np.argmin(quat_distance(q_reg[:, None, :], copies), axis=1)

@@ -105,6 +105,7 @@ def write_report(
         if not np.isfinite(q_true).all():
             q_true = None
     if q is not None and q_true is not None:
+        assert idx is not None  # read with q
         q_true = symmetric_reference(q, q_true, s.rows_symmetry(idx))  # the copies q matches (symmetric protein)
         errs = orientation_errors(q, q_true)
         plots["orientation errors"] = P.plot_error_histogram(errs, out / "error_histogram.png")

@@ -30,6 +30,9 @@ in :mod:`orirec.imaging.formation`. The astigmatism angle is measured from +x to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import overload
+
 import numpy as np
 import torch
 
@@ -211,8 +214,8 @@ def ctf_from_params(params: np.ndarray, box_px: int, pixel_size_A: float, conven
     L = int(box_px)
     out = np.ones((p.shape[0], L, L), dtype=np.float32)
     if np.any(~none):
-        cols = p[~none].T
-        out[~none] = ctf_2d(L, pixel_size_A, *cols, convention=convention)
+        du, dv, ast, kv, cs, amp, bf = p[~none].T  # the CTF_COLUMNS, in order
+        out[~none] = ctf_2d(L, pixel_size_A, du, dv, ast, kv, cs, amp, bf, convention=convention)
     return out
 
 
@@ -264,6 +267,10 @@ def _fourier_multiply(images, ctf, pad: int, name: str, flip: bool):
     return out if was_tensor else out.numpy()
 
 
+@overload
+def apply_ctf(images: np.ndarray, ctf: np.ndarray | torch.Tensor, pad: int = 1) -> np.ndarray: ...
+@overload
+def apply_ctf(images: torch.Tensor, ctf: np.ndarray | torch.Tensor, pad: int = 1) -> torch.Tensor: ...
 def apply_ctf(
     images: np.ndarray | torch.Tensor, ctf: np.ndarray | torch.Tensor, pad: int = 1
 ) -> np.ndarray | torch.Tensor:
@@ -283,6 +290,10 @@ def apply_ctf(
     return _fourier_multiply(images, ctf, pad, "apply_ctf", flip=False)
 
 
+@overload
+def phase_flip(images: np.ndarray, ctf: np.ndarray | torch.Tensor, pad: int = 1) -> np.ndarray: ...
+@overload
+def phase_flip(images: torch.Tensor, ctf: np.ndarray | torch.Tensor, pad: int = 1) -> torch.Tensor: ...
 def phase_flip(
     images: np.ndarray | torch.Tensor, ctf: np.ndarray | torch.Tensor, pad: int = 1
 ) -> np.ndarray | torch.Tensor:
@@ -296,7 +307,7 @@ def phase_flip(
 
 def sample_ctf_params(
     n: int,
-    seed: int,
+    seed: int | Sequence[int],
     defocus_range_A: tuple[float, float] = (10000.0, 25000.0),
     astigmatism_A: tuple[float, float] = (0.0, 500.0),
     voltage_kV: float = 300.0,

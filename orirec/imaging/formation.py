@@ -7,6 +7,9 @@ convention: mean signal energy inside the inscribed disk over the noise variance
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import overload
+
 import numpy as np
 import torch
 
@@ -33,6 +36,10 @@ def _as_tensor(x: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
     return torch.from_numpy(np.ascontiguousarray(x)), False
 
 
+@overload
+def apply_shifts(images: np.ndarray, shifts_px: np.ndarray | torch.Tensor) -> np.ndarray: ...
+@overload
+def apply_shifts(images: torch.Tensor, shifts_px: np.ndarray | torch.Tensor) -> torch.Tensor: ...
 def apply_shifts(images: np.ndarray | torch.Tensor, shifts_px: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """Shift images by sub-pixel amounts with a Fourier phase ramp (periodic boundary).
 
@@ -120,15 +127,23 @@ def draw_shift_components(n: int, seed, scale_px: float, distribution: str = "un
     return out.astype(np.float32)
 
 
+@overload
 def add_noise(
-    images: np.ndarray | torch.Tensor, sigma2: float | np.ndarray, seed: int
+    images: np.ndarray, sigma2: float | np.ndarray, seed: int | Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def add_noise(
+    images: torch.Tensor, sigma2: float | np.ndarray, seed: int | Sequence[int]
+) -> tuple[torch.Tensor, np.ndarray]: ...
+def add_noise(
+    images: np.ndarray | torch.Tensor, sigma2: float | np.ndarray, seed: int | Sequence[int]
 ) -> tuple[np.ndarray | torch.Tensor, np.ndarray]:
     """Add white Gaussian noise whose variance is ``sigma2`` times each clean image's variance (whole frame).
 
     Args:
         images: (B, L, L) clean images (numpy or torch).
         sigma2: relative noise level, scalar or (B,) (>= 0; 0 = no noise).
-        seed: random seed (numpy ``default_rng``).
+        seed: random seed (numpy ``default_rng``: an int or a sequence of ints).
 
     Returns:
         (noisy, noise_var): noisy images (same type, float32) and the (B,) float64 noise variances used.

@@ -26,8 +26,8 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
+def _unwrap(model: nn.Module) -> Any:
+    return getattr(model, "module", model)  # a DDP wrapper's module, else the model
 
 
 def save_checkpoint(

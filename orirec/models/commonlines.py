@@ -80,6 +80,9 @@ class CommonLineNet(EncoderBase):
 
     family_keys = ("channels", "n_radii", "n_angles", "pair_batch")
     family = "commonlines"
+    grid: torch.Tensor  # buffers
+    shear: torch.Tensor
+    mirror: torch.Tensor
 
     def __init__(
         self,

@@ -78,6 +78,8 @@ class PairNet(EncoderBase):
 
     family_keys = ("channels", "kernels", "norm", "n_radii", "n_angles", "pair_batch")
     family = "pair"
+    grid: torch.Tensor  # buffers
+    coords: torch.Tensor
 
     def __init__(
         self,

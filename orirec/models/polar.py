@@ -74,6 +74,7 @@ class PolarEncoder(EncoderBase):
 
     family_keys = ("channels", "kernels", "norm", "n_radii", "n_angles")
     family = "polar"
+    grid: torch.Tensor  # buffer
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ Every head ends in a (B, 3, 3) rotation matrix, so all three are trained with th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -102,7 +102,7 @@ class RotationRegressor(nn.Module):
         if representation not in REPRESENTATIONS:
             raise ValueError(f"representation: unknown {representation!r}; choose one of {sorted(REPRESENTATIONS)}")
         self.encoder, self.representation = encoder, representation
-        feat = int(encoder.feature_dim)
+        feat = int(cast(Any, encoder).feature_dim)
         self.head = nn.Sequential(
             nn.Linear(feat, hidden), nn.ReLU(), nn.Linear(hidden, REPRESENTATIONS[representation])
         )

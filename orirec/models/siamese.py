@@ -98,7 +98,7 @@ class SiameseNet(EncoderBase):
                 size //= 2
             prev = c
         # channels-last convolutions are ~1.7x faster on CPU (oneDNN) for the small preset at 64 px
-        self.features = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+        self.features = nn.Sequential(*layers).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.head = nn.Linear(prev, self.feature_dim) if prev != self.feature_dim else nn.Identity()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

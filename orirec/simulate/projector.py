@@ -193,11 +193,11 @@ class FourierSliceProjector:
         # points with kz < 0, conjugated.
         self._ft = ft[N // 2 :].contiguous()  # (N - N//2 + 1, N+1, N+1, 2); kz = 0 at index 0, kx = ky = 0 at N // 2
         del ft
-        self._ft_channels = None  # (1, 2, ...) view for grid_sample, made on first eager use
+        self._ft_channels: torch.Tensor | None = None  # (1, 2, ...) view for grid_sample, made on first eager use
         n_out = L if self.sampling == "image" else N
         self._n_out = n_out
         self._k = slice_frequencies(N, n_out).to(device=self.device, dtype=torch.float32)  # (n, n//2+1, 2)
-        self._interp = None
+        self._interp: Callable[..., torch.Tensor] | None = None
         if compile:
             self._interp = _compiled_trilinear()
 
@@ -239,6 +239,7 @@ class FourierSliceProjector:
             n = chunk.shape[0]
             if n < _COMPILE_CHUNK:  # pad to the compiled shape
                 chunk = torch.cat([chunk, chunk[:1].expand(_COMPILE_CHUNK - n, *chunk.shape[1:])])
+            assert self._interp is not None  # called only when compiled
             vals = self._interp(self._ft, chunk.reshape(-1, 3)).reshape(_COMPILE_CHUNK, *shape, 2)
             out[s : s + n] = vals[:n]
         return out

@@ -54,7 +54,7 @@ def sample_orientations(cfg: SimulateConfig, n: int) -> np.ndarray:
             kappa=cfg.preferred_kappa,
             uniform_fraction=cfg.preferred_uniform_fraction,
         )
-    return uniform_euler_quaternions(n, seed=cfg.seed, tilt_range=tuple(cfg.tilt_range_rad))
+    return uniform_euler_quaternions(n, seed=cfg.seed, tilt_range=cfg.tilt_range_rad)
 
 
 def sample_shifts(cfg: SimulateConfig, n: int) -> np.ndarray:
@@ -72,12 +72,12 @@ def sample_ctf(cfg: SimulateConfig, n: int) -> np.ndarray | None:
     return sample_ctf_params(
         n,
         seed=[cfg.seed, 3],
-        defocus_range_A=tuple(cfg.defocus_range_A),
-        astigmatism_A=tuple(cfg.astigmatism_A),
+        defocus_range_A=cfg.defocus_range_A,
+        astigmatism_A=cfg.astigmatism_A,
         voltage_kV=cfg.voltage_kV,
         cs_mm=cfg.cs_mm,
         amp_contrast=cfg.amp_contrast,
-        bfactor_range_A2=tuple(cfg.bfactor_range_A2),
+        bfactor_range_A2=cfg.bfactor_range_A2,
     )
 
 

@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,12 @@ def config_fingerprint(cfg: SimulateConfig, sources: list[str], symmetries: list
     # they had before it existed, and resume).
     unused = {"compile", "device"} | ({"nufft_eps"} if cfg.backend != "nufft" else set())
     config = cfg.model_dump(mode="json", exclude=unused)
-    doc = {"config": config, "sources": sources, "symmetries": symmetries, "images": IMAGE_MODEL_VERSION}
+    doc: dict[str, Any] = {
+        "config": config,
+        "sources": sources,
+        "symmetries": symmetries,
+        "images": IMAGE_MODEL_VERSION,
+    }
     doc["contents"] = [_content(src) for src in sources]
     return json.dumps(doc, sort_keys=True)
 
@@ -217,7 +223,8 @@ def _simulate_locked(
         return SimulationResult(out, writer.n_images, 0, writer.n_shards)
 
     # Every input becomes a volume before anything is written: bad input fails with no store.
-    volumes, infos = [], []
+    volumes: list[np.ndarray] = []
+    infos: list[dict[str, Any]] = []
     for src in sources:
         try:
             vol, info = load_volume(src, cfg.box_px, cfg.pixel_size_A, cfg.resolution_A, seed=cfg.seed)

@@ -165,7 +165,8 @@ def _rows_from_sources(names, stacks: list[str], slices: np.ndarray, star: Path,
     ids = {name: _match_stack(name, star, paths) for name in dict.fromkeys(stacks)}
     rows = np.empty(len(stacks), dtype=np.int64)
     for i, (stack, k) in enumerate(zip(stacks, slices.tolist(), strict=True)):
-        row = None if ids[stack] is None else row_of.get(ids[stack] * width + k)
+        sid = ids[stack]
+        row = None if sid is None else row_of.get(sid * width + k)
         if row is None:
             raise ValueError(f"{star} row {i + 1} ({names[i]}): not an image of {s.path} (not among its sources)")
         rows[i] = row

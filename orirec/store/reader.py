@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import zarr
 
 from orirec.store.schema import PER_IMAGE_ARRAYS
+
+
+def member_array(group: zarr.Group, name: str) -> zarr.Array:
+    """The array ``name`` of a store's ``group`` (the schema's per-image entries are arrays, not groups)."""
+    return cast(zarr.Array, group[name])
 
 
 class ProjectionStore:
@@ -26,7 +32,7 @@ class ProjectionStore:
     @property
     def images(self) -> zarr.Array:
         """The (N, L, L) image array (lazy)."""
-        return self.group["images"]
+        return member_array(self.group, "images")
 
     @property
     def proteins(self) -> list[dict]:
@@ -76,33 +82,33 @@ class ProjectionStore:
     @cached_property
     def quaternions(self) -> np.ndarray:
         """(N, 4) ground-truth quaternions (NaN where unknown)."""
-        return self.group["quaternions"][:]
+        return np.asarray(member_array(self.group, "quaternions")[:])
 
     @cached_property
     def protein(self) -> np.ndarray:
         """(N,) protein index per image."""
-        return self.group["protein"][:]
+        return np.asarray(member_array(self.group, "protein")[:])
 
     @cached_property
     def shifts(self) -> np.ndarray:
         """(N, 2) shifts in px."""
-        return self.group["shifts"][:]
+        return np.asarray(member_array(self.group, "shifts")[:])
 
     @cached_property
     def ctf(self) -> np.ndarray:
         """(N, k) CTF parameters (see orirec.store.schema.CTF_COLUMNS)."""
-        return self.group["ctf"][:]
+        return np.asarray(member_array(self.group, "ctf")[:])
 
     def ctf_params(self, rows: np.ndarray) -> np.ndarray | None:
         """CTF parameters of ``rows``, or None when the store has none (or these images were simulated without)."""
         if "ctf" not in self.group:
             return None
-        ctf = self.group["ctf"].get_orthogonal_selection((np.asarray(rows),))
+        ctf = np.asarray(member_array(self.group, "ctf").get_orthogonal_selection((np.asarray(rows),)))
         return ctf if np.isfinite(ctf).all() else None
 
     def array(self, name: str) -> np.ndarray:
         """Any per-image array, fully loaded."""
-        return self.group[name][:]
+        return np.asarray(member_array(self.group, name)[:])
 
     def load_images(self, indices: np.ndarray | None = None) -> np.ndarray:
         """Images as float32 numpy, all or the given indices (in the given order)."""
@@ -123,12 +129,13 @@ class ProjectionStore:
 
 def reference_volume(group: zarr.Group, protein: int = 0) -> np.ndarray:
     """The reference volume (L, L, L) of ``protein`` saved by a simulation (voxel = the store's pixel size)."""
-    if "volumes" not in group or str(protein) not in group["volumes"]:
+    volumes = cast(zarr.Group, group["volumes"]) if "volumes" in group else None
+    if volumes is None or str(protein) not in volumes:
         raise ValueError(f"store has no reference volume for protein {protein}")
-    return group["volumes"][str(protein)][:]
+    return np.asarray(member_array(volumes, str(protein))[:])
 
 
-def open_store(path: str | Path, require_complete: bool = True) -> ProjectionStore:
+def open_store(path: str | os.PathLike, require_complete: bool = True) -> ProjectionStore:
     """Open the store at ``path``; clear errors when it is missing, not a store, or incomplete."""
     path = Path(path)
     if not path.exists():
@@ -144,7 +151,7 @@ def open_store(path: str | Path, require_complete: bool = True) -> ProjectionSto
     if missing:
         raise ValueError(f"{path}: not an orirec projection store (missing {', '.join(missing)})")
     if require_complete and not attrs.get("complete", False):
-        done = int(np.count_nonzero(group["shard_complete"][:]))
-        total = group["shard_complete"].shape[0]
+        done = int(np.count_nonzero(np.asarray(member_array(group, "shard_complete")[:])))
+        total = member_array(group, "shard_complete").shape[0]
         raise ValueError(f"{path}: store is incomplete ({done} of {total} shards written); re-run to resume")
     return ProjectionStore(path, group)

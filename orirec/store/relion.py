@@ -23,6 +23,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -127,7 +128,7 @@ class ParticleTable:
         """(n, 4) quaternions of the STAR's angles; NaN when the file has none."""
         if self.column(ANGLE_LABELS[0]) is None:
             return np.full((self.n, 4), np.nan)
-        rot, tilt, psi = (np.deg2rad(self.column(a)) for a in ANGLE_LABELS)
+        rot, tilt, psi = (np.deg2rad(cast(np.ndarray, self.column(a))) for a in ANGLE_LABELS)  # a complete set
         return euler_to_quat(rot, tilt, psi)
 
     def origins_A(self) -> np.ndarray | None:
@@ -170,8 +171,8 @@ def _origins_A(particles: pd.DataFrame, optics: pd.DataFrame | None, star: Path,
     """(n, 2) origins (Å) from the Å labels or the px labels (``pixel_size_A`` Å/px); both must agree."""
     in_A = [_column(particles, optics, lab, star) for lab in ORIGIN_LABELS]
     in_px = [_column(particles, optics, lab, star) for lab in ORIGIN_PX_LABELS]
-    a = None if in_A[0] is None else np.column_stack(in_A)
-    px = None if in_px[0] is None else np.column_stack(in_px)
+    a = None if in_A[0] is None else np.column_stack(cast(list[np.ndarray], in_A))  # complete sets (read_particles)
+    px = None if in_px[0] is None else np.column_stack(cast(list[np.ndarray], in_px))
     if a is not None and px is not None:
         bad = np.abs(a / pixel_size_A - px).max(axis=1) > 1e-3
         if bad.any():
@@ -375,6 +376,7 @@ def read_particles(star: str | Path, pixel_size_A: float | None = None) -> Parti
                 f"{star.name} row {i + 1}: references image {slices[i] + 1} of {file}, which holds only {n_img} images"
             )
     files = [paths[k] for k in file_of_row]
+    assert box is not None  # the table has rows, so at least one stack
     return ParticleTable(star, particles, optics, files, slices, float(sizes[0]), int(box))
 
 
@@ -384,7 +386,7 @@ class StackReader:
     def __init__(self, table: ParticleTable, max_open: int = 32):
         self.table = table
         self.max_open = max_open
-        self._open: OrderedDict[Path, object] = OrderedDict()
+        self._open: OrderedDict[Path, Any] = OrderedDict()  # mrcfile objects
 
     def _data(self, path: Path) -> np.ndarray:
         if path in self._open:

@@ -34,7 +34,7 @@ PER_IMAGE_ARRAYS = (
 
 def array_shape(spec: ArraySpec, n_images: int, box_px: int) -> tuple[int, ...]:
     """Full shape of a per-image array for a store of ``n_images`` images of ``box_px``² px."""
-    return (n_images, *(box_px if d == "L" else d for d in spec.trailing))
+    return (n_images, *(box_px if d == "L" else int(d) for d in spec.trailing))
 
 
 def n_shards(n_images: int, shard_size: int) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 import zarr
 
 from orirec.config.provenance import version_info
+from orirec.store.reader import member_array
 from orirec.store.safety import check_fits_on_disk, check_replaceable, format_bytes, store_attrs, store_state
 from orirec.store.schema import PER_IMAGE_ARRAYS, SCHEMA_VERSION, array_shape, n_shards, shard_rows
 
@@ -39,7 +40,7 @@ class StoreWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.group = zarr.open_group(str(self.path), mode="r+")
-        a = self.group.attrs
+        a: dict[str, Any] = dict(self.group.attrs)
         self.n_images = int(a["n_images"])
         self.box_px = int(a["box_px"])
         self.shard_size = int(a["shard_size"])
@@ -47,7 +48,7 @@ class StoreWriter:
 
     def completed_shards(self) -> list[int]:
         """Indices of shards that were written whole."""
-        done = self.group["shard_complete"][:]
+        done = np.asarray(member_array(self.group, "shard_complete")[:])
         return [int(k) for k in np.flatnonzero(done)]
 
     def missing_shards(self) -> list[int]:
@@ -79,8 +80,8 @@ class StoreWriter:
                 raise ValueError(f"shard {k}: '{spec.name}' has shape {value.shape}, expected {shape}")
             if spec.name == "images":
                 _check_images(self.path, k, start, value)
-            self.group[spec.name][start:stop] = value
-        self.group["shard_complete"][k] = 1
+            member_array(self.group, spec.name)[start:stop] = value
+        member_array(self.group, "shard_complete")[k] = 1
 
     def finalize(self, **attrs: Any) -> None:
         """Record the completed-shard set (and extra attributes) once every shard is written."""

@@ -122,7 +122,9 @@ def atoms_to_density(
     return rho.numpy()
 
 
-def _accumulate(out, pos: np.ndarray, weight: np.ndarray, zr, yr, L: int, inv: float) -> None:
+def _accumulate(
+    out, pos: np.ndarray, weight: np.ndarray, zr: tuple[int, int], yr: tuple[int, int], L: int, inv: float
+) -> None:
     """Add the Gaussians at ``pos`` (px, (x, y, z)) to the tile ``out`` = rho[z0:z1, y0:y1, :], one matmul."""
     import torch
 

@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from orirec.structures.cache import cache_dir
 
@@ -27,7 +28,7 @@ RCSB_URL = "https://files.rcsb.org/download"
 PDB_ID = re.compile(r"^[0-9][A-Za-z0-9]{3}$")
 PREFIX = "pdb:"
 
-Opener = Callable[..., object]
+Opener = Callable[..., Any]
 
 
 def parse_pdb_id(item: str) -> str:

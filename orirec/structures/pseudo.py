@@ -37,7 +37,7 @@ def _confined_walk(rng: np.random.Generator, n: int, centre: np.ndarray, radius:
             nxt = pos + CA_STEP_A * trial
             if np.linalg.norm(nxt - centre) <= radius:
                 break
-            trial = (centre - pos) / max(np.linalg.norm(centre - pos), 1e-9) + 0.5 * rng.normal(size=3)
+            trial = (centre - pos) / max(float(np.linalg.norm(centre - pos)), 1e-9) + 0.5 * rng.normal(size=3)
             trial /= np.linalg.norm(trial)
             nxt = pos + CA_STEP_A * trial
         d, pos = trial, nxt

@@ -125,7 +125,7 @@ class PairData:
         rows = np.flatnonzero(np.isin(store.protein, select_proteins(proteins, store.protein, path)))
         return cls(store.load_images(rows), store.quaternions[rows], store.protein[rows], **kwargs)
 
-    def _sample(self, subset: np.ndarray, n_pairs: int, seed: list[int]) -> tuple[np.ndarray, ...]:
+    def _sample(self, subset: np.ndarray, n_pairs: int, seed: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         try:
             i, j, d = sample_uniform_pairs(
                 self.quaternions[subset], self.protein[subset], n_pairs, seed, n_candidates=self.n_candidates,

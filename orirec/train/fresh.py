@@ -8,6 +8,7 @@ from memorizing the noise of a fixed noisy set (σ² = 16). Images follow the st
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,7 @@ class FreshImages:
         self.projector = ProjectorCache(store.group, make, int(max_volumes))
         self.seed = seed
         self.pixel_size_A = float(store.pixel_size_A)
-        self.ctf_kwargs = None
+        self.ctf_kwargs: dict[str, Any] | None = None
         if ctf_defocus_range_A is not None:
             self.ctf_kwargs = {
                 "defocus_range_A": tuple(float(v) for v in ctf_defocus_range_A),

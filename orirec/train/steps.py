@@ -55,7 +55,8 @@ def make_loss(
 
 def model_distance(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The embedding distance d_p(e1, e2) (rad) of a model, looking through a DDP wrapper."""
-    return (model.module if hasattr(model, "module") else model).distance
+    inner: Any = getattr(model, "module", model)  # a DDP wrapper's module, else the model
+    return inner.distance
 
 
 @contextlib.contextmanager
