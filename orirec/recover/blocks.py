@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from orirec.config import RecoverConfig
 from orirec.geometry import canonicalize
 from orirec.store.atomic import save_npz_atomic
 
@@ -31,6 +32,8 @@ from .graph import validate_graph, validate_weights
 from .partition import split_graph
 from .spectral import spectral_init
 from .sphere import descend_on_sphere, l_or_value
+
+_DEFAULTS = RecoverConfig()  # the recovery's defaults live in orirec.config
 
 
 class RecoveryRoundError(RuntimeError):
@@ -61,11 +64,11 @@ class BlockOptions:
     ``delta`` (rad), the torch ``seed`` and ``relax`` in (0, 1]: the part moves that fraction of the way
     to its refined orientations (< 1 damps the Jacobi oscillation of parts that move against each other)."""
 
-    steps: int = 20
-    loss: str = "l2"
+    steps: int = _DEFAULTS.block_steps
+    loss: str = _DEFAULTS.loss
     delta: float = 0.2
     seed: int = 0
-    relax: float = 1.0
+    relax: float = _DEFAULTS.relax
 
 
 def block_problems(labels: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray | None):
@@ -177,12 +180,12 @@ def recover_partitioned(
     d: np.ndarray,
     labels: np.ndarray,
     weights: np.ndarray | None = None,
-    rounds: int = 30,
-    block_steps: int = 20,
-    relax: float = 1.0,
-    n_starts: int = 20,
-    seed: int = 0,
-    loss: str = "l2",
+    rounds: int = _DEFAULTS.rounds,
+    block_steps: int = _DEFAULTS.block_steps,
+    relax: float = _DEFAULTS.relax,
+    n_starts: int = _DEFAULTS.n_starts,
+    seed: int = _DEFAULTS.seed,
+    loss: str = _DEFAULTS.loss,
     q0: np.ndarray | None = None,
     checkpoint: Path | str | None = None,
     runner: BlockRunner | None = None,

@@ -15,9 +15,12 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import scipy.sparse.linalg
 
+from orirec.config import RecoverConfig
 from orirec.geometry import canonicalize, matrix_to_quat, project_to_so3
 
 from .graph import validate_graph, validate_weights
+
+_DEFAULTS = RecoverConfig()  # the recovery's defaults live in orirec.config
 
 DENSE_MAX = 6000  # largest n handled with a dense n x n matrix (6000^2 float64 = 288 MB)
 
@@ -113,8 +116,8 @@ def _alternate(x: np.ndarray, o: np.ndarray, n_iter: int, tol: float) -> tuple[n
 
 def procrustes_rotations(
     x: np.ndarray,
-    n_starts: int = 20,
-    seed: int = 0,
+    n_starts: int = _DEFAULTS.n_starts,
+    seed: int = _DEFAULTS.seed,
     max_iter: int = 300,
     tol: float = 1e-10,
     n_probe: int = 30,
@@ -149,8 +152,8 @@ def spectral_init(
     j: np.ndarray,
     d: np.ndarray,
     weights: np.ndarray | None = None,
-    n_starts: int = 20,
-    seed: int = 0,
+    n_starts: int = _DEFAULTS.n_starts,
+    seed: int = _DEFAULTS.seed,
 ) -> np.ndarray:
     """Initial unit quaternions (n, 4), canonical (w >= 0), from distances ``d`` (rad) on edges (i, j).
 

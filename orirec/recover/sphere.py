@@ -16,9 +16,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from orirec.config import RecoverConfig
 from orirec.geometry import canonicalize
 
 from .graph import validate_graph, validate_weights
+
+_DEFAULTS = RecoverConfig()  # the recovery's defaults live in orirec.config
 
 _EPS = 1e-30
 DENSE_MAX = 3000  # largest n refined with n x n matrices (dense enough graphs only)
@@ -155,8 +158,8 @@ def descend_on_sphere(
     j: np.ndarray,
     d: np.ndarray,
     weights: np.ndarray | None = None,
-    steps: int = 300,
-    loss: str = "huber",
+    steps: int = _DEFAULTS.steps,
+    loss: str = _DEFAULTS.loss,
     lr: float = 1.0,
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
