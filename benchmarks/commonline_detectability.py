@@ -13,7 +13,7 @@ either sense; for a point group, the nearest of the symmetry copies). Rows per s
 
 Chance: about 2·(20°/360°)² ≈ 0.6 % of pairs.
 
-Reproduce (stores from docs/unseen-proteins.md, at σ² 0, 4 and 16):
+Reproduce (stores from docs/guide/compare.md, "unseen proteins", at σ² 0, 4 and 16):
     python benchmarks/commonline_detectability.py runs/i9/test0.zarr runs/i9/test4.zarr runs/i9/test16.zarr \
         --out benchmarks/results/commonline_detectability.json
 """

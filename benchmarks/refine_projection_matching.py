@@ -4,7 +4,7 @@ ground truth after every round, and the time per round.
 The refinement itself reads no ground truth; this benchmark reads it only to score each round. It runs
 the refinement one round at a time, each call extending the previous one through the checkpoint.
 
-Reproduce (session 15's 5j0n σ² 16 recovery, 1,650 images; the store and the recovery as in docs/results.md):
+Reproduce (session 15's 5j0n σ² 16 recovery, 1,650 images; the store and the recovery as in docs/research-log.md):
     python benchmarks/refine_projection_matching.py runs/i7/p16.zarr runs/s15/r_tpaper/orientations.csv \
         --out benchmarks/results/refine_projection_matching.json
 """
