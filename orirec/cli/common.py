@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,7 +13,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -108,7 +108,7 @@ def tracked_run(tracker: Any, name: str, params: dict[str, Any], tags: dict[str,
         yield tracker
 
 
-def log_outcome(tracker: Any, result: dict[str, Any], files: tuple[Path, ...] = ()) -> None:
+def log_outcome(tracker: Any, result: Mapping[str, Any], files: tuple[Path, ...] = ()) -> None:
     """Log a command's numeric results as metrics and its output ``files`` (those that exist) as artifacts."""
     tracker.log_metrics(result)  # numbers only
     for f in files:
@@ -136,7 +136,7 @@ def progress_bars(enabled: bool = True):
         console=console,
         transient=False,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def make(stage: str):
             def update(done: int, total: int) -> None:
@@ -149,7 +149,7 @@ def progress_bars(enabled: bool = True):
         yield make
 
 
-def echo_table(title: str, rows: dict[str, object]) -> None:
+def echo_table(title: str, rows: Mapping[str, object]) -> None:
     """Print ``key: value`` rows to stdout (floats with 4 significant digits)."""
     typer.echo(title)
     for k, v in rows.items():

@@ -62,5 +62,5 @@ def reconstruct(
         else:
             if opts != ImportOptions():
                 raise ValueError(f"{store}: import options (--box, --pixel-size, --no-normalize, ...) apply to a STAR")
-            res = stage_reconstruct(cfg, store, orientations, out)
+            res = dict(stage_reconstruct(cfg, store, orientations, out))
     echo_table("reconstruction", res)

@@ -152,7 +152,7 @@ def recover(
         out.mkdir(parents=True, exist_ok=True)
         params = {**cfg.model_dump(mode="json"), "store": str(store), "model": str(model)}
         with tracked_run(tracker, f"recover-{out.name}", params), progress_bars(progress) as bars:
-            res = stage_recover(cfg, store, model, out, bars("recover"), bars("gauge"), bars("refine"))
+            res = dict(stage_recover(cfg, store, model, out, bars("recover"), bars("gauge"), bars("refine")))
             files = ("orientations.csv", "orientations.star", "recover_result.json")
             log_outcome(tracker, res, tuple(out / f for f in files))
     echo_table(

@@ -28,7 +28,7 @@ def simulate(
             "random shape and size (training diversity)"
         ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="output store (STORE.zarr)")] = ...,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output store (STORE.zarr)")] = ...,  # type: ignore[assignment]
     pdb_ids: Annotated[str | None, typer.Option(help="comma-separated PDB ids, same as INPUT items 'pdb:ID'")] = None,
     pdb_mirror: Annotated[
         Path | None, typer.Option(help="local PDB mirror folder (1abc.cif.gz or ab/1abc.cif.gz); env ORIREC_PDB_MIRROR")

@@ -109,7 +109,7 @@ def train(
             tracker = make_tracker(True, tracking_uri, experiment, out)
             res = _tracked(cfg, store, out, resume, progress, tracker)
         else:
-            res = stage_train(cfg, store, out, resume=resume, progress=progress)
+            res = dict(stage_train(cfg, store, out, resume=resume, progress=progress))
     echo_table(f"trained {out}", {k: v for k, v in res.items() if isinstance(v, (int, float, str))})
     if track:
         tracking_done(tracker)
@@ -124,13 +124,15 @@ def _tracked(cfg, store: Path, out: Path, resume: bool, progress: bool, tracker)
     live = cfg.num_workers == 1  # Ray workers report to Ray; their history is logged from the checkpoint after
     with tracker.run(f"train-{out.name}", tags={"store": str(store)}):
         tracker.log_params(cfg.model_dump(mode="json"))
-        res = stage_train(
-            cfg,
-            store,
-            out,
-            resume=resume,
-            progress=progress,
-            report=(lambda m, ckpt=None: tracker.log_metrics(m, step=int(m.get("epoch", 0)))) if live else None,
+        res = dict(
+            stage_train(
+                cfg,
+                store,
+                out,
+                resume=resume,
+                progress=progress,
+                report=(lambda m, ckpt=None: tracker.log_metrics(m, step=int(m.get("epoch", 0)))) if live else None,
+            )
         )
         if not live:
             tracker.log_history(res.get("history", []))

@@ -43,7 +43,7 @@ class SimulateConfig(_Strict):
         (0.0, math.pi), description="uniform_euler: range of the tilt angle (rad)"
     )
     preferred_directions: list[tuple[float, ...]] = Field(
-        default_factory=lambda: [(0.0, 0.0)],
+        default_factory=lambda: [(0.0, 0.0)],  # type: ignore[arg-type]  # a (tilt, rot) pair is a tuple[float, ...]
         description="preferred viewing directions: (tilt, rot) pairs in rad or unit 3-vectors (particle frame)",
     )
     preferred_kappa: float = Field(

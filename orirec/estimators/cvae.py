@@ -91,10 +91,10 @@ class CVAEEstimator(Estimator):
             opt.zero_grad()
             err.backward()
             opt.step()
-        p = p.detach().double().numpy()
+        found = p.detach().double().numpy()
         if o.cvae_condition == "quat":
-            return canonicalize(p / np.linalg.norm(p, axis=1, keepdims=True))
-        return euler_to_quat(p[:, 0], p[:, 1], p[:, 2])
+            return canonicalize(found / np.linalg.norm(found, axis=1, keepdims=True))
+        return euler_to_quat(found[:, 0], found[:, 1], found[:, 2])
 
     def estimate(self, data: EstimatorData) -> np.ndarray:
         """Grid search then local refinement; orientations (n, 4)."""

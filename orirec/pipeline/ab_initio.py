@@ -13,6 +13,7 @@ from orirec.config import RefineConfig
 from orirec.estimators.ab_initio.estimator import CHECKPOINT, AbInitio
 from orirec.estimators.base import EstimatorData
 from orirec.pipeline.refine import refine_step
+from orirec.pipeline.results import AbInitioStageResult
 from orirec.store import open_store
 from orirec.store.orientations import source_image_names, write_orientations
 from orirec.structures.maps import write_map
@@ -31,7 +32,7 @@ def stage_ab_initio(
     seed: int = 0,
     progress=None,
     refine_progress=None,
-) -> dict[str, Any]:
+) -> AbInitioStageResult:
     """Ab initio orientations of the first ``n`` images of ``store`` (of ``protein``, a store index, if given);
     ``settings`` go to :func:`~orirec.estimators.ab_initio.search.ab_initio` (iterations, restarts, particle_radius_A,
     …). With ``refine.rounds`` > 0 the result is then refined by projection matching. ``progress`` and
@@ -53,18 +54,20 @@ def stage_ab_initio(
     est = AbInitio(seed, **(settings or {}), progress=progress)
     est.resume_in(out_dir)
     q = est.estimate(EstimatorData(images, s.pixel_size_A, None, s.max_shift_px, s.ctf_params(rows)))
-    summary: dict[str, Any] = {"n_images": len(rows), "protein": protein, "time_ab_initio_s": time.perf_counter() - t0}
-    summary |= {f"ab_initio_{k}": v for k, v in est.summary.items()}
+    summary = AbInitioStageResult(len(rows), protein, time.perf_counter() - t0)
+    summary.search.update({f"ab_initio_{k}": v for k, v in est.summary.items()})
     out_dir.mkdir(parents=True, exist_ok=True)
     result = est.result
+    assert result is not None  # estimate() sets it
     write_map(out_dir / "ab_initio_map.mrc", result.volume, result.pixel_size_A)
     if refine is not None and refine.rounds > 0:
         q, info = refine_step(refine, images, rows, q, s.pixel_size_A, out_dir, seed, refine_progress, s.max_shift_px)
-        summary |= info
+        summary.refine.update(info)
     write_orientations(out_dir / "orientations.csv", rows, q)
     write_orientations(out_dir / "orientations.star", rows, q, source_image_names(s, rows, out_dir))
-    summary["ab_initio_iterations"] = result.iterations
-    summary["ab_initio_restart_scores"] = result.restart_scores
-    summary["ab_initio_restarts_averaged_ids"] = result.members
-    (out_dir / "ab_initio_result.json").write_text(json.dumps(summary, indent=2, default=float))
+    summary.details.update(
+        {"ab_initio_iterations": result.iterations, "ab_initio_restart_scores": result.restart_scores,
+         "ab_initio_restarts_averaged_ids": result.members}
+    )  # fmt: skip
+    (out_dir / "ab_initio_result.json").write_text(json.dumps(summary.as_dict(), indent=2, default=float))
     return summary

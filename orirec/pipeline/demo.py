@@ -56,9 +56,10 @@ def demo_summary(result: dict[str, Any]) -> dict[str, dict[str, float]]:
     off), ``after_refinement`` (the final orientations), ``stage_times_s`` and ``total_time_s``."""
     ev = result.get("evaluate") or {}
     times = {k: v.get("time_s") for k, v in result.items() if isinstance(v, dict) and k != "evaluate"}
-    return {
+    summary: dict[str, Any] = {
         "before_refinement": {label: ev[key] for label, key in BEFORE_REFINEMENT if key in ev},
         "after_refinement": {k: ev[k] for k in AFTER_REFINEMENT if k in ev},
         "stage_times_s": {k: float(v) for k, v in times.items() if v is not None},
         "total_time_s": float(result.get("total_time_s", 0.0)),
     }
+    return summary

@@ -299,7 +299,7 @@ def reconstruct_particles(
         store = Path(tmp) / "particles.zarr"
         import_particles(star, store, opts)
         write_orientations(Path(tmp) / "orientations.csv", np.arange(table.n), q)
-        return stage_reconstruct(cfg, store, Path(tmp) / "orientations.csv", out_map)
+        return dict(stage_reconstruct(cfg, store, Path(tmp) / "orientations.csv", out_map))
 
 
 def export_particles(store: Path, star: Path, maps: bool = True, overwrite: bool = False) -> dict[str, Any]:
@@ -309,7 +309,8 @@ def export_particles(store: Path, star: Path, maps: bool = True, overwrite: bool
     Existing output files are refused (before anything is written) unless ``overwrite``.
     """
     s = open_store(store)
-    keys = sorted(s.group["volumes"].array_keys(), key=int) if maps and "volumes" in s.group else []
+    volumes = s.group["volumes"] if maps and "volumes" in s.group else None
+    keys = sorted(volumes.array_keys(), key=int) if isinstance(volumes, zarr.Group) else []
     paths = {k: Path(star).with_name(f"{Path(star).stem}_ref{k}.mrc") for k in keys}
     existing = [p for p in (Path(star), Path(star).with_suffix(".mrcs"), *paths.values()) if p.exists()]
     if existing and not overwrite:

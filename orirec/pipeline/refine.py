@@ -11,6 +11,7 @@ import numpy as np
 
 from orirec.config import RefineConfig
 from orirec.estimators.projection_matching import refine_projection_matching
+from orirec.pipeline.results import RefineStageResult
 from orirec.store import open_store
 from orirec.store.orientations import read_orientations, source_image_names, write_orientations
 
@@ -61,7 +62,7 @@ def refine_step(
 
 def stage_refine(
     cfg: RefineConfig, store: Path, orientations: Path, out_dir: Path, seed: int = 0, progress=None
-) -> dict[str, Any]:
+) -> RefineStageResult:
     """Refine the orientations (an orirec CSV of store rows, or a STAR file mapped to them) of a store's images; writes
     ``OUT/orientations.{csv,star}``, ``OUT/orientations_unrefined.csv`` and ``OUT/refine_result.json``."""
     if cfg.rounds < 1:
@@ -73,6 +74,6 @@ def stage_refine(
     q, summary = refine_step(cfg, s.load_images(rows), rows, q, s.pixel_size_A, out_dir, seed, progress, s.max_shift_px)
     write_orientations(out_dir / "orientations.csv", rows, q)
     write_orientations(out_dir / "orientations.star", rows, q, source_image_names(s, rows, out_dir))
-    summary = {"n_images": len(rows), "source": str(orientations), **summary}
-    (out_dir / "refine_result.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    result = RefineStageResult(len(rows), str(orientations), summary)
+    (out_dir / "refine_result.json").write_text(json.dumps(result.as_dict(), indent=2))
+    return result

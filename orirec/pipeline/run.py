@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def run_all(
             S.clear_done(root, stage)
             say(f"{stage}: running")
             with tracker.run(stage, nested=True, tags={"orirec.stage_hash": hashes[stage]}):
-                out[stage] = runners[stage]()
+                out[stage] = dict(runners[stage]())  # a stage result, as the JSON it is written as
             for key in outputs:
                 S.publish(S.locate(spec, root, key))
             S.mark_done(spec, root, stage, hashes[stage], out[stage])
@@ -144,10 +144,10 @@ def run_all(
 
 def _stage_runners(
     spec: S.PipelineSpec, paths: RunPaths, overwrite: bool, cb, train_progress: bool, tracker: Tracker
-) -> dict[str, Callable[[], dict[str, Any]]]:
+) -> dict[str, Callable[[], Mapping[str, Any]]]:
     """One zero-argument callable per stage, each returning the stage's JSON-able summary."""
 
-    def simulate() -> dict[str, Any]:
+    def simulate() -> Mapping[str, Any]:
         tracker.log_params({**spec.simulate.model_dump(mode="json"), "split": spec.split})
         sim = spec.simulate.model_copy(
             update={"inputs": S.localize_inputs(spec.simulate.inputs, paths.root / "inputs")}
@@ -156,7 +156,8 @@ def _stage_runners(
         tracker.log_metrics(res)
         return res
 
-    def simulate_test() -> dict[str, Any]:
+    def simulate_test() -> Mapping[str, Any]:
+        assert spec.test is not None  # a simulate_test stage exists only with a test section
         sim = spec.test_simulate_config()
         sim = sim.model_copy(update={"inputs": S.localize_inputs(sim.inputs, paths.root / "inputs")})
         tracker.log_params({**sim.model_dump(mode="json"), "split": spec.test.split})
@@ -166,10 +167,11 @@ def _stage_runners(
         tracker.log_metrics(res)
         return res
 
-    def tune() -> dict[str, Any]:
+    def tune() -> Mapping[str, Any]:
         from orirec.distributed.tune import load_search_space, run_sweep
 
         tc = spec.tune
+        assert tc is not None  # a tune stage exists only with a tune section
         tracker.log_params(tc.model_dump(mode="json"))
         base = spec.train.model_copy(update={"epochs": tc.epochs, "pairs_per_epoch": tc.pairs_per_epoch})
         space = load_search_space(tc.space)
@@ -196,7 +198,7 @@ def _stage_runners(
         values = json.loads((paths.tune / "best_values.json").read_text())["values"]
         return validate(TrainConfig, deep_merge(spec.train.model_dump(mode="json"), values), "tune best values")
 
-    def train() -> dict[str, Any]:
+    def train() -> Mapping[str, Any]:
         cfg = train_config()
         tracker.log_params(cfg.model_dump(mode="json"))
         res = stage_train(
@@ -218,7 +220,7 @@ def _stage_runners(
             }
         return out
 
-    def recover() -> dict[str, Any]:
+    def recover() -> Mapping[str, Any]:
         tracker.log_params(spec.recover.model_dump(mode="json"))
         res = stage_recover(
             spec.recover,
@@ -238,12 +240,12 @@ def _stage_runners(
             tracker.log_metrics({f"refine_{k}": v for k, v in r.items() if k != "round"}, step=r["round"])
         return {k: v for k, v in res.items() if k != "loss_history"}
 
-    def reconstruct() -> dict[str, Any]:
+    def reconstruct() -> Mapping[str, Any]:
         res = stage_reconstruct(spec.reconstruct, paths.eval_store, paths.recover / "orientations.csv", paths.map)
         tracker.log_artifact(paths.map)
         return res
 
-    def evaluate() -> dict[str, Any]:
+    def evaluate() -> Mapping[str, Any]:
         res = stage_evaluate(
             paths.eval_store,
             paths.recover / "orientations.csv",
@@ -255,7 +257,7 @@ def _stage_runners(
         tracker.log_artifact(paths.evaluate)
         return res
 
-    def report() -> dict[str, Any]:
+    def report() -> Mapping[str, Any]:
         res = run_report(spec, paths)
         tracker.log_artifact(paths.report, "report")
         return res

@@ -233,12 +233,14 @@ def stage_config(spec: PipelineSpec, stage: str) -> dict[str, Any]:
     if stage == "simulate":
         return {"simulate": spec.simulate.model_dump(mode="json"), "split": spec.split}
     if stage == "simulate_test":
+        assert spec.test is not None  # the stage exists only with a test section
         return {"simulate": spec.test_simulate_config().model_dump(mode="json"), "split": spec.test.split}
     if stage in ("reconstruct", "evaluate"):
         return {"reconstruct": spec.reconstruct.model_dump(mode="json")}
     if stage == "report":
         return {}
     if stage == "tune":
+        assert spec.tune is not None  # the stage exists only with a tune section
         space = Path(spec.tune.space)
         text = space.read_text() if space.is_file() else spec.tune.space
         return {"tune": spec.tune.model_dump(mode="json"), "space": text, "train": spec.train.model_dump(mode="json")}

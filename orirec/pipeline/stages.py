@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ from orirec.geometry import quat_distance, register_rotation
 from orirec.models import edge_distances, embed_images, load_checkpoint, load_model
 from orirec.models.checkpoint import check_image_size
 from orirec.pipeline.refine import UNREFINED, refine_step
+from orirec.pipeline.results import (
+    EvaluateResult,
+    ReconstructResult,
+    RecoverStageResult,
+    SimulateResult,
+    TrainResult,
+    train_result,
+)
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.recover.solve import check_pair_model, consistency_score, images_with_copies, solve_orientations
 from orirec.simulate.to_store import simulate_to_store
@@ -38,9 +47,9 @@ def ray_block_runner(num_workers: int):
     return RayBlockRunner(num_workers)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON (numpy scalars/arrays converted)."""
-    path.write_text(json.dumps(data, indent=2, default=_to_builtin))
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` (a dict, or a stage result) as indented JSON (numpy scalars/arrays converted)."""
+    path.write_text(json.dumps(dict(data), indent=2, default=_to_builtin))
 
 
 def _to_builtin(o: Any) -> Any:
@@ -60,8 +69,8 @@ def stage_simulate(
     progress=None,
     split: str | None = None,
     num_workers: int = 1,
-) -> dict[str, Any]:
-    """Simulate into ``store`` (``num_workers`` > 1: a pool of Ray actors); returns a summary dict."""
+) -> SimulateResult:
+    """Simulate into ``store`` (``num_workers`` > 1: a pool of Ray actors)."""
     t0 = time.perf_counter()
     runner = None
     if num_workers > 1:
@@ -69,17 +78,12 @@ def stage_simulate(
 
         runner = ray_shard_runner(num_workers)
     res = simulate_to_store(cfg, store, overwrite=overwrite, progress=progress, split=split, run_shards=runner)
-    return {
-        "n_images": res.n_images,
-        "shards_written": res.shards_written,
-        "shards_skipped": res.shards_skipped,
-        "time_s": time.perf_counter() - t0,
-    }
+    return SimulateResult(res.n_images, res.shards_written, res.shards_skipped, time.perf_counter() - t0)
 
 
 def stage_train(
     cfg: TrainConfig, store: Path, out_dir: Path, resume: bool = False, progress: bool = True, report=None
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train the Siamese distance model on ``store`` in-process; checkpoints under ``out_dir``."""
     loop_cfg = {
         **cfg.model_dump(),  # every TrainConfig field is a key of the loop's config
@@ -95,11 +99,11 @@ def stage_train(
         from orirec.distributed.ray_train import train_with_ray
 
         train_with_ray(loop_cfg, cfg.num_workers)
-        result = training_summary(out_dir / "checkpoints" / "last.pt")
+        summary = training_summary(out_dir / "checkpoints" / "last.pt")
     else:
-        result = train_loop_per_worker(loop_cfg)
-    result["time_s"] = time.perf_counter() - t0
-    write_json(out_dir / "train_result.json", {k: v for k, v in result.items() if k != "report"})
+        summary = train_loop_per_worker(loop_cfg)
+    result = train_result(summary, time.perf_counter() - t0)
+    write_json(out_dir / "train_result.json", result)
     return result
 
 
@@ -131,7 +135,7 @@ def stage_recover(
     progress=None,
     gauge_progress=None,
     refine_progress=None,
-) -> dict:
+) -> RecoverStageResult:
     """Embed images, build the pair graph, estimate distances, recover orientations, resolve the gauge and
     (``cfg.refine.rounds`` > 0) refine them by projection matching.
 
@@ -163,19 +167,13 @@ def stage_recover(
     )
     resume_file.unlink(missing_ok=True)
     res, q = solved.recovery, solved.quaternions
-    summary: dict[str, Any] = {
-        "n_images": n,
-        "n_nodes": solved.n_nodes,
-        "n_edges": len(solved.i),
-        "l_or": res.l_or,
-        "loss_history": res.loss_history,
-        "time_embed_s": solved.time_graph_s,
-        "time_recover_s": res.wall_time_s,
-        "partitions": cfg.partitions or cfg.num_workers,
-    }
+    summary = RecoverStageResult(
+        n_images=n, n_nodes=solved.n_nodes, n_edges=len(solved.i), l_or=res.l_or, loss_history=res.loss_history,
+        time_embed_s=solved.time_graph_s, time_recover_s=res.wall_time_s, partitions=cfg.partitions or cfg.num_workers,
+    )  # fmt: skip
     if solved.gauge is not None:
         gauge = solved.gauge
-        summary.update(
+        summary.gauge.update(
             {
                 "gauge_transposed": gauge.transposed,
                 "gauge_axis_spread_deg": gauge.axis_spread_deg,
@@ -189,14 +187,14 @@ def stage_recover(
         q, refined = refine_step(
             cfg.refine, images, idx, q, s.pixel_size_A, out_dir, cfg.seed, refine_progress, s.max_shift_px
         )
-        summary.update(refined)
+        summary.refine.update(refined)
     else:
         (out_dir / UNREFINED).unlink(missing_ok=True)  # from an earlier run with refinement: not these orientations
     write_orientations(out_dir / "orientations.csv", idx, q)
     write_orientations(out_dir / "orientations.star", idx, q, source_image_names(s, idx, out_dir))
     gi, gj, gd = solved.edges_among_images()
     np.savez_compressed(out_dir / "graph.npz", indices=idx, i=gi, j=gj, d_p=gd.astype(np.float32))
-    summary["time_s"] = time.perf_counter() - t0
+    summary.time_s = time.perf_counter() - t0
     write_json(out_dir / "recover_result.json", summary)
     return summary
 
@@ -211,7 +209,9 @@ def _images_and_orientations(store: Path, orientations: Path | None):
     return s, idx, q
 
 
-def stage_reconstruct(cfg: ReconstructConfig, store: Path, orientations: Path | None, out_map: Path) -> dict:
+def stage_reconstruct(
+    cfg: ReconstructConfig, store: Path, orientations: Path | None, out_map: Path
+) -> ReconstructResult:
     """Reconstruct a map (MRC, the store's pixel size) from the store's images at the given orientations (None: the
     store's own angles)."""
     t0 = time.perf_counter()
@@ -219,7 +219,7 @@ def stage_reconstruct(cfg: ReconstructConfig, store: Path, orientations: Path | 
     vol = reconstruct(s.load_images(idx), q, pad=cfg.pad, wiener=cfg.wiener)
     out_map.parent.mkdir(parents=True, exist_ok=True)
     write_map(out_map, vol, s.pixel_size_A)
-    return {"map": str(out_map), "n_images": len(idx), "time_s": time.perf_counter() - t0}
+    return ReconstructResult(str(out_map), len(idx), time.perf_counter() - t0)
 
 
 def stage_evaluate(
@@ -228,7 +228,7 @@ def stage_evaluate(
     out_dir: Path,
     graph: Path | None = None,
     reconstruct_cfg: ReconstructConfig | None = None,
-) -> dict[str, Any]:
+) -> EvaluateResult:
     """Metrics of DESIGN §6 against the store's ground truth; FSC when the store holds a reference volume.
 
     The FSC against the reference uses the orientations registered to the ground truth by a global
@@ -241,19 +241,19 @@ def stage_evaluate(
     if not np.isfinite(q_true).all():
         raise ValueError(f"{store}: no ground-truth orientations to evaluate against")
     sym = s.rows_symmetry(idx)
-    metrics: dict[str, Any] = {"symmetry": sym, **orientation_metrics(q, q_true, sym)}
+    metrics = EvaluateResult(sym, orientation_metrics(q, q_true, sym))
     unrefined = Path(orientations).with_name(UNREFINED)
     if unrefined.is_file():  # the same images before projection-matching refinement
         idx0, q0 = read_orientations(unrefined)
         if np.array_equal(idx0, idx):
             before = orientation_metrics(q0, q_true, sym)
             keys = ("err_rot_median", "err_o4_median", "acc10", "acc20")
-            metrics.update({f"unrefined_{k}": before[k] for k in keys})
+            metrics.unrefined.update({f"unrefined_{k}": before[k] for k in keys})
     if graph is not None and Path(graph).is_file():
         g = np.load(graph)
         d_q = quat_distance(q_true[g["i"]], q_true[g["j"]])
         dm = distance_metrics(g["d_p"].astype(np.float64), d_q)
-        metrics.update({"dist_mae": dm["mae"], "dist_rmse": dm["rmse"]})
+        metrics.distances.update({"dist_mae": dm["mae"], "dist_rmse": dm["rmse"]})
         write_json(out_dir / "distance_bins.json", dm)
     rc = reconstruct_cfg or ReconstructConfig()
     (out_dir / REGISTERED_MAP).unlink(missing_ok=True)  # from an earlier evaluation: not these orientations
@@ -265,15 +265,15 @@ def stage_evaluate(
         for label, qq in (("recovered", q_reg), ("true", q_true)):
             vol = reconstruct(images, qq, pad=rc.pad, wiener=rc.wiener)
             rep = fsc_report(vol, ref, s.pixel_size_A)
-            metrics[f"fsc_ref_{label}_05_A"] = rep["fsc_05_A"]
-            metrics[f"fsc_ref_{label}_0143_A"] = rep["fsc_0143_A"]
+            metrics.fsc[f"fsc_ref_{label}_05_A"] = rep["fsc_05_A"]
+            metrics.fsc[f"fsc_ref_{label}_0143_A"] = rep["fsc_0143_A"]
             if label == "recovered":  # the map in the reference's frame, for the report's side-by-side slices
                 write_map(out_dir / REGISTERED_MAP, vol, s.pixel_size_A)
             curves[f"reference vs {label}"] = {"freq_per_A": rep["freq_per_A"], "curve": rep["curve"]}
         h1, h2 = reconstruct_half_maps(images, q, pad=rc.pad, wiener=rc.wiener, seed=rc.seed)
         half = fsc_report(h1, h2, s.pixel_size_A)
-        metrics["fsc_half_0143_A"] = half["fsc_0143_A"]
-        metrics["fsc_half_05_A"] = half["fsc_05_A"]
+        metrics.fsc["fsc_half_0143_A"] = half["fsc_0143_A"]
+        metrics.fsc["fsc_half_05_A"] = half["fsc_05_A"]
         curves["half-maps"] = {"freq_per_A": half["freq_per_A"], "curve": half["curve"]}
         write_json(out_dir / "fsc_curves.json", curves)  # for the run report
     write_json(out_dir / "metrics.json", metrics)

@@ -224,7 +224,7 @@ def recover_partitioned(
     path = None if checkpoint is None else Path(checkpoint)
     stored = None if path is None else _load_checkpoint(path, fp, n)
     history: list[float]
-    if stored is not None:
+    if stored is not None and path is not None:
         q, done = stored
         with np.load(path) as z:
             history = [float(x) for x in z["history"]]

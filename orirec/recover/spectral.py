@@ -30,7 +30,8 @@ def _top9(m: np.ndarray | scipy.sparse.spmatrix) -> tuple[np.ndarray, np.ndarray
     n = m.shape[0]
     k = min(9, n)
     if n <= 50:
-        lam, v = scipy.linalg.eigh(np.asarray(m.todense() if scipy.sparse.issparse(m) else m))
+        dense = m.toarray() if isinstance(m, scipy.sparse.sparray | scipy.sparse.spmatrix) else np.asarray(m)
+        lam, v = scipy.linalg.eigh(dense)
         lam, v = lam[n - k :], v[:, n - k :]
     else:
         v0 = np.random.default_rng(0).standard_normal(n)

@@ -233,12 +233,12 @@ def descend_on_sphere(
             def closure() -> torch.Tensor:
                 return torch.tensor(objective(True)[0], dtype=torch.float64)
 
-            opt.step(closure)
+            opt.step(closure)  # type: ignore[arg-type]  # L-BFGS takes a closure returning the loss tensor
         else:
             objective(True)
             opt.step()
             with torch.no_grad():
-                param /= param.norm(dim=1, keepdim=True)
+                param.div_(param.norm(dim=1, keepdim=True))
         cur, l_or = objective(False)
         history.append(l_or)
         if progress is not None:

@@ -155,7 +155,8 @@ def compare_estimators(
     sym = s.rows_symmetry(rows)  # errors up to the point group of a symmetric protein
     # bad settings fail before any work
     estimators = [make_estimator(name, settings, cfg) for name in names]
-    train = _training_data(Path(train_store), n_train) if any(e.needs_training for e in estimators) else None
+    needs_train = train_store is not None and any(e.needs_training for e in estimators)  # checked above: given
+    train = _training_data(Path(train_store), n_train) if needs_train and train_store is not None else None
     (out_dir / "orientations").mkdir(parents=True, exist_ok=True)  # each estimator's, for orirec refine/evaluate
     say = log or (lambda line: None)
     results: list[dict[str, Any]] = []
@@ -163,7 +164,7 @@ def compare_estimators(
         say(f"{est.name}: running")
         row: dict[str, Any] = {"estimator": est.name, "kind": est.kind, "gauge": est.gauge_note}
         t0 = time.perf_counter()
-        if est.needs_training:
+        if est.needs_training and train is not None:
             row.update({f"fit_{k}": v for k, v in est.fit(train).items() if k != "time_fit_s"})
         row["time_fit_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()

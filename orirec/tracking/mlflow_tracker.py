@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,7 +213,7 @@ class Tracker:
             with self._guard():
                 self._client().log_params(flatten(params))
 
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log numeric metrics (non-numbers are skipped)."""
         if self.enabled:
             clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}

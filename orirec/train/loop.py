@@ -263,6 +263,7 @@ def _train_loop(config: dict[str, Any]) -> dict[str, Any]:
         def step_fn(net: nn.Module, optimizer: torch.optim.Optimizer, batch, rng) -> float:
             x, q, prot = batch
             x, q = augment_images(x, q, aug, rng, sigma2_now)
+            assert q is not None  # orientations go in, so they come out
             x, q, prot = x.to(device), q.to(device), prot.to(device)
             optimizer.zero_grad(set_to_none=True)
             seed = int(rng.integers(2**62))  # the pair family's subset of supervised pairs, from the step's stream
@@ -323,6 +324,7 @@ def _train_loop(config: dict[str, Any]) -> dict[str, Any]:
         net.train()
         total = 0.0
         if cfg["on_the_fly"]:
+            assert fresh is not None  # made for on-the-fly training
             batches = fresh.image_batches(epoch, steps, int(cfg["batch_size"]) // world, rank)
         elif cfg["pairing"] == "all":
             batches = data.image_batches(epoch, cfg["pairs_per_epoch"], cfg["batch_size"], rank, world)
@@ -383,22 +385,24 @@ class _progress:
     """Context manager yielding an ``advance()`` callable; a rich progress bar when enabled."""
 
     def __init__(self, enabled: bool, label: str, total: int) -> None:
-        self.enabled, self.label, self.total, self._bar = enabled, label, total, None
+        self.enabled, self.label, self.total = enabled, label, total
+        self._bar: Any = None  # a rich Progress while the bar shows
 
     def __enter__(self) -> Callable[[], None]:
         if not self.enabled:
             return lambda: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-        self._bar = Progress(
+        bar = Progress(
             "[progress.description]{task.description}",
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
         )
-        self._bar.start()
-        task = self._bar.add_task(self.label, total=self.total)
-        return lambda: self._bar.advance(task)
+        self._bar = bar
+        bar.start()
+        task = bar.add_task(self.label, total=self.total)
+        return lambda: bar.advance(task)
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:

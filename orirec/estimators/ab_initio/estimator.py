@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from orirec.config.estimators import AbInitioConfig
-from orirec.estimators.ab_initio.search import ab_initio, check_particle_size, estimate_particle_radius_A
+from orirec.estimators.ab_initio.search import (
+    AbInitioResult,
+    ab_initio,
+    check_particle_size,
+    estimate_particle_radius_A,
+)
 from orirec.estimators.base import Estimator, EstimatorData, register
 
 __all__ = ["AbInitio"]
@@ -31,7 +36,7 @@ class AbInitio(Estimator):
     def __init__(self, seed: int = 0, progress=None, **settings: Any) -> None:
         super().__init__("ab-initio")
         self.seed, self.settings, self.progress = seed, settings, progress
-        self.result = None  # the last AbInitioResult (map, shifts, iterations)
+        self.result: AbInitioResult | None = None  # the last one (map, shifts, iterations)
 
     def resume_in(self, folder: Path) -> None:
         """Keep each finished restart in ``folder`` (``ab_initio_checkpoint.npz``) so that a rerun resumes there,

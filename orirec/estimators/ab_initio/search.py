@@ -128,7 +128,7 @@ def ab_initio(
                     sharpness=(sharpness_start, sharpness_end), particle_radius_A=particle_radius_A,
                     max_shift_px=max_shift_px, pad=pad, wiener=wiener)  # fmt: skip
     path = None if checkpoint is None else Path(checkpoint)
-    key = None if path is None else checkpoint_key(images, pixel_size_A, seed, settings)  # hashes every image
+    key = 0 if path is None else checkpoint_key(images, pixel_size_A, seed, settings)  # hashes every image
     finished = {} if path is None else load_restarts(path, key)
     runs: list[AbInitioResult] = []
     read_back = sum(k in finished for k in range(restarts))
