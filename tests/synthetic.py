@@ -1,5 +1,6 @@
 """Small synthetic data shared by tests in several folders (importable: tests/ is on sys.path)."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +37,11 @@ def short_run(store, out_dir, model: dict) -> dict:
     }
 
 
-def simulate_and_export(root: Path, source: str = "pseudo:1") -> Path:
-    """A simulated store ``root/s.zarr`` (30 images of ``source``, 24 px, 3 Å) and its export ``root/exp/p.star``
-    + ``p.mrcs``; returns ``root``."""
-    from orirec.config import SimulateConfig
+def copy_and_export(store: Path, root: Path) -> Path:
+    """A copy ``root/s.zarr`` of ``store`` (the session's ``tiny_store``: 30 images of pseudo:1, 24 px, 3 Å) and its
+    export ``root/exp/p.star`` + ``p.mrcs``; returns ``root``. Tests may change the copy, never the shared store."""
     from orirec.pipeline.particles import export_particles
-    from orirec.simulate.to_store import simulate_to_store
 
-    cfg = SimulateConfig(inputs=[source], n_per_structure=30, box_px=24, pixel_size_A=3.0, shard_size=16)
-    simulate_to_store(cfg, root / "s.zarr")
+    shutil.copytree(store, root / "s.zarr")
     export_particles(root / "s.zarr", root / "exp" / "p.star")
     return root

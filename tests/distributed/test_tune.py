@@ -65,6 +65,7 @@ def test_trial_config_merges_sampled_values_over_the_base():
 
 
 @pytest.mark.slow  # 3-10 min on 2 shared cores: 8 Ray Train runs (about 20 s start-up each), 2 at a time
+@pytest.mark.ray
 def test_eight_trial_sweep_end_to_end_with_mlflow(tmp_path):
     import mlflow
     from mlflow import MlflowClient

@@ -269,6 +269,7 @@ def _pgid(pid: int) -> int | None:
 
 
 @pytest.mark.slow
+@pytest.mark.ray  # a Ray head started with `ray start`
 def test_launch_submits_a_tiny_pipeline_to_a_ray_cluster(ray_head, tmp_path):
     address, env = ray_head
     run_dir = tmp_path / "run"

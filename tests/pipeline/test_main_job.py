@@ -86,18 +86,8 @@ def test_readme_block_follows_the_json(tmp_path):
     assert "1.23°" in text
 
 
-def test_ab_initio_names_a_protein_the_store_does_not_hold(tmp_path):
-    from typer.testing import CliRunner
-
-    from orirec.cli.app import app
-
-    runner = CliRunner()
-    store = tmp_path / "s.zarr"
-    res = runner.invoke(app, ["simulate", "pseudo:1", "--n-per-structure", "12", "--box", "16", "--pixel-size", "6",
-                              "--out", str(store), "--no-progress"])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["ab-initio", str(store), "--protein", "7", "--out", str(tmp_path / "o"), "--no-progress"])
-    assert res.exit_code == 2, res.output
+def test_ab_initio_names_a_protein_the_store_does_not_hold(tiny_store, tmp_path, cli):
+    res = cli("ab-initio", tiny_store, "--protein", 7, "--out", tmp_path / "o", "--no-progress", code=2)
     line = " ".join(res.output.split())
     assert "no protein 7" in line and "holds protein(s) 0" in line and "at least 10 images" not in line
 
@@ -126,15 +116,10 @@ def test_a_binary_orientation_file_is_named_as_such(tmp_path):
         read_orientations(path)
 
 
-def test_demo_with_mlflow_unreachable_finishes_and_says_it_was_not_tracked(tmp_path):
-    from typer.testing import CliRunner
-
-    from orirec.cli.app import app
-
+def test_demo_with_mlflow_unreachable_finishes_and_says_it_was_not_tracked(tmp_path, cli):
     out = tmp_path / "run"
-    args = ["demo", "--preset", "tiny", "--out", str(out), "--no-progress", "--set", "tracking.uri=http://127.0.0.1:9",
+    args = ["demo", "--preset", "tiny", "--out", out, "--no-progress", "--set", "tracking.uri=http://127.0.0.1:9",
             "--set", "recover.refine.rounds=0"]  # fmt: skip
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output
+    res = cli(*args)
     assert (out / "evaluate" / "metrics.json").is_file()  # the work went on
     assert "not tracked" in " ".join(res.output.split()) and "Traceback" not in res.output

@@ -6,9 +6,7 @@ import pytest
 import starfile
 import torch
 import zarr
-from typer.testing import CliRunner
 
-from orirec.cli.app import app
 from orirec.config import ReconstructConfig, RecoverConfig, SimulateConfig
 from orirec.imaging.ctf import ctf_from_params, phase_flip
 from orirec.imaging.resize import fourier_downsample, fourier_resize
@@ -18,8 +16,6 @@ from orirec.pipeline.stages import stage_recover
 from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store
 from orirec.store.orientations import read_orientations
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -121,21 +117,14 @@ def test_interrupted_import_of_unchanged_inputs_resumes(exported, tmp_path):
     np.testing.assert_array_equal(open_store(tmp_path / "i.zarr").images[:], open_store(exported / "s.zarr").images[:])
 
 
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def test_cli_import_export_recover_reconstruct(exported, tiny_model, tmp_path):
-    res = run("export", exported / "s.zarr", "--out", tmp_path / "e" / "x.star")
-    assert res.exit_code == 0, res.output
+def test_cli_import_export_recover_reconstruct(exported, tiny_model, tmp_path, cli):
+    cli("export", exported / "s.zarr", "--out", tmp_path / "e" / "x.star")
     assert (tmp_path / "e" / "x.mrcs").is_file() and (tmp_path / "e" / "x_ref0.mrc").is_file()
-    res = run("import", tmp_path / "e" / "x.star", "--out", tmp_path / "x.zarr", "--no-progress")
-    assert res.exit_code == 0, res.output
+    cli("import", tmp_path / "e" / "x.star", "--out", tmp_path / "x.zarr", "--no-progress")
     assert open_store(tmp_path / "x.zarr").n_images == 40
     rec = tmp_path / "rec"
     args = ["--model", tiny_model, "--particles", tmp_path / "e" / "x.star", "--out", rec, "--steps", 10]
-    res = run("recover", *args, "--no-gauge", "--no-progress")
-    assert res.exit_code == 0, res.output
+    cli("recover", *args, "--no-gauge", "--no-progress")
     out = starfile.read(rec / "particles.star", always_dict=True)
     parts = out["particles"]
     assert len(parts) == 40 and "rlnDefocusU" in parts and "optics" in out
@@ -150,23 +139,22 @@ def test_cli_import_export_recover_reconstruct(exported, tiny_model, tmp_path):
                                quat_to_matrix(q), atol=1e-6)  # fmt: skip
     with mrcfile.open(rec / "map.mrc") as m:
         assert m.data.shape == (24, 24, 24) and abs(float(m.voxel_size.x) - 3.0) < 1e-5
-    res = run("reconstruct", rec / "particles.star", "--out", tmp_path / "m.mrc")
-    assert res.exit_code == 0, res.output
+    cli("reconstruct", rec / "particles.star", "--out", tmp_path / "m.mrc")
     with mrcfile.open(tmp_path / "m.mrc") as m, mrcfile.open(rec / "map.mrc") as ref:
         np.testing.assert_allclose(m.data, ref.data, atol=1e-4 * float(np.abs(ref.data).max()))
     assert ReconstructConfig().pad == 2  # both paths used the default config
 
 
-def test_cli_bad_input_exits_2(exported, tmp_path):
+def test_cli_bad_input_exits_2(exported, tmp_path, cli):
     bad = tmp_path / "bad.star"
     text = (exported / "exp" / "p.star").read_text().replace("_rlnDefocusV", "_rlnSomethingElse")
     bad.write_text(text)
-    res = run("import", bad, "--out", tmp_path / "b.zarr", "--no-progress")
-    assert res.exit_code == 2
+    res = cli("import", bad, "--out", tmp_path / "b.zarr", "--no-progress", code=2)
     assert "missing rlnDefocusV" in " ".join(res.output.split())
     assert not (tmp_path / "b.zarr").exists()
-    res = run("import", exported / "exp" / "p.star", "--pixel-size", 5.0, "--out", tmp_path / "c.zarr", "--no-progress")
-    assert res.exit_code == 2 and "not reachable" in " ".join(res.output.split())
+    star = exported / "exp" / "p.star"
+    res = cli("import", star, "--pixel-size", 5.0, "--out", tmp_path / "c.zarr", "--no-progress", code=2)
+    assert "not reachable" in " ".join(res.output.split())
 
 
 def test_centering_by_origins_improves_the_map(tmp_path):

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from orirec.cli.app import app
 from orirec.config import RunConfig, load_yaml
 from orirec.pipeline.run import run_all
 from orirec.pipeline.spec import ALL_STAGES, PipelineSpec, done_path, load_pipeline, stage_hashes
@@ -152,18 +150,14 @@ def test_outputs_at_a_uri_are_uploaded_and_fetched_back(tmp_path):
     assert (dst / "train" / "checkpoints" / "best.pt").is_file()
 
 
-def test_cli_run_and_report(tiny_run, tmp_path):
+def test_cli_run_and_report(tiny_run, tmp_path, cli):
     run_dir, _ = tiny_run
-    runner = CliRunner()
-    r = runner.invoke(app, ["report", str(run_dir)])
-    assert r.exit_code == 0, r.output
-    assert "report.html" in r.output
-    r = runner.invoke(app, ["run", str(tmp_path / "nope.yaml")])
-    assert r.exit_code == 2 and "config file not found" in r.output
+    assert "report.html" in cli("report", run_dir).output
+    assert "config file not found" in cli("run", tmp_path / "nope.yaml", code=2).output
     bad = tmp_path / "bad.yaml"
     bad.write_text("stages: [simulate, tune]\n")
-    r = runner.invoke(app, ["run", str(bad), "--out", str(tmp_path / "r")])
-    assert r.exit_code == 2 and "bad.yaml" in r.output and not (tmp_path / "r").exists()
+    r = cli("run", bad, "--out", tmp_path / "r", code=2)
+    assert "bad.yaml" in r.output and not (tmp_path / "r").exists()
 
 
 def test_tracking_uri_comes_from_the_config_then_the_environment(monkeypatch, tmp_path):

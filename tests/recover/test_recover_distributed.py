@@ -153,18 +153,9 @@ def test_ray_two_workers_match_sequential_and_fail_cleanly(problem, tmp_path):
 
 
 @pytest.mark.slow
-def test_oracle_cli_partitioned_resolves_gauge():
-    from typer.testing import CliRunner
-
-    from orirec.cli.app import app
-
-    res = CliRunner().invoke(
-        app,
-        ["recover", "--oracle", "--n", "300", "--seed", "1", "--graph", "knn", "--partitions", "3", "--rounds", "15"]
-        + ["--no-progress"],
-        catch_exceptions=False,
-    )
-    assert res.exit_code == 0, res.output
+def test_oracle_cli_partitioned_resolves_gauge(cli):
+    args = ["--oracle", "--n", "300", "--seed", "1", "--graph", "knn", "--partitions", "3", "--rounds", "15"]
+    res = cli("recover", *args, "--no-progress")
     rows = dict(line.split()[:2] for line in res.output.splitlines()[1:] if len(line.split()) == 2)
     assert int(rows["partitions"]) == 3
     assert float(rows["err_o4_median"]) < 0.5

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from orirec.config import SimulateConfig
 from orirec.geometry import uniform_quaternions
@@ -35,7 +36,8 @@ def test_refuses_without_cuda_before_any_3d_call(tmp_path):
     assert not (tmp_path / "s.zarr").exists()
 
 
-@pytest.mark.skipif(not GPU, reason="ASTRA has no CUDA GPU here (astra.use_cuda() is False)")
+@pytest.mark.gpu  # skipped without a CUDA GPU (tests/conftest.py)
+@pytest.mark.skipif(torch.cuda.is_available() and not GPU, reason="ASTRA without CUDA here (astra.use_cuda() is False)")
 def test_astra_agrees_with_torch_projector():
     L = 48
     vol = atoms_to_density(pseudo_protein(0, n_atoms=800, radius_A=L * 1.2 / 4), L, 1.2)

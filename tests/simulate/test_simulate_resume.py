@@ -8,6 +8,8 @@ from orirec.config import SimulateConfig
 from orirec.simulate.to_store import ShardsFailedError, simulate_to_store
 from orirec.store import open_store
 
+pytestmark = pytest.mark.ray  # Ray actors, one of them killed
+
 
 @pytest.mark.slow
 def test_killed_actor_fails_the_run_naming_its_shard_and_a_rerun_completes_it(tmp_path):

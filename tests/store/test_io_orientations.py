@@ -10,26 +10,19 @@ import pandas as pd
 import pytest
 import starfile
 import zarr
-from synthetic import simulate_and_export
-from typer.testing import CliRunner
+from synthetic import copy_and_export
 
-from orirec.cli.app import app
 from orirec.geometry import quat_to_matrix
 from orirec.pipeline.particles import ImportOptions, import_particles
 from orirec.store import open_store
 from orirec.store.relion import orientation_columns, write_star
 
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    """A simulated store (30 images, 24 px, 3 Å), its export exp/p.star + p.mrcs, and the import i.zarr."""
-    root = simulate_and_export(tmp_path_factory.mktemp("orient"), "pseudo:1")
+def stores(tiny_store, tmp_path_factory):
+    """A copy of the session's simulated store (30 images, 24 px, 3 Å), its export exp/p.star + p.mrcs, and the
+    import i.zarr."""
+    root = copy_and_export(tiny_store, tmp_path_factory.mktemp("orient"))
     import_particles(root / "exp" / "p.star", root / "i.zarr", ImportOptions(normalize=False, shard_size=16))
     return root
 
@@ -139,22 +132,18 @@ def test_csv_with_repeated_or_fractional_index_is_refused(tmp_path, bad_row, fra
     assert str(path) in str(exc.value) and fragment in str(exc.value), str(exc.value)
 
 
-def test_cli_evaluate_reconstruct_refine_accept_relion_star(stores, tmp_path):
+def test_cli_evaluate_reconstruct_refine_accept_relion_star(stores, tmp_path, cli):
     s = open_store(stores / "i.zarr")
     rows = np.arange(30)
     star = _run_data(stores, "CLI", rows, s.quaternions[rows])
-    res = run("evaluate", stores / "i.zarr", "--orientations", star, "--out", tmp_path / "ev")
-    assert res.exit_code == 0, res.output
+    cli("evaluate", stores / "i.zarr", "--orientations", star, "--out", tmp_path / "ev")
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["err_rot_median"] < 1e-3
-    res = run("reconstruct", stores / "i.zarr", "--orientations", star, "--out", tmp_path / "m.mrc")
-    assert res.exit_code == 0, res.output
-    res = run("reconstruct", stores / "i.zarr", "--out", tmp_path / "own.mrc")  # the store's own angles
-    assert res.exit_code == 0, res.output
+    cli("reconstruct", stores / "i.zarr", "--orientations", star, "--out", tmp_path / "m.mrc")
+    cli("reconstruct", stores / "i.zarr", "--out", tmp_path / "own.mrc")  # the store's own angles
     a, b = (mrcfile.read(tmp_path / n) for n in ("m.mrc", "own.mrc"))
     np.testing.assert_allclose(a, b, atol=1e-4 * float(np.abs(b).max()))
-    res = run("refine", stores / "i.zarr", star, "--out", tmp_path / "rf", "--rounds", 1, "--no-progress")
-    assert res.exit_code == 0, res.output
+    cli("refine", stores / "i.zarr", star, "--out", tmp_path / "rf", "--rounds", 1, "--no-progress")
     assert (tmp_path / "rf" / "orientations.csv").is_file()
     bad = _run_data(stores, "CLIbad", [0], np.array([[1.0, 0, 0, 0]]), stack="../exp/other.mrcs")
-    res = run("evaluate", stores / "i.zarr", "--orientations", bad, "--out", tmp_path / "ev2")
-    assert res.exit_code == 2 and "not an image of" in " ".join(res.output.split())
+    res = cli("evaluate", stores / "i.zarr", "--orientations", bad, "--out", tmp_path / "ev2", code=2)
+    assert "not an image of" in " ".join(res.output.split())

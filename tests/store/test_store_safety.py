@@ -16,15 +16,11 @@ import numpy as np
 import pytest
 import torch
 import zarr
-from typer.testing import CliRunner
 
-from orirec.cli.app import app
 from orirec.config import SimulateConfig
 from orirec.pipeline.particles import export_particles, import_particles
 from orirec.simulate.to_store import simulate_to_store
 from orirec.store import create_store, open_store
-
-runner = CliRunner()
 
 SIM = ["simulate", "pseudo:0", "--n-per-structure", "4", "--box", "24", "--pixel-size", "4", "--shard-size", "4"]
 SIM += ["--no-progress"]
@@ -84,12 +80,11 @@ def particles(tmp_path_factory) -> Path:
 # 1. --overwrite deletes only an orirec store (or an empty folder), never another folder nor the inputs
 
 
-def test_overwrite_never_deletes_a_folder_that_is_not_a_store(tmp_path):
+def test_overwrite_never_deletes_a_folder_that_is_not_a_store(tmp_path, cli):
     thesis = tmp_path / "thesis"
     thesis.mkdir()
     (thesis / "chapter1.tex").write_text("years of work")
-    res = runner.invoke(app, [*SIM, "--out", str(thesis), "--overwrite"])
-    assert res.exit_code == 2, res.output
+    res = cli(*SIM, "--out", thesis, "--overwrite", code=2)
     line = _error_line(res.output)
     assert str(thesis) in line and "not an orirec store" in line
     assert (thesis / "chapter1.tex").read_text() == "years of work"
@@ -103,12 +98,11 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_store(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.zarr", "thesis"]  # no lock or temporary left
 
 
-def test_import_overwrite_never_deletes_its_own_inputs(particles, tmp_path):
+def test_import_overwrite_never_deletes_its_own_inputs(particles, tmp_path, cli):
     p = tmp_path / "p"
     shutil.copytree(particles, p)
     before = sorted(x.name for x in p.iterdir())
-    res = runner.invoke(app, ["import", str(p / "ok.star"), "--out", str(p), "--overwrite", "--no-progress"])
-    assert res.exit_code == 2, res.output
+    res = cli("import", p / "ok.star", "--out", p, "--overwrite", "--no-progress", code=2)
     assert str(p) in _error_line(res.output)
     assert sorted(x.name for x in p.iterdir()) == before
     # an orirec store that holds the inputs (copied into it) is not replaced either
@@ -135,11 +129,10 @@ def test_overwrite_replaces_a_store_and_an_empty_folder_is_used(tmp_path):
 # 2. no store of blank images marked complete
 
 
-def test_nan_atom_coordinates_are_refused_before_a_store_exists(tmp_path):
+def test_nan_atom_coordinates_are_refused_before_a_store_exists(tmp_path, cli):
     pdb = _pdb(tmp_path / "nan.pdb", 1, nan_atom=3)
     out = tmp_path / "s.zarr"
-    res = runner.invoke(app, ["simulate", str(pdb), *SIM[2:], "--out", str(out)])
-    assert res.exit_code == 2, res.output
+    res = cli("simulate", pdb, *SIM[2:], "--out", out, code=2)
     line = _error_line(res.output)
     assert "nan.pdb" in line and "NaN" in line
     assert not out.exists() and not _lock_of(out).exists()
@@ -171,26 +164,23 @@ def test_write_shard_refuses_empty_images(tmp_path):
         (["--num-workers", "0"], "--num-workers"),
     ],
 )
-def test_bad_values_are_refused_before_a_store_exists(tmp_path, args, named):
+def test_bad_values_are_refused_before_a_store_exists(tmp_path, args, named, cli):
     out = tmp_path / "s.zarr"
-    res = runner.invoke(app, [*SIM, "--out", str(out), *args])
-    assert res.exit_code == 2, res.output
+    res = cli(*SIM, "--out", out, *args, code=2)
     assert named in " ".join(res.output.split())
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
-def test_cuda_device_without_a_gpu_is_refused_up_front(tmp_path):
+def test_cuda_device_without_a_gpu_is_refused_up_front(tmp_path, cli):
     out = tmp_path / "s.zarr"
-    res = runner.invoke(app, [*SIM, "--out", str(out), "--device", "cuda"])
-    assert res.exit_code == 2, res.output
+    res = cli(*SIM, "--out", out, "--device", "cuda", code=2)
     assert "no CUDA GPU" in _error_line(res.output)
     assert not out.exists()
 
 
-def test_oracle_distance_noise_must_be_finite():
-    res = runner.invoke(app, ["recover", "--oracle", "--n", "20", "--distance-noise", "nan", "--no-progress"])
-    assert res.exit_code == 2, res.output
+def test_oracle_distance_noise_must_be_finite(cli):
+    res = cli("recover", "--oracle", "--n", "20", "--distance-noise", "nan", "--no-progress", code=2)
     assert "--distance-noise" in _error_line(res.output)
 
 
@@ -231,15 +221,15 @@ def test_a_failed_creation_leaves_nothing_behind(tmp_path, monkeypatch):
 # 3. one run per store
 
 
-def test_a_second_run_into_a_store_being_written_is_refused(tmp_path):
+def test_a_second_run_into_a_store_being_written_is_refused(tmp_path, cli):
     out = tmp_path / "s.zarr"
     simulate_to_store(_cfg(), out)
     lock = _write_lock(out, os.getppid())  # a live process of this host writes the store
     with pytest.raises(FileExistsError, match=rf"another run is writing this store \(pid {os.getppid()} on"):
         simulate_to_store(_cfg(seed=1), out, overwrite=True)
     assert open_store(out).attrs["seed"] == 0  # untouched
-    res = runner.invoke(app, [*SIM, "--out", str(out), "--overwrite"])
-    assert res.exit_code == 2 and "another run is writing" in _error_line(res.output)
+    res = cli(*SIM, "--out", out, "--overwrite", code=2)
+    assert "another run is writing" in _error_line(res.output)
     other_host = _write_lock(tmp_path / "i.zarr", _dead_pid(), host="elsewhere.invalid")  # cannot be checked
     with pytest.raises(FileExistsError, match="elsewhere.invalid"):
         import_particles(tmp_path / "missing.star", tmp_path / "i.zarr")

@@ -83,17 +83,13 @@ def test_expand_inputs_resolves_pdb_items(tmp_path):
     assert expand_inputs(["pdb:1ABC", "pseudo:3"], pdb_mirror=mirror) == [str(mirror / "1abc.cif.gz"), "pseudo:3"]
 
 
-def test_simulate_cli_with_pdb_ids(tmp_path, shared_data):
-    from typer.testing import CliRunner
-
-    from orirec.cli.app import app
+def test_simulate_cli_with_pdb_ids(tmp_path, shared_data, cli):
     from orirec.store import open_store
 
     mirror = tmp_path / "mirror"
     (mirror / "ac").mkdir(parents=True)
     (mirror / "ac" / "1acb.cif.gz").write_bytes((shared_data / "structures" / "1acb.cif.gz").read_bytes())
     args = ["simulate", "--pdb-ids", "1ACB", "--pdb-mirror", mirror, "--n-per-structure", 4, "--box", 40]
-    res = CliRunner().invoke(app, [str(a) for a in [*args, "--out", tmp_path / "s.zarr", "--no-progress"]])
-    assert res.exit_code == 0, res.output
+    cli(*args, "--out", tmp_path / "s.zarr", "--no-progress")
     s = open_store(tmp_path / "s.zarr")
     assert s.n_images == 4 and s.proteins[0]["name"].startswith("1acb")

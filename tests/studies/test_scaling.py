@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from orirec.config import SimulateConfig, TrainConfig, run_preset
 from orirec.pipeline.stages import stage_simulate, stage_train
@@ -61,7 +60,11 @@ def test_per_protein_table_rows_files_and_resume(stores, tmp_path, monkeypatch):
     assert [r["protein"] for r in rows] == [0, 1] and calls[-1] == (2, 2)
     for r in rows:
         assert r["n_images"] == 12 and r["seen"] is False and r["symmetry"] == "C1"
-        assert 0 <= r["err_rot_median"] <= 180 and 0 <= r["acc20"] <= 1 and 0 <= r["dist_mae_rad"] <= np.pi
+        # a model trained on 128 pairs has learned nothing, so its recovery must not look better than chance (a
+        # leak of the ground truth would): measured 93° and 88° against chance 99° (random orientations of 12
+        # images: 1st percentile 70°), distance MAE 1.1-1.2 rad (the best constant: about 0.7)
+        assert r["err_rot_median"] > 0.6 * pp.chance_err_rot_deg(12) and r["dist_mae_rad"] > 0.5
+        assert r["acc20"] * 12 == pytest.approx(round(r["acc20"] * 12))  # a fraction of the 12 images
         assert r["rg_A"] > 3.0  # a pseudo-protein spans several 3 Å pixels
         assert r["chance_err_rot_deg"] == pp.chance_err_rot_deg(12)  # C1, 12 images
     paths = pp.write_per_protein(tmp_path / "pp", rows, "tiny")
@@ -117,36 +120,28 @@ def test_scaling_study_nested_subsets_outputs_and_resume(stores, tmp_path, monke
     assert sc.run_scaling(train, test, tmp_path / "s", cfg, counts=(1, 3), **kw) == rows
 
 
-def test_cli_per_protein_and_scaling_errors(stores, tmp_path):
-    from orirec.cli.app import app
-
+def test_cli_per_protein_and_scaling_errors(stores, tmp_path, cli):
     train, test = stores
-    runner = CliRunner()
-    bad = runner.invoke(app, ["scaling", str(train), str(test), "--counts", "1,x", "--out", str(tmp_path / "s")])
-    assert bad.exit_code == 2 and "--counts" in bad.output
+    bad = cli("scaling", train, test, "--counts", "1,x", "--out", tmp_path / "s", code=2)
+    assert "--counts" in bad.output
     ckpt = stage_train(TrainConfig.model_validate(TRAIN), train, tmp_path / "t", progress=False)["checkpoint"]
     args = ["per-protein", ckpt, str(test), "--out", str(tmp_path / "pp"), "--images-per-protein", "10"]
-    ok = runner.invoke(app, [*args, "--proteins", "1", "--recover-steps", "5", "--no-progress"])
-    assert ok.exit_code == 0, ok.output
+    ok = cli(*args, "--proteins", "1", "--recover-steps", "5", "--no-progress")
     assert "err_rot" in ok.output and (tmp_path / "pp" / "per_protein.png").is_file()
-    missing = runner.invoke(app, [*args, "--proteins", "5"])
-    assert missing.exit_code == 2 and "proteins [5]" in missing.output
+    missing = cli(*args, "--proteins", "5", code=2)
+    assert "proteins [5]" in missing.output
 
 
-def test_compare_on_one_protein_of_a_test_store(stores, tmp_path):
-    from orirec.cli.app import app
-
+def test_compare_on_one_protein_of_a_test_store(stores, tmp_path, cli):
     _, test = stores
-    runner = CliRunner()
-    args = ["compare", str(test), "--estimators", "oracle", "--no-gauge", "--recover-steps", "5", "--no-track"]
-    ok = runner.invoke(app, [*args, "--protein", "1", "--n", "15", "--out", str(tmp_path / "c")])
-    assert ok.exit_code == 0, ok.output
+    args = ["compare", test, "--estimators", "oracle", "--no-gauge", "--recover-steps", "5", "--no-track"]
+    cli(*args, "--protein", "1", "--n", "15", "--out", tmp_path / "c")
     md = (tmp_path / "c" / "compare.md").read_text()
     assert "first 15 images of protein 1" in md
     rows = json.loads((tmp_path / "c" / "compare.json").read_text())["results"]
     assert rows[0]["n"] == 15
-    bad = runner.invoke(app, [*args, "--protein", "4", "--out", str(tmp_path / "d")])
-    assert bad.exit_code == 2 and "protein 4 has 0 images" in bad.output
+    bad = cli(*args, "--protein", "4", "--out", tmp_path / "d", code=2)
+    assert "protein 4 has 0 images" in bad.output
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from orirec.cli.app import app
 from orirec.tracking import Tracker
 
 TINY = ["--preset", "tiny", "--epochs", "1", "--batch-size", "32", "--pairs-per-epoch", "256", "--no-progress"]
@@ -121,7 +119,7 @@ def test_a_failing_mlflow_call_mid_run_turns_tracking_off(tmp_path, monkeypatch,
         assert again is None
 
 
-def test_quiet_by_default_and_verbose_with_v(tmp_path):
+def test_quiet_by_default_and_verbose_with_v(tmp_path, cli):
     t = Tracker(True, None, "quiet", tmp_path)
     with t.run("r"):
         t.log_metrics({"x": 1.0})
@@ -131,25 +129,22 @@ def test_quiet_by_default_and_verbose_with_v(tmp_path):
     from orirec.tracking import set_verbose
 
     try:
-        res = CliRunner().invoke(app, ["-v", "recover", "--oracle", "--n", "40", "--steps", "5", "--no-progress"])
-        assert res.exit_code == 0, res.output
+        cli("-v", "recover", "--oracle", "--n", "40", "--steps", "5", "--no-progress")
         assert logging.getLogger("mlflow").getEffectiveLevel() == logging.INFO
     finally:
         set_verbose(False)
     assert logging.getLogger("mlflow").getEffectiveLevel() == logging.ERROR
 
 
-def test_recover_is_tracked_by_default_and_not_with_no_track(store, tmp_path):
+def test_recover_is_tracked_by_default_and_not_with_no_track(store, tmp_path, cli):
     from orirec.train import train_loop_per_worker
 
     cfg = {"store": str(store), "out_dir": str(tmp_path / "m"), "model": {"preset": "tiny"}, "epochs": 1,
            "batch_size": 32, "pairs_per_epoch": 64, "val_pairs": 32, "val_fraction": 0.2}  # fmt: skip
     model = train_loop_per_worker(cfg)["checkpoint"]
     args = [str(store), "--model", model, "--steps", "5", "--no-gauge", "--max-images", "30", "--no-progress"]
-    res = CliRunner().invoke(app, ["recover", *args, "--out", str(tmp_path / "r")], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
+    cli("recover", *args, "--out", tmp_path / "r")
     (run,) = runs_in(f"sqlite:///{tmp_path / 'r' / 'mlflow.db'}", "orirec-recover")
     assert run.data.metrics["n_images"] == 30 and run.data.params["steps"] == "5"
-    res = CliRunner().invoke(app, ["recover", *args, "--out", str(tmp_path / "n"), "--no-track"])
-    assert res.exit_code == 0, res.output
+    cli("recover", *args, "--out", tmp_path / "n", "--no-track")
     assert not Path(tmp_path / "n" / "mlflow.db").exists()
