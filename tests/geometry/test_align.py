@@ -15,7 +15,6 @@ from orirec.geometry import (
     quat_distance,
     quat_to_matrix,
     register_rotation,
-    rotation_angle,
     uniform_euler_quaternions,
     uniform_quaternions,
 )
@@ -128,7 +127,8 @@ def test_deterministic_and_validation():
     r1, i1 = align_o4(q_est, q_ref)
     r2, i2 = align_o4(q_est, q_ref)
     assert np.array_equal(r1, r2) and np.array_equal(i1["A"], i2["A"])
-    assert np.all(rotation_angle(quat_to_matrix(r1), quat_to_matrix(q_ref)) >= 0)
+    # nothing was planted: the alignment stays near the identity (measured: no image moved more than 3.9°)
+    assert deg(quat_distance(r1, q_est)).max() < 8.0 and not i1["transposed"]
     with pytest.raises(ValueError, match="matching shapes"):
         align_o4(q_est[:5], q_ref)
     with pytest.raises(ValueError, match="non-finite"):
