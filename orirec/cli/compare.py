@@ -49,34 +49,36 @@ def compare(
         ),
     ] = None,
     n_train: Annotated[int, typer.Option(help="training images: the first N of --train-store")] = 2000,
-    steps: Annotated[int, typer.Option(help="training steps of each regression head")] = config_default(
+    steps: Annotated[int, typer.Option(help=config_help(RegressionConfig, "steps"))] = config_default(
         RegressionConfig, "steps"
     ),
-    cvae_steps: Annotated[int, typer.Option(help="training steps of the cVAE")] = config_default(
+    cvae_steps: Annotated[int, typer.Option(help=config_help(CVAEConfig, "cvae_steps"))] = config_default(
         CVAEConfig, "cvae_steps"
     ),
-    batch_size: Annotated[int, typer.Option(help="training batch size")] = config_default(
-        RegressionConfig, "batch_size"
-    ),
-    lr: Annotated[float, typer.Option(help="Adam learning rate of the learned estimators")] = config_default(
+    batch_size: Annotated[
+        int, typer.Option(help=config_help(RegressionConfig, "batch_size", " (regress-*, cvae)"))
+    ] = config_default(RegressionConfig, "batch_size"),
+    lr: Annotated[float, typer.Option(help=config_help(RegressionConfig, "lr", " (regress-*, cvae)"))] = config_default(
         RegressionConfig, "lr"
     ),
-    encoder: Annotated[str, typer.Option(help="encoder preset of regress-*/cvae: tiny, small, paper")] = config_default(
-        RegressionConfig, "encoder_preset"
+    encoder: Annotated[
+        str, typer.Option(help=config_help(RegressionConfig, "encoder_preset", " (regress-*, cvae)"))
+    ] = config_default(RegressionConfig, "encoder_preset"),
+    latent_dim: Annotated[int, typer.Option(help=config_help(CVAEConfig, "latent_dim"))] = config_default(
+        CVAEConfig, "latent_dim"
     ),
-    latent_dim: Annotated[int, typer.Option(help="cVAE latent size")] = config_default(CVAEConfig, "latent_dim"),
-    cvae_condition: Annotated[str, typer.Option(help="cVAE condition: quat or euler")] = config_default(
+    cvae_condition: Annotated[str, typer.Option(help=config_help(CVAEConfig, "cvae_condition"))] = config_default(
         CVAEConfig, "cvae_condition"
     ),
-    grid_size: Annotated[int, typer.Option(help="orientations of the cVAE grid search")] = config_default(
+    grid_size: Annotated[int, typer.Option(help=config_help(CVAEConfig, "grid_size"))] = config_default(
         CVAEConfig, "grid_size"
     ),
     calibration_pairs: Annotated[
-        int, typer.Option(help="training pairs of the Euclidean baseline's calibration")
+        int, typer.Option(help=config_help(EuclideanConfig, "calibration_pairs"))
     ] = config_default(EuclideanConfig, "calibration_pairs"),
-    oracle_noise: Annotated[
-        float, typer.Option(help="σ of the Gaussian distance noise of oracle-noise (rad)")
-    ] = config_default(OracleConfig, "oracle_noise_rad"),
+    oracle_noise: Annotated[float, typer.Option(help=config_help(OracleConfig, "oracle_noise_rad"))] = config_default(
+        OracleConfig, "oracle_noise_rad"
+    ),
     gauge: Annotated[
         bool, typer.Option(help=config_help(RecoverConfig, "gauge", " (distance estimators)"))
     ] = config_default(RecoverConfig, "gauge"),
@@ -86,14 +88,14 @@ def compare(
     recover_steps: Annotated[
         int, typer.Option(help=config_help(RecoverConfig, "steps", " (the recovery of distance estimators)"))
     ] = config_default(RecoverConfig, "steps"),
-    ab_initio_iterations: Annotated[
-        int, typer.Option(help="iterations of ab-initio (stochastic global projection matching)")
-    ] = config_default(AbInitioConfig, "iterations"),
-    ab_initio_restarts: Annotated[
-        int, typer.Option(help="ab-initio runs from different random starts; those that agree are averaged")
-    ] = config_default(AbInitioConfig, "restarts"),
+    ab_initio_iterations: Annotated[int, typer.Option(help=config_help(AbInitioConfig, "iterations"))] = config_default(
+        AbInitioConfig, "iterations"
+    ),
+    ab_initio_restarts: Annotated[int, typer.Option(help=config_help(AbInitioConfig, "restarts"))] = config_default(
+        AbInitioConfig, "restarts"
+    ),
     particle_radius: Annotated[
-        float | None, typer.Option(help="particle radius (Å) for ab-initio's mask (default: read off the images)")
+        float | None, typer.Option(help=config_help(AbInitioConfig, "particle_radius_A"))
     ] = None,
     refine_rounds: Annotated[
         int, typer.Option(help="also refine every estimator's orientations by projection matching: an extra row each")
@@ -117,8 +119,9 @@ def compare(
     --estimators siamese,euclidean,oracle,regress-6d --out runs/compare
     """
     from orirec.config import validate
-    from orirec.studies.compare import compare_estimators, markdown_table
+    from orirec.studies.compare import COLUMNS, compare_estimators
     from orirec.studies.compare_proteins import PROTEIN_COLUMNS, compare_proteins
+    from orirec.studies.tables import markdown_table
 
     with user_errors():
         names = [s.strip() for s in estimators.split(",") if s.strip()] if estimators else None
@@ -155,7 +158,7 @@ def compare(
             tracking_done(tracker)
             return
         rows = compare_estimators(store, out, names, protein=None if proteins is None else proteins[0], **kw)
-    typer.echo(markdown_table(rows))
+    typer.echo(markdown_table(rows, COLUMNS))
     typer.echo(f"\n(written to {out / 'compare.md'}, compare.csv, compare.json)")
     tracking_done(tracker)
 

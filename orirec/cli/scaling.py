@@ -44,8 +44,8 @@ def scaling(
     --out runs/scaling
     """
     from orirec.config import TrainConfig, load_yaml, validate
-    from orirec.studies.compare import markdown_table
     from orirec.studies.scaling import DEFAULT_TRAIN, TABLE, run_scaling
+    from orirec.studies.tables import markdown_table
     from orirec.tracking import Tracker
 
     with user_errors():
@@ -89,8 +89,8 @@ def per_protein(
 
     Example: orirec per-protein runs/multi/train/checkpoints/best.pt test.zarr --out runs/per-protein
     """
-    from orirec.studies.compare import markdown_table
     from orirec.studies.per_protein import TABLE, per_protein_results, summarize_rows, write_per_protein
+    from orirec.studies.tables import markdown_table
     from orirec.tracking import Tracker
 
     with user_errors():

@@ -43,35 +43,37 @@ class EuclideanConfig(EstimatorConfig):
     """The published baseline: calibrated Euclidean distance between normalized images."""
 
     euclid_box_px: int = Field(32, ge=4, description="box the images are compared at (px, Fourier down-sampled)")
-    calibration_pairs: int = Field(200_000, ge=1, description="training pairs of the isotonic calibration")
+    calibration_pairs: int = Field(
+        200_000, ge=1, description="training pairs of the Euclidean baseline's isotonic calibration (euclidean)"
+    )
 
 
 class OracleConfig(EstimatorConfig):
     """Exact distances between the true orientations (the ``oracle-noise`` variant adds Gaussian noise)."""
 
-    oracle_noise_rad: float = Field(0.1, ge=0, description="σ of oracle-noise's Gaussian distance noise (rad)")
+    oracle_noise_rad: float = Field(0.1, ge=0, description="σ of the Gaussian distance noise of oracle-noise (rad)")
 
 
 class _Learned(EstimatorConfig):
-    batch_size: int = Field(64, ge=1, description="training images per step")
+    batch_size: int = Field(64, ge=1, description="training batch size (images per step)")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
-    encoder_preset: str = Field("small", description="encoder size: paper, small or tiny")
+    encoder_preset: str = Field("small", description="encoder preset: tiny, small or paper")
     downsample: int = Field(2, ge=1, description="Fourier down-sampling factor of the encoder's input")
 
 
 class RegressionConfig(_Learned):
     """Direct regression heads (6D, quaternion, Euler) on an encoder, trained on a training store."""
 
-    steps: int = Field(400, ge=1, description="training steps of the regression heads")
+    steps: int = Field(400, ge=1, description="training steps of each regression head (regress-*)")
 
 
 class CVAEConfig(_Learned):
     """Conditional VAE: generate projections for an orientation, then search the condition."""
 
-    cvae_steps: int = Field(1000, ge=1, description="training steps of the cVAE")
-    latent_dim: int = Field(15, ge=1, description="latent dimension")
-    cvae_condition: Literal["quat", "euler"] = Field("quat", description="the condition's parametrization")
-    grid_size: int = Field(4000, ge=1, description="orientations of the template search")
+    cvae_steps: int = Field(1000, ge=1, description="training steps of the cVAE (cvae)")
+    latent_dim: int = Field(15, ge=1, description="cVAE latent size (cvae)")
+    cvae_condition: Literal["quat", "euler"] = Field("quat", description="cVAE condition: quat or euler (cvae)")
+    grid_size: int = Field(4000, ge=1, description="orientations of the cVAE grid search (cvae)")
     refine_steps: int = Field(30, ge=0, description="local Adam steps on the condition after the search")
 
 
@@ -85,16 +87,22 @@ class AspireConfig(EstimatorConfig):
 class AbInitioConfig(EstimatorConfig):
     """Stochastic global projection matching from a random start, with restarts and their consensus."""
 
-    iterations: int = Field(40, ge=1, description="iterations per run")
+    iterations: int = Field(
+        40, ge=1, description="iterations of ab-initio per run (stochastic global projection matching)"
+    )
     resolution_start_A: float = Field(30.0, gt=0, description="resolution of the first iterations (Å)")
     resolution_end_A: float = Field(20.0, gt=0, description="resolution of the last iterations (Å)")
     step_deg: float = Field(15.0, gt=0, description="spacing of the global orientation grid (°)")
     sharpness_start: float = Field(1.0, gt=0, description="first inverse temperature of the draws")
     sharpness_end: float = Field(30.0, gt=0, description="last inverse temperature of the draws")
-    particle_radius_A: float | None = Field(None, gt=0, description="mask radius (Å); default read off the images")
+    particle_radius_A: float | None = Field(
+        None, gt=0, description="particle radius (Å) for ab-initio's mask (default: read off the images)"
+    )
     pad: int = Field(2, ge=1, le=4, description="Fourier padding of the reconstructions")
     wiener: float = Field(1e-2, ge=0, description="Wiener constant of the reconstructions")
-    restarts: int = Field(6, ge=1, description="runs from different random starts")
+    restarts: int = Field(
+        6, ge=1, description="ab-initio runs from different random starts; those that agree are averaged"
+    )
     consensus: bool = Field(True, description="average the restarts that agree, per image")
     checkpoint: Path | None = Field(None, description="file of finished restarts (a rerun resumes there)")
 

@@ -20,7 +20,7 @@ from orirec.store.pairs import sample_uniform_pairs
 
 __all__ = [
     "evaluate_model_distances",
-    "markdown_table",
+    "distances_markdown",
     "model_and_truth",
     "protein_key",
     "protein_name",
@@ -154,7 +154,7 @@ def evaluate_model_distances(
     return out
 
 
-def markdown_table(result: dict[str, Any]) -> str:
+def distances_markdown(result: dict[str, Any]) -> str:
     """Markdown: a summary table (overall / seen / unseen) and one row per protein (MAE, RMSE in degrees)."""
     lines = ["| set | pairs | MAE (°) | RMSE (°) | bias (°) |", "|---|---:|---:|---:|---:|"]
     for name in ("overall", "seen", "unseen"):
@@ -209,7 +209,7 @@ def write_outputs(result: dict[str, Any], out_dir: str | Path) -> dict[str, Path
     tmp = paths["json"].with_suffix(".json.tmp")
     tmp.write_text(json.dumps(plain, indent=2))
     tmp.replace(paths["json"])
-    paths["markdown"].write_text(markdown_table(result))
+    paths["markdown"].write_text(distances_markdown(result))
     fig = scatter_figure(result["pairs"]["d_p"], result["pairs"]["d_q"])
     fig.savefig(paths["plot"])
     plt.close(fig)

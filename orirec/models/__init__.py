@@ -6,12 +6,12 @@ from orirec.models.pair import PairNet
 from orirec.models.polar import PolarEncoder
 from orirec.models.registry import FAMILIES, build_model, model_from_config
 from orirec.models.resnet import ResNetEncoder
-from orirec.models.siamese import PRESETS, SiameseNet, distance, encoder_preset
+from orirec.models.siamese import ENCODER_PRESETS, SiameseNet, distance, encoder_preset
 
 __all__ = [
     "DISTANCES",
     "FAMILIES",
-    "PRESETS",
+    "ENCODER_PRESETS",
     "EncoderBase",
     "PairNet",
     "PolarEncoder",

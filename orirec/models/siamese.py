@@ -16,10 +16,10 @@ from torch import nn
 from orirec.models.encoder import EncoderBase, embedding_distance
 from orirec.models.norms import conv_stack, norm_layer
 
-__all__ = ["PRESETS", "SiameseNet", "distance", "encoder_preset"]
+__all__ = ["ENCODER_PRESETS", "SiameseNet", "distance", "encoder_preset"]
 
 #: Named encoder sizes. "paper" is the published reference stack (DESIGN §1.1).
-PRESETS: dict[str, dict[str, Any]] = {
+ENCODER_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "channels": (32, 64, 128, 256, 256, 512, 512),
         "kernels": (7, 5, 3, 3, 3, 3, 3),
@@ -32,9 +32,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def encoder_preset(name: str) -> dict[str, Any]:
     """Return a copy of the named encoder size ("paper", "small", "tiny") as a config dict."""
-    if name not in PRESETS:
-        raise ValueError(f"model preset: unknown name {name!r}; choose one of {sorted(PRESETS)}")
-    p = PRESETS[name]
+    if name not in ENCODER_PRESETS:
+        raise ValueError(f"model preset: unknown name {name!r}; choose one of {sorted(ENCODER_PRESETS)}")
+    p = ENCODER_PRESETS[name]
     return {"channels": list(p["channels"]), "kernels": list(p["kernels"]), "feature_dim": p["feature_dim"]}
 
 
@@ -72,8 +72,8 @@ class SiameseNet(EncoderBase):
     def __init__(
         self,
         in_size: int,
-        channels: Sequence[int] = PRESETS["paper"]["channels"],
-        kernels: Sequence[int] = PRESETS["paper"]["kernels"],
+        channels: Sequence[int] = ENCODER_PRESETS["paper"]["channels"],
+        kernels: Sequence[int] = ENCODER_PRESETS["paper"]["kernels"],
         feature_dim: int = 512,
         pool_every: int = 1,
         norm: str = "none",

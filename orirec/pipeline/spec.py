@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from orirec.config import RunConfig, SimulateConfig, deep_merge, load_yaml, validate
+from orirec.config import RunConfig, SimulateConfig, TuneConfig, deep_merge, load_yaml, validate
 from orirec.config.models import _Strict
 
 StageName = Literal["simulate", "simulate_test", "tune", "train", "recover", "reconstruct", "evaluate", "report"]
@@ -66,17 +66,6 @@ class TestData(_Strict):
     simulate: dict[str, Any] = Field(default_factory=dict, description="keys of `simulate` that differ")
 
 
-class TuneStage(_Strict):
-    """A Ray Tune sweep (ASHA, :mod:`orirec.distributed.tune`) before training; ``train`` keeps its own epochs."""
-
-    space: str = Field("pipelines/tune-space.yaml", description="search space YAML (dotted TrainConfig keys)")
-    num_samples: int = Field(8, gt=0, description="trials (times the grid size)")
-    epochs: int = Field(3, gt=0, description="epochs per trial (ASHA's max_t)")
-    pairs_per_epoch: int = Field(1024, gt=0, description="training pairs per epoch and trial")
-    workers_per_trial: int = Field(1, gt=0)
-    max_concurrent: int | None = Field(None, gt=0)
-
-
 class PipelineSpec(RunConfig):
     """A run config plus stages, paths, the training split and an optional test store."""
 
@@ -85,7 +74,7 @@ class PipelineSpec(RunConfig):
     paths: PipelinePaths = Field(default_factory=PipelinePaths)
     split: str | None = Field(None, description="manifest split of the training store, e.g. 'train'")
     test: TestData | None = None
-    tune: TuneStage | None = None
+    tune: TuneConfig | None = Field(None, description="a Ray Tune sweep before training (orirec tune's settings)")
 
     @model_validator(mode="after")
     def _check_stages(self) -> PipelineSpec:

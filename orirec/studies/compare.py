@@ -29,8 +29,9 @@ from orirec.pipeline.stages import write_json
 from orirec.reconstruct import fsc_report, reconstruct, reconstruct_half_maps
 from orirec.store import open_store, reference_volume
 from orirec.store.orientations import write_orientations
+from orirec.studies.tables import markdown_table
 
-__all__ = ["COLUMNS", "compare_estimators", "default_estimators", "markdown_table", "rotation_r2"]
+__all__ = ["COLUMNS", "compare_estimators", "default_estimators", "rotation_r2"]
 
 NEEDS_TRAIN = {"euclidean", "regress-6d", "regress-quat", "regress-euler", "cvae"}
 
@@ -203,29 +204,13 @@ def compare_estimators(
     return results
 
 
-def markdown_table(results: list[dict[str, Any]], columns=COLUMNS) -> str:
-    """Rows as a markdown table; ``columns`` are (key, header, format) triples (default :data:`COLUMNS`, the
-    comparison); missing or non-finite values show as '–'."""
-    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
-    sep = "|" + "|".join("---" for _ in columns) + "|"
-    lines = [head, sep]
-    for r in results:
-        cells = []
-        for key, _, fmt in columns:
-            v = r.get(key)
-            ok = v is not None and not (isinstance(v, float) and not np.isfinite(v))
-            cells.append(fmt.format(v) if ok else "–")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def _write_outputs(results, out_dir: Path, store, train_store, n: int, protein: int | None = None) -> None:
     import pandas as pd
 
     which = f"first {n} images" if protein is None else f"first {n} images of protein {protein}"
     header = f"Estimators on {store} ({which}; training store {train_store or '–'})\n\n"
     notes = "\n".join(f"- {r['estimator']}: gauge {r['gauge']}" for r in results)
-    (out_dir / "compare.md").write_text(header + markdown_table(results) + "\n\n" + notes + "\n")
+    (out_dir / "compare.md").write_text(header + markdown_table(results, COLUMNS) + "\n\n" + notes + "\n")
     flat = [{k: v for k, v in r.items() if not isinstance(v, list | dict)} for r in results]
     pd.DataFrame(flat).to_csv(out_dir / "compare.csv", index=False)
     write_json(out_dir / "compare.json", {"store": str(store), "train_store": str(train_store), "results": results})

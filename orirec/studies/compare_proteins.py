@@ -17,8 +17,9 @@ import numpy as np
 from orirec.evaluate.distances import protein_name
 from orirec.pipeline.stages import write_json
 from orirec.store import open_store
-from orirec.studies.compare import compare_estimators, markdown_table
+from orirec.studies.compare import compare_estimators
 from orirec.studies.per_protein import chance_err_rot_deg, protein_rg_A
+from orirec.studies.tables import markdown_table
 
 __all__ = ["PROTEIN_COLUMNS", "compare_proteins"]
 

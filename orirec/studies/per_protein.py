@@ -28,7 +28,7 @@ from orirec.models import edge_distances, embed_images
 from orirec.recover.solve import consistency_score, images_with_copies, solve_orientations
 from orirec.store import reference_volume
 from orirec.store.pairs import sample_uniform_pairs
-from orirec.studies.compare import markdown_table
+from orirec.studies.tables import markdown_table
 
 __all__ = [
     "chance_err_rot_deg",

@@ -28,8 +28,8 @@ from orirec.config import TrainConfig
 from orirec.evaluate.distances import evaluate_model_distances
 from orirec.pipeline.stages import stage_train, write_json
 from orirec.store import open_store
-from orirec.studies.compare import markdown_table
 from orirec.studies.per_protein import chance_err_rot_deg, per_protein_results, summarize_rows, write_per_protein
+from orirec.studies.tables import markdown_table
 
 __all__ = ["DEFAULT_COUNTS", "DEFAULT_TRAIN", "run_scaling", "training_subsets", "write_scaling"]
 

@@ -21,10 +21,13 @@ from orirec.config import (
     TrainConfig,
     TuneConfig,
 )
+from orirec.config.estimators import ESTIMATOR_CONFIGS, AbInitioConfig, CVAEConfig, EuclideanConfig, OracleConfig
+from orirec.config.estimators import RegressionConfig as G
 from orirec.config.models import AugmentConfig
 
 S, T, M, R, F, U = SimulateConfig, TrainConfig, ModelConfig, RecoverConfig, RefineConfig, TuneConfig
-ALL_CONFIGS = (S, M, AugmentConfig, T, F, R, ReconstructConfig, TrackingConfig, U, RunConfig)
+ALL_CONFIGS = (S, M, AugmentConfig, T, F, R, ReconstructConfig, TrackingConfig, U, RunConfig,
+               *set(ESTIMATOR_CONFIGS.values()))  # fmt: skip
 
 #: ``orirec simulate`` option -> SimulateConfig field
 SIMULATE_OPTIONS = {
@@ -62,11 +65,30 @@ MAPPED = {
     ("compare", "gauge"): (R, "gauge"),
     ("compare", "graph"): (R, "graph"),
     ("compare", "recover_steps"): (R, "steps"),
+    **{
+        ("compare", p): (G, f)
+        for p, f in (("steps", "steps"), ("batch_size", "batch_size"), ("lr", "lr"), ("encoder", "encoder_preset"))
+    },
+    **{("compare", p): (CVAEConfig, p) for p in ("cvae_steps", "latent_dim", "cvae_condition", "grid_size")},
+    ("compare", "calibration_pairs"): (EuclideanConfig, "calibration_pairs"),
+    ("compare", "oracle_noise"): (OracleConfig, "oracle_noise_rad"),
+    ("compare", "ab_initio_iterations"): (AbInitioConfig, "iterations"),
+    ("compare", "ab_initio_restarts"): (AbInitioConfig, "restarts"),
+    ("compare", "particle_radius"): (AbInitioConfig, "particle_radius_A"),
+    **{("ab-initio", p): (AbInitioConfig, p) for p in ("iterations", "restarts", "consensus")},
+    ("ab-initio", "resolution"): (AbInitioConfig, "resolution_end_A"),
+    ("ab-initio", "particle_radius"): (AbInitioConfig, "particle_radius_A"),
     **{("tune", p): (U, p) for p in U.model_fields},
     ("tune", "seed"): (T, "seed"),
 }
 #: options whose help is their own words (a note on top of, or instead of, the field's description)
-OWN_HELP = {("simulate", "ctf"), ("ab-initio", "refine_rounds"), ("compare", "refine_rounds"), ("tune", "seed")}
+OWN_HELP = {
+    ("simulate", "ctf"),
+    ("ab-initio", "refine_rounds"),
+    ("compare", "refine_rounds"),
+    ("tune", "seed"),
+    *{("ab-initio", p) for p in ("iterations", "resolution", "restarts", "consensus", "particle_radius")},
+}
 #: ``orirec train`` options default to None (a --config file's values stand); their help shows the default the
 #: command line uses without one: the small preset's schedule and model, else TrainConfig's / ModelConfig's
 TRAIN_SHOWN = {
@@ -80,9 +102,7 @@ OWN_DEFAULT = {
     ("simulate", "inputs"): "the INPUT argument: structures are named on the command line",
     ("recover", "no_gauge"): "--no-gauge turns RecoverConfig.gauge off (checked below)",
     ("refine", "rounds"): "the command refines: the whole schedule (checked below), where 0 turns it off in recover",
-    ("ab-initio", "resolution"): "the end resolution of ab initio's own schedule, not the refinement's",
-    ("compare", "steps"): "training steps of the regression heads (EstimatorOptions), not the recovery's",
-    ("compare", "seed"): "every estimator's seed (EstimatorOptions)",
+    ("compare", "seed"): "every estimator's seed (the seed field of each estimator's config)",
     ("train", "on_the_fly"): "None: a --config file's value stands (TrainConfig's default otherwise)",
     ("train", "init_from"): "None: a --config file's value stands (TrainConfig's default otherwise)",
 }
@@ -166,7 +186,7 @@ def test_recover_orientations_defaults_are_recover_config_defaults():
         assert params[name].default == R.model_fields[name].default, name
 
 
-def test_the_pipeline_tune_stage_agrees_with_tune_config():
-    from orirec.pipeline.spec import TuneStage
+def test_the_pipeline_tune_stage_is_tune_config():
+    from orirec.pipeline.spec import PipelineSpec
 
-    assert TuneStage().model_dump() == U().model_dump()
+    assert PipelineSpec.model_fields["tune"].annotation == U | None

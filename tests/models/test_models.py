@@ -8,7 +8,7 @@ import torch
 
 from orirec.geometry import quat_distance, quat_to_matrix, uniform_quaternions
 from orirec.models import (
-    PRESETS,
+    ENCODER_PRESETS,
     SiameseNet,
     build_model,
     distance,
@@ -31,13 +31,13 @@ def blob_projections(q: np.ndarray, box: int, seed: int = 0) -> np.ndarray:
     return np.einsum("k,nky,nkx->nyx", weights, gy, gx).astype(np.float32)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(ENCODER_PRESETS))
 @pytest.mark.parametrize("size", [8, 32])
 def test_presets_shapes(name, size):
     net = build_model({"preset": name}, size)
     x = torch.randn(3, size, size)
     e = net(x)
-    assert e.shape == (3, PRESETS[name]["feature_dim"])
+    assert e.shape == (3, ENCODER_PRESETS[name]["feature_dim"])
     torch.testing.assert_close(net(x[:, None]), e)
 
 

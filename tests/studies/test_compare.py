@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from orirec.studies.compare import markdown_table
+from orirec.studies.compare import COLUMNS
+from orirec.studies.tables import markdown_table
 
 
 @pytest.fixture(scope="module")
@@ -117,5 +118,5 @@ def test_bad_requests_exit_2_with_a_clear_message(stores, tmp_path, extra, messa
 
 
 def test_markdown_table_marks_missing_values():
-    text = markdown_table([{"estimator": "x", "err_rot_median": 1.234, "fsc_ref_05_A": float("nan")}])
+    text = markdown_table([{"estimator": "x", "err_rot_median": 1.234, "fsc_ref_05_A": float("nan")}], COLUMNS)
     assert "| x | – | 1.2 |" in text and text.count("–") >= 10
