@@ -45,6 +45,9 @@ def ab_initio(
             help="average the restarts that agree (median angle apart < 30°), or keep the best-matching one only",
         ),
     ] = config_default(AbInitioConfig, "consensus"),
+    max_shift: Annotated[float | None, typer.Option(help=config_help(AbInitioConfig, "max_shift_px"))] = config_default(
+        AbInitioConfig, "max_shift_px"
+    ),
     particle_radius: Annotated[
         float | None, typer.Option(help="particle radius (Å) of the map's mask; default: read off the images")
     ] = None,
@@ -64,7 +67,8 @@ def ab_initio(
 
     Every iteration reconstructs a map, projects it on a global grid of rotations (15°) and draws each image's
     orientation from the softmax of its masked NCC with them, sharper each iteration, while the resolution
-    goes from 30 Å to 20 Å; in-plane shifts are searched within the store's recorded range. Images with a CTF
+    goes from 30 Å to 20 Å; in-plane shifts are searched within the store's recorded range (imported particles:
+    10 % of the box; --max-shift sets it). Images with a CTF
     are phase-flipped first. Works where pairs of images are too noisy for common lines (σ² 16).
 
     Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc and OUT/ab_initio_result.json; with
@@ -91,7 +95,7 @@ def ab_initio(
         refine = validate(RefineConfig, {"rounds": refine_rounds, "resolution_A": refine_resolution}, "command line")
         settings = {"iterations": iterations, "restarts": restarts, "particle_radius_A": particle_radius}
         settings |= {"consensus": consensus}
-        settings |= {"resolution_end_A": resolution}
+        settings |= {"resolution_end_A": resolution, "max_shift_px": max_shift}
         open_store(store)  # a bad store or --out fails here, before any MLflow run
         out.mkdir(parents=True, exist_ok=True)
         tracker = make_tracker(track, tracking_uri, experiment, out)

@@ -105,6 +105,12 @@ class AbInitioConfig(EstimatorConfig):
     )
     consensus: bool = Field(True, description="average the restarts that agree, per image")
     checkpoint: Path | None = Field(None, description="file of finished restarts (a rerun resumes there)")
+    max_shift_px: float | None = Field(
+        None,
+        ge=0,
+        description="radius of the in-plane shift search (px); default: the store's recorded range, else 10 % of the "
+        "box (imported particles: extracted off-centre by an unknown amount)",
+    )
 
 
 #: estimator name → its config class

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from orirec.config import RefineConfig
+from orirec.config import RefineConfig, validate
+from orirec.config.estimators import AbInitioConfig
 from orirec.estimators.ab_initio.estimator import CHECKPOINT, AbInitio
 from orirec.estimators.base import EstimatorData
 from orirec.pipeline.refine import refine_step
@@ -51,7 +52,11 @@ def stage_ab_initio(
         raise ValueError(f"{store}: ab initio needs at least 10 images, got {len(rows)}")
     images = s.load_images(rows)
     t0 = time.perf_counter()
-    est = AbInitio(seed, **(settings or {}), progress=progress)
+    unknown = sorted(set(settings or {}) - set(AbInitioConfig.model_fields))
+    if unknown:
+        raise ValueError(f"ab initio settings: unknown {unknown}; known: {sorted(AbInitioConfig.model_fields)}")
+    cfg = validate(AbInitioConfig, {**(settings or {}), "seed": seed}, "ab initio settings")
+    est = AbInitio(cfg.seed, progress=progress, **cfg.model_dump(exclude={"seed"}))
     est.resume_in(out_dir)
     q = est.estimate(EstimatorData(images, s.pixel_size_A, None, s.max_shift_px, s.ctf_params(rows)))
     summary = AbInitioStageResult(len(rows), protein, time.perf_counter() - t0)
@@ -61,7 +66,8 @@ def stage_ab_initio(
     assert result is not None  # estimate() sets it
     write_map(out_dir / "ab_initio_map.mrc", result.volume, result.pixel_size_A)
     if refine is not None and refine.rounds > 0:
-        q, info = refine_step(refine, images, rows, q, s.pixel_size_A, out_dir, seed, refine_progress, s.max_shift_px)
+        searched = est.summary["max_shift_px"]  # the same range as ab initio's (the store's, or 10 % of the box)
+        q, info = refine_step(refine, images, rows, q, s.pixel_size_A, out_dir, seed, refine_progress, searched)
         summary.refine.update(info)
     write_orientations(out_dir / "orientations.csv", rows, q)
     write_orientations(out_dir / "orientations.star", rows, q, source_image_names(s, rows, out_dir))

@@ -44,3 +44,24 @@ def test_ab_initio_command_refuses_bad_input(tmp_path, cli):
     res = cli("ab-initio", tmp_path / "missing.zarr", "--resolution", 40, "--out", tmp_path / "o", "--no-progress",
               code=2)  # fmt: skip
     assert "--resolution" in res.output
+
+
+def test_the_shift_search_covers_imported_particles(tmp_path, cli, tiny_store):
+    """A simulated store searches its recorded shift range; imported particles (no recorded range) 10 % of the
+    box; --max-shift sets it. The refinement that follows searches the same range."""
+    from orirec.estimators.ab_initio.estimator import UNKNOWN_SHIFT_FRACTION, shift_search_px
+
+    assert shift_search_px(2.0, 5.0, 64) == 2.0 and shift_search_px(None, 5.0, 64) == 5.0
+    assert shift_search_px(None, None, 64) == pytest.approx(UNKNOWN_SHIFT_FRACTION * 64)
+    cli("export", tiny_store, "--out", tmp_path / "exp" / "p.star")
+    cli("import", tmp_path / "exp" / "p.star", "--out", tmp_path / "i.zarr", "--no-progress")
+    assert open_store(tmp_path / "i.zarr").max_shift_px is None  # nothing recorded: imported
+    common = ("--iterations", 2, "--restarts", 1, "--refine-rounds", 1, "--resolution", 12, "--no-progress")
+    for extra, expected in (((), UNKNOWN_SHIFT_FRACTION * 24), (("--max-shift", 1.5), 1.5)):
+        out = tmp_path / f"ai{len(extra)}"
+        cli("ab-initio", tmp_path / "i.zarr", *common, *extra, "--out", out)
+        summary = json.loads((out / "ab_initio_result.json").read_text())
+        assert summary["ab_initio_max_shift_px"] == pytest.approx(expected)
+        assert summary["refine_shift_median_px"] <= expected + 1e-6
+    res = cli("ab-initio", tmp_path / "i.zarr", "--max-shift", -1, "--out", tmp_path / "bad", "--no-progress", code=2)
+    assert "max_shift_px" in res.output and len(res.output.strip().splitlines()) == 1

@@ -26,6 +26,18 @@ __all__ = ["AbInitio"]
 
 CHECKPOINT = "ab_initio_checkpoint.npz"  # the finished restarts: a rerun resumes, more restarts extend
 RADIUS_MARGIN = 1.3  # the variance profile ends at the outermost atoms; the map's density reaches further
+UNKNOWN_SHIFT_FRACTION = 0.1  # of the box: the shift search of particles whose shift range is not recorded
+
+
+def shift_search_px(given: float | None, recorded: float | None, box_px: int) -> float:
+    """The radius (px) of the in-plane shift search: ``given``, else the store's ``recorded`` range (simulated
+    stores), else :data:`UNKNOWN_SHIFT_FRACTION` of the box (imported particles: off-centre by an unknown amount,
+    and ±1 px without a search already leaves the map a blob)."""
+    if given is not None:
+        return float(given)
+    if recorded is not None:
+        return float(recorded)
+    return UNKNOWN_SHIFT_FRACTION * box_px
 
 
 class AbInitio(Estimator):
@@ -48,16 +60,18 @@ class AbInitio(Estimator):
         """Orientations (n, 4) of ``data.images``; the radius used and the last iteration go to ``summary``."""
         images = data.phase_flipped_images()
         settings = dict(self.settings)
+        max_shift_px = shift_search_px(settings.pop("max_shift_px", None), data.max_shift_px, images.shape[-1])
         if settings.get("particle_radius_A") is None:
             seen_A = estimate_particle_radius_A(images, data.pixel_size_A)
             check_particle_size(seen_A, data.pixel_size_A)
             settings["particle_radius_A"] = RADIUS_MARGIN * seen_A
         result = ab_initio(
-            images, data.pixel_size_A, max_shift_px=float(data.max_shift_px or 0.0), seed=self.seed,
+            images, data.pixel_size_A, max_shift_px=max_shift_px, seed=self.seed,
             progress=self.progress, **settings,
         )  # fmt: skip
         self.result = result
-        self.summary = {"particle_radius_A": settings["particle_radius_A"], "restart": result.restart}
+        self.summary = {"particle_radius_A": settings["particle_radius_A"], "max_shift_px": max_shift_px}
+        self.summary["restart"] = result.restart
         self.summary["restarts_averaged"] = len(result.members)
         self.summary["restarts_read_back"] = result.restarts_read_back  # from a checkpoint: not in the time
         self.summary |= result.iterations[-1]
