@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,6 +45,9 @@ def ab_initio(
             help="average the restarts that agree (median angle apart < 30°), or keep the best-matching one only",
         ),
     ] = config_default(AbInitioConfig, "consensus"),
+    minibatch: Annotated[
+        tuple[int, int] | None, typer.Option(help=config_help(AbInitioConfig, "minibatch"))
+    ] = config_default(AbInitioConfig, "minibatch"),
     max_shift: Annotated[float | None, typer.Option(help=config_help(AbInitioConfig, "max_shift_px"))] = config_default(
         AbInitioConfig, "max_shift_px"
     ),
@@ -93,9 +96,9 @@ def ab_initio(
         if iterations < 1 or restarts < 1 or (n is not None and n < 10) or not 0 < resolution <= 30:
             raise ValueError("need --iterations >= 1, --restarts >= 1, --n >= 10 and 0 < --resolution <= 30")
         refine = validate(RefineConfig, {"rounds": refine_rounds, "resolution_A": refine_resolution}, "command line")
-        settings = {"iterations": iterations, "restarts": restarts, "particle_radius_A": particle_radius}
-        settings |= {"consensus": consensus}
-        settings |= {"resolution_end_A": resolution, "max_shift_px": max_shift}
+        settings: dict[str, Any] = {"iterations": iterations, "restarts": restarts, "consensus": consensus}
+        settings |= {"particle_radius_A": particle_radius, "resolution_end_A": resolution, "max_shift_px": max_shift}
+        settings |= {"minibatch": minibatch}
         open_store(store)  # a bad store or --out fails here, before any MLflow run
         out.mkdir(parents=True, exist_ok=True)
         tracker = make_tracker(track, tracking_uri, experiment, out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "ESTIMATOR_CONFIGS",
@@ -105,12 +105,24 @@ class AbInitioConfig(EstimatorConfig):
     )
     consensus: bool = Field(True, description="average the restarts that agree, per image")
     checkpoint: Path | None = Field(None, description="file of finished restarts (a rerun resumes there)")
+    minibatch: tuple[int, int] | None = Field(
+        None,
+        description="images per iteration, first and last (growing geometrically), then one pass over every image; "
+        "default: every image every iteration",
+    )
     max_shift_px: float | None = Field(
         None,
         ge=0,
         description="radius of the in-plane shift search (px); default: the store's recorded range, else 10 % of the "
         "box (imported particles: extracted off-centre by an unknown amount)",
     )
+
+    @field_validator("minibatch")
+    @classmethod
+    def _growing_minibatch(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not 1 <= v[0] <= v[1]:
+            raise ValueError(f"minibatch: need 1 <= first <= last images, got {v}")
+        return v
 
 
 #: estimator name → its config class

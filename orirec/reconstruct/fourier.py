@@ -10,12 +10,14 @@ the conjugate phase ramp.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from orirec.geometry import quat_to_matrix
 
-__all__ = ["reconstruct", "reconstruct_half_maps"]
+__all__ = ["FourierSums", "insert_images", "reconstruct", "reconstruct_half_maps", "volume_from_sums"]
 
 DT = torch.float32  # working precision of the insertion (sums are symmetrized in float64)
 
@@ -39,38 +41,46 @@ def _check_inputs(
     return img, q, sh
 
 
-def reconstruct(
+@dataclass
+class FourierSums:
+    """Fourier insertion sums of a set of images (Hermitian-symmetrized): ``num`` (P, P, P) complex128 and
+    ``wgt`` (P, P, P) float64 on the padded grid (``P = pad * box_px``, fft order). Sums of disjoint image sets
+    add (``a + b``): a map-reduce over shards, or a running average (``sums.scaled(decay) + new``), gives the map
+    of all their images with :func:`volume_from_sums`."""
+
+    num: torch.Tensor
+    wgt: torch.Tensor
+    box_px: int
+    pad: int
+
+    def __add__(self, other: FourierSums) -> FourierSums:
+        if (self.box_px, self.pad) != (other.box_px, other.pad):
+            raise ValueError(f"Fourier sums of boxes {self.box_px}/{other.box_px} px, pads {self.pad}/{other.pad}")
+        return FourierSums(self.num + other.num, self.wgt + other.wgt, self.box_px, self.pad)
+
+    def scaled(self, factor: float) -> FourierSums:
+        """The sums with every image's weight multiplied by ``factor`` (older images fade in a running average)."""
+        return FourierSums(self.num * factor, self.wgt * factor, self.box_px, self.pad)
+
+
+def insert_images(
     images: np.ndarray,
     quaternions: np.ndarray,
     shifts_px: np.ndarray | None = None,
     pad: int = 2,
-    wiener: float = 1e-3,
     batch_size: int = 128,
     device: str | torch.device = "cpu",
-) -> np.ndarray:
-    """Reconstruct an (L, L, L) float32 volume ``[z, y, x]`` from images and their orientations.
+) -> FourierSums:
+    """The Fourier insertion sums of images at their orientations (see :func:`reconstruct` for the arguments).
 
-    Parameters
-    ----------
-    images: (N, L, L) projections ``[y, x]`` (line integrals, voxel units).
-    quaternions: (N, 4) unit quaternions (scalar-first) of ``R`` (particle -> microscope frame).
-    shifts_px: optional (N, 2) shifts ``(dx, dy)`` in pixels that were applied to the images
-        (content moved by +shift); they are undone by a Fourier phase ramp.
-    pad: padding factor of the Fourier grid (``pad * L`` per axis).
-    wiener: regularization relative to the mean inserted weight: ``F = S / (W + wiener * mean W)``.
-    batch_size: images per insertion batch.
-    device: torch device.
-
-    Each padded image's 2D FFT (origin at the particle centre) is inserted at particle-frame
-    frequencies ``R^T (kx, ky, 0)`` (|k| < pad*L/2) with trilinear weights; the weighted
-    average is inverse transformed, cropped and divided by the real-space transform
-    of the trilinear kernel (``sinc^2`` per axis).
+    Each padded image's 2D FFT (origin at the particle centre) is inserted at particle-frame frequencies
+    ``R^T (kx, ky, 0)`` (|k| < pad*L/2) with trilinear weights.
     """
     img, q, sh = _check_inputs(images, quaternions, shifts_px)
     if int(pad) != pad or pad < 1:
         raise ValueError(f"pad: expected an integer >= 1, got {pad}")
-    if wiener < 0 or batch_size < 1:
-        raise ValueError(f"wiener must be >= 0 and batch_size >= 1, got {wiener}, {batch_size}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     dev = torch.device(device)
     n_img, L = img.shape[0], img.shape[1]
     P = int(pad) * L
@@ -106,15 +116,54 @@ def reconstruct(
     acc = acc.to(torch.float64).reshape(P, P, P, 3)
     mirror = torch.roll(torch.flip(acc, dims=(0, 1, 2)), shifts=(1, 1, 1), dims=(0, 1, 2))  # value at -k
     num = torch.complex(acc[..., 0] + mirror[..., 0], acc[..., 1] - mirror[..., 1])
-    wgt = acc[..., 2] + mirror[..., 2]
+    return FourierSums(num, acc[..., 2] + mirror[..., 2], L, int(pad))
+
+
+def volume_from_sums(sums: FourierSums, wiener: float = 1e-3) -> np.ndarray:
+    """The (L, L, L) float32 volume ``[z, y, x]`` of Fourier insertion sums: the weighted average
+    ``F = S / (W + wiener * mean W)``, inverse transformed, cropped and divided by the real-space transform of
+    the trilinear kernel (``sinc^2`` per axis)."""
+    if wiener < 0:
+        raise ValueError(f"wiener must be >= 0, got {wiener}")
+    L, P, wgt = sums.box_px, sums.pad * sums.box_px, sums.wgt
+    c = L // 2
     pos = wgt > 0
     mean_w = wgt[pos].mean() if bool(pos.any()) else torch.tensor(1.0, dtype=torch.float64)
-    grid = num / (wgt + float(wiener) * mean_w + 1e-300)
+    grid = sums.num / (wgt + float(wiener) * mean_w + 1e-300)
     vol = torch.fft.ifftn(grid).real
     vol = torch.roll(vol, shifts=(c, c, c), dims=(0, 1, 2))[:L, :L, :L]
-    corr = torch.as_tensor(np.sinc((np.arange(L) - c) / P) ** 2, dtype=torch.float64, device=dev)
+    corr = torch.as_tensor(np.sinc((np.arange(L) - c) / P) ** 2, dtype=torch.float64, device=vol.device)
     vol = vol / (corr[:, None, None] * corr[None, :, None] * corr[None, None, :])
     return vol.to(torch.float32).cpu().numpy()
+
+
+def reconstruct(
+    images: np.ndarray,
+    quaternions: np.ndarray,
+    shifts_px: np.ndarray | None = None,
+    pad: int = 2,
+    wiener: float = 1e-3,
+    batch_size: int = 128,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Reconstruct an (L, L, L) float32 volume ``[z, y, x]`` from images and their orientations.
+
+    Parameters
+    ----------
+    images: (N, L, L) projections ``[y, x]`` (line integrals, voxel units).
+    quaternions: (N, 4) unit quaternions (scalar-first) of ``R`` (particle -> microscope frame).
+    shifts_px: optional (N, 2) shifts ``(dx, dy)`` in pixels that were applied to the images
+        (content moved by +shift); they are undone by a Fourier phase ramp.
+    pad: padding factor of the Fourier grid (``pad * L`` per axis).
+    wiener: regularization relative to the mean inserted weight: ``F = S / (W + wiener * mean W)``.
+    batch_size: images per insertion batch.
+    device: torch device.
+
+    :func:`insert_images` then :func:`volume_from_sums`.
+    """
+    if wiener < 0:
+        raise ValueError(f"wiener must be >= 0 and batch_size >= 1, got {wiener}, {batch_size}")
+    return volume_from_sums(insert_images(images, quaternions, shifts_px, pad, batch_size, device), wiener)
 
 
 def _splat(acc: torch.Tensor, pts: torch.Tensor, vals: torch.Tensor, P: int) -> None:

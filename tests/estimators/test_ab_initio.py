@@ -117,3 +117,23 @@ def test_checkpoint_resumes_finished_restarts(particle, tmp_path, monkeypatch):
     ckpt.write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="ai.npz: not a readable ab initio checkpoint"):
         ab_initio(images, PIXEL_A, seed=2, checkpoint=ckpt, **kw)
+
+
+def test_minibatch_ab_initio_recovers_the_pseudo_protein():
+    """Iterations on growing random minibatches against a running map, then one pass over every image: the
+    pseudo-protein's orientations at the full set's accuracy (400 images: measured 5.0-6.3° over 4 seeds with 3
+    restarts; every image every iteration: 7.8-11.5° for one restart), at a per-iteration cost set by the
+    minibatch."""
+    from orirec.estimators.ab_initio.search import ab_initio
+    from orirec.evaluate.metrics import orientation_metrics
+    from orirec.geometry import uniform_quaternions
+    from orirec.simulate.projector import project
+    from orirec.structures import load_volume
+
+    vol, _ = load_volume("pseudo:0", 32, 4.0)
+    q = uniform_quaternions(400, seed=2)
+    res = ab_initio(np.asarray(project(vol, q)), 4.0, iterations=12, restarts=3, minibatch=(50, 200),
+                    resolution_end_A=16, seed=1)  # fmt: skip
+    images = [h["images"] for h in res.iterations]
+    assert images[0] == 50 and images[-2] == 200 and images[-1] == 400 and images == sorted(images)
+    assert orientation_metrics(res.quaternions, q)["err_rot_median"] < 15.0

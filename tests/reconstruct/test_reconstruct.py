@@ -149,3 +149,23 @@ def test_reconstruct_rejects_bad_input(data):
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         reconstruct(bad, q[:3])
+
+
+def test_fourier_sums_of_disjoint_sets_add_up_to_the_whole_map():
+    """insert_images sums are additive (a map-reduce over shards gives the map of all images) and scale (a running
+    average); reconstruct is insert_images then volume_from_sums."""
+    from orirec.geometry import uniform_quaternions
+    from orirec.reconstruct.fourier import insert_images, reconstruct, volume_from_sums
+
+    rng = np.random.default_rng(0)
+    img, q, sh = (
+        rng.normal(size=(40, 16, 16)).astype(np.float32),
+        uniform_quaternions(40, seed=1),
+        rng.normal(size=(40, 2)),
+    )
+    whole = reconstruct(img, q, sh)
+    parts = insert_images(img[:15], q[:15], sh[:15]) + insert_images(img[15:], q[15:], sh[15:])
+    np.testing.assert_allclose(volume_from_sums(parts), whole, atol=1e-5 * np.abs(whole).max())
+    np.testing.assert_allclose(volume_from_sums(parts.scaled(0.5)), whole, atol=1e-5 * np.abs(whole).max())
+    with pytest.raises(ValueError, match="boxes"):
+        parts + insert_images(img[:, :8, :8], q, None)

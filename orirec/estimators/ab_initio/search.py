@@ -35,12 +35,14 @@ from orirec.geometry import global_rotation_grid, local_rotation_grid, multiply,
 from orirec.imaging.formation import apply_shifts
 from orirec.imaging.ncc import MaskedNCC
 from orirec.imaging.resize import fourier_downsample
-from orirec.reconstruct.fourier import reconstruct
+from orirec.reconstruct.fourier import FourierSums, insert_images, reconstruct, volume_from_sums
 from orirec.simulate.nufft_projector import cpu_projector
 
 __all__ = ["AbInitioResult", "ab_initio", "check_particle_size", "estimate_particle_radius_A"]
 
 _SCORE_CHUNK = 512  # images scored against the whole grid at once
+# weight of the running map's older minibatches at each new one (0.5 and 0.8: more single runs fell into wrong maps)
+MINIBATCH_DECAY = 0.25
 
 
 @dataclass
@@ -90,6 +92,7 @@ def ab_initio(
     wiener: float = _DEFAULTS.wiener,
     restarts: int = _DEFAULTS.restarts,
     consensus: bool = _DEFAULTS.consensus,
+    minibatch: tuple[int, int] | None = _DEFAULTS.minibatch,
     agree_deg: float = AGREE_DEG,
     progress: Callable[[int, int], None] | None = None,
     checkpoint: str | Path | None = None,
@@ -109,7 +112,10 @@ def ab_initio(
     ``agree_deg`` once registered) are averaged per image and the map is made again from the mean
     (:mod:`~orirec.estimators.ab_initio.consensus`); otherwise, or when no two agree, the one whose images
     match their projections best (the highest final mean NCC) is kept. No ground truth is read either way.
-    ``progress(done, total)`` counts iterations over all restarts. Each
+    ``minibatch`` (first, last): each iteration but the last draws the orientations of a random minibatch only,
+    growing geometrically from ``first`` to ``last`` images, against a running map (so that its cost does not grow
+    with the number of images); the last iteration is one pass over every image. ``progress(done, total)``
+    counts iterations over all restarts. Each
     iteration's summary holds the resolution (Å), box (px), mean best NCC (``score``) and the median change of
     orientation (``change_median_deg``). ``checkpoint``: an ``.npz`` written after every restart; a rerun with
     the same images, seed and settings reads the finished restarts back instead of running them again
@@ -127,6 +133,8 @@ def ab_initio(
     settings = dict(iterations=iterations, resolution=(resolution_start_A, resolution_end_A), step_deg=step_deg,
                     sharpness=(sharpness_start, sharpness_end), particle_radius_A=particle_radius_A,
                     max_shift_px=max_shift_px, pad=pad, wiener=wiener)  # fmt: skip
+    if minibatch is not None:  # (absent otherwise: checkpoints of full-set runs keep their key)
+        settings["minibatch"] = (int(minibatch[0]), int(minibatch[1]))
     path = None if checkpoint is None else Path(checkpoint)
     key = 0 if path is None else checkpoint_key(images, pixel_size_A, seed, settings)  # hashes every image
     finished = {} if path is None else load_restarts(path, key)
@@ -173,8 +181,13 @@ def _final_map(images, res: AbInitioResult, particle_radius_A, pad: int, wiener:
 def _masked_map(small, q, shifts_small, px: float, particle_radius_A, pad: int, wiener: float) -> np.ndarray:
     """The map of ``small`` (n, B, B; ``px`` Å/px) at orientations ``q`` with shifts (px of ``small``) undone,
     inside a sphere of ``particle_radius_A`` (default 0.45 × box)."""
-    box = small.shape[1]
     vol = reconstruct(small, q, shifts_small if np.any(shifts_small) else None, pad=pad, wiener=wiener)
+    return _mask(vol, px, particle_radius_A)
+
+
+def _mask(vol: np.ndarray, px: float, particle_radius_A) -> np.ndarray:
+    """``vol`` (B, B, B; ``px`` Å/px) inside a sphere of ``particle_radius_A`` (default 0.45 × box)."""
+    box = vol.shape[0]
     zz, yy, xx = np.mgrid[:box, :box, :box] - box // 2
     return vol * (zz**2 + yy**2 + xx**2 <= _radius_px(box, px, particle_radius_A) ** 2)
 
@@ -183,17 +196,37 @@ def _radius_px(box: int, px: float, particle_radius_A) -> float:
     return 0.45 * box if particle_radius_A is None else min(particle_radius_A / px, box / 2 - 1)
 
 
+def _minibatch_rows(it: int, iterations: int, n: int, minibatch, rng) -> np.ndarray | slice:
+    """The images of iteration ``it``: every image without ``minibatch`` and in the last iteration (the full
+    pass); else a random minibatch growing geometrically from ``minibatch[0]`` to ``minibatch[1]`` images."""
+    if minibatch is None or it == iterations - 1:
+        return slice(None)
+    size = int(round(_geometric(it, iterations - 1, minibatch[0], minibatch[1])))  # last at it = iterations - 2
+    return np.sort(rng.choice(n, size=min(size, n), replace=False))
+
+
 def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_deg, sharpness, particle_radius_A,
-         max_shift_px, pad, wiener) -> AbInitioResult:  # fmt: skip
-    """One ab initio run from a random start (see :func:`ab_initio`)."""
+         max_shift_px, pad, wiener, minibatch=None) -> AbInitioResult:  # fmt: skip
+    """One ab initio run from a random start (see :func:`ab_initio`).
+
+    Without ``minibatch`` every iteration makes the map from every image and draws every image's orientation.
+    With it, an iteration draws the orientations of a minibatch only, against the running map: Fourier insertion
+    sums of the previous minibatches at their new orientations, each older one weighted by ``MINIBATCH_DECAY``
+    (so an iteration's cost does not grow with the number of images); the last iteration is one pass over every
+    image (the best rotation of the global grid, then its shift).
+    """
     (resolution_start_A, resolution_end_A), (sharpness_start, sharpness_end) = resolution, sharpness
-    L = images.shape[1]
+    n, L = images.shape[0], images.shape[1]
+    if minibatch is not None and minibatch[0] >= n:
+        minibatch = None  # a minibatch as large as the set: every image every iteration
     grid = global_rotation_grid(step_deg)
     jitter = local_rotation_grid(step_deg / 2, step_deg / 4)
-    q = uniform_quaternions(len(images), rng)
-    shifts = np.zeros((len(images), 2))  # px of the input images
+    q = uniform_quaternions(n, rng)
+    shifts = np.zeros((n, 2))  # px of the input images
     history: list[dict] = []
     cache: dict[int, np.ndarray] = {}
+    sums: FourierSums | None = None  # the running map's insertion sums (minibatch mode)
+    rows: np.ndarray | slice = slice(None)
     for it in range(iterations):
         t0 = time.perf_counter()
         res = _geometric(it, iterations, resolution_start_A, resolution_end_A)
@@ -203,17 +236,27 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
             cache[box] = fourier_downsample(images, box) if box != L else images
         small = cache[box]
         to_small = box / L
-        vol = _masked_map(small, q, shifts * to_small, px, particle_radius_A, pad, wiener)
+        if minibatch is None:
+            vol = _masked_map(small, q, shifts * to_small, px, particle_radius_A, pad, wiener)
+        else:
+            next_rows = _minibatch_rows(it, iterations, n, minibatch, rng)
+            if sums is None or sums.box_px != box:  # the start: the first minibatch at its random orientations;
+                seed_rows = next_rows if sums is None else rows  # a finer box: the last minibatch again
+                sums = insert_images(small[seed_rows], q[seed_rows], shifts[seed_rows] * to_small, pad=pad)
+            vol = _mask(volume_from_sums(sums, wiener), px, particle_radius_A)
+            rows = next_rows
         radius_px = _radius_px(box, px, particle_radius_A)
         match = MaskedNCC(box, max(1, int(box // 2 - np.ceil(radius_px + 1))), px, res)
         projector = cpu_projector(vol, pad=pad)
+        mine, mine_shifts = small[rows], shifts[rows]
         with torch.no_grad():
             refs = match(projector.project(grid))
-            feats = match(apply_shifts(small, -shifts * to_small) if shifts.any() else small)
+            feats = match(apply_shifts(mine, -mine_shifts * to_small) if mine_shifts.any() else mine)
         kappa = _geometric(it, iterations, sharpness_start, sharpness_end)
         last = it == iterations - 1
-        pick, best = np.empty(len(q), dtype=np.int64), np.empty(len(q))
-        for c in range(0, len(q), _SCORE_CHUNK):
+        m = len(feats)
+        pick, best = np.empty(m, dtype=np.int64), np.empty(m)
+        for c in range(0, m, _SCORE_CHUNK):
             with torch.no_grad():
                 s = (feats[c : c + _SCORE_CHUNK] @ refs.T).double()
             top, arg = s.max(1)
@@ -228,23 +271,27 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
         new = grid[pick]
         if not last:
             new = multiply(new, jitter[rng.integers(0, len(jitter), len(new))])
-        change = np.degrees(quat_distance(q, new))
-        q = new
+        change = np.degrees(quat_distance(q[rows], new))
+        q[rows] = new
         if max_shift_px > 0:
             with torch.no_grad():
-                proj = projector.project(q)
+                proj = projector.project(new)
             # on a grid of at most 1 px of the input images (not the coarse box's), so that the disk of
             # max_shift_px holds many candidates and not just the centre and its 8 neighbours clipped to the rim
             up = int(np.ceil(L / box))
             radius = max(1.5 / up, max_shift_px * to_small)
-            found = best_shifts(torch.from_numpy(small), proj, match.lowpass, radius, up)
+            found = best_shifts(torch.from_numpy(np.ascontiguousarray(mine)), proj, match.lowpass, radius, up)
             norm = np.linalg.norm(found, axis=1, keepdims=True) / to_small
-            shifts = found / to_small * np.minimum(1.0, max_shift_px / np.maximum(norm, 1e-12))
+            shifts[rows] = found / to_small * np.minimum(1.0, max_shift_px / np.maximum(norm, 1e-12))
+        if minibatch is not None and not last:
+            fresh = insert_images(small[rows], q[rows], shifts[rows] * to_small, pad=pad)
+            sums = fresh if sums is None else sums.scaled(MINIBATCH_DECAY) + fresh
         history.append(
             {
                 "iteration": it + 1,
                 "resolution_A": float(res),
                 "box_px": int(box),
+                "images": int(m),
                 "sharpness": kappa,
                 "score": float(best.mean()),
                 "change_median_deg": float(np.median(change)),
