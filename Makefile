@@ -1,6 +1,8 @@
 # `make demo` and `make test` set up whatever is missing (a venv in .venv), then run.
 export OMP_WAIT_POLICY ?= PASSIVE
 export MPLBACKEND ?= Agg
+# without mkdocs-material's banner about MkDocs 2 on every build
+export NO_MKDOCS_2_WARNING ?= 1
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
