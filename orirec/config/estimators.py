@@ -20,6 +20,7 @@ __all__ = [
     "EstimatorConfig",
     "EuclideanConfig",
     "OracleConfig",
+    "RelionConfig",
     "RegressionConfig",
     "SiameseConfig",
 ]
@@ -125,6 +126,27 @@ class AbInitioConfig(EstimatorConfig):
         return v
 
 
+class RelionConfig(EstimatorConfig):
+    """RELION 3.1's SGD initial model, then one global assignment pass (``relion-sgd``); RELION's own defaults."""
+
+    sgd_ini_iter: int = Field(50, ge=1, description="RELION: initial SGD iterations")
+    sgd_inbetween_iter: int = Field(200, ge=0, description="RELION: SGD iterations between the initial and final ones")
+    sgd_fin_iter: int = Field(50, ge=1, description="RELION: final SGD iterations")
+    sgd_ini_subset: int = Field(100, ge=1, description="RELION: minibatch of the initial SGD iterations (images)")
+    sgd_fin_subset: int = Field(500, ge=1, description="RELION: minibatch of the final SGD iterations (images)")
+    sgd_ini_resol_A: float = Field(35.0, gt=0, description="RELION: resolution of the initial SGD iterations (Å)")
+    sgd_fin_resol_A: float = Field(15.0, gt=0, description="RELION: resolution of the final SGD iterations (Å)")
+    healpix_order: int = Field(1, ge=0, description="RELION: angular sampling of the SGD (HEALPix order; 1: 15°)")
+    assign_healpix_order: int = Field(2, ge=0, description="RELION: angular sampling of the assignment (2: 7.5°)")
+    threads: int = Field(2, ge=1, description="RELION: threads (--j)")
+    particle_diameter_A: float | None = Field(
+        None, gt=0, description="RELION: mask diameter (Å); default: read off the images, as ab-initio's radius"
+    )
+    max_shift_px: float | None = Field(
+        None, ge=0, description="RELION: offset search range (px); default as ab-initio's shift search"
+    )
+
+
 #: estimator name → its config class
 ESTIMATOR_CONFIGS: dict[str, type[EstimatorConfig]] = {
     "siamese": SiameseConfig,
@@ -137,4 +159,5 @@ ESTIMATOR_CONFIGS: dict[str, type[EstimatorConfig]] = {
     "cvae": CVAEConfig,
     "aspire-cl": AspireConfig,
     "ab-initio": AbInitioConfig,
+    "relion-sgd": RelionConfig,
 }

@@ -40,12 +40,31 @@ def _write_stack(store, path: Path) -> None:
 
 def particle_tables(store, stack_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The optics and particles tables describing ``store`` as the stack ``stack_name`` (RELION 3.1+ layout)."""
-    n, p = store.n_images, store.pixel_size_A
-    ctf = store.ctf
+    return particle_tables_of(
+        store.box_px, store.pixel_size_A, stack_name, store.ctf, store.quaternions, store.shifts, str(store.path)
+    )
+
+
+def particle_tables_of(
+    box_px: int,
+    pixel_size_A: float,
+    stack_name: str,
+    ctf: np.ndarray,
+    quaternions: np.ndarray | None = None,
+    shifts_px: np.ndarray | None = None,
+    source: str = "images",
+    placeholder_optics: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The optics and particles tables of images ``1..n`` of the stack ``stack_name`` (RELION 3.1+ layout):
+    ``ctf`` (n, 7) store CTF columns (NaN rows: no CTF), angles from ``quaternions`` and origins (Å) from
+    ``shifts_px`` where given and finite. ``relion_refine`` needs a voltage, Cs and amplitude contrast in the
+    optics table even without a CTF: with ``placeholder_optics`` those get 300 kV, 2.7 mm and 0.1 (unused without
+    ``--ctf``; orirec's importer reads such a table as a partial CTF, so exports leave them out)."""
+    n, p = len(ctf), pixel_size_A
     has_ctf = bool(np.isfinite(ctf).all(axis=1).any())
     if has_ctf and not np.isfinite(ctf).all():
         i = int(np.flatnonzero(~np.isfinite(ctf).all(axis=1))[0])
-        raise ValueError(f"{store.path}: image {i} has no CTF while others do; RELION needs CTF for all or none")
+        raise ValueError(f"{source}: image {i} has no CTF while others do; RELION needs CTF for all or none")
     optics_cols = ctf[:, 3:6] if has_ctf else np.zeros((n, 0))
     combos, group = np.unique(np.round(optics_cols, 6), axis=0, return_inverse=True)
     group = group.reshape(-1) if combos.shape[0] else np.zeros(n, dtype=np.int64)
@@ -55,23 +74,23 @@ def particle_tables(store, stack_name: str) -> tuple[pd.DataFrame, pd.DataFrame]
             "rlnOpticsGroupName": [f"opticsGroup{g + 1}" for g in range(n_groups)],
             "rlnOpticsGroup": np.arange(1, n_groups + 1),
             "rlnImagePixelSize": np.full(n_groups, p),
-            "rlnImageSize": np.full(n_groups, store.box_px),
+            "rlnImageSize": np.full(n_groups, box_px),
             "rlnImageDimensionality": np.full(n_groups, 2),
         }
     )
     if has_ctf:
         optics["rlnVoltage"], optics["rlnSphericalAberration"], optics["rlnAmplitudeContrast"] = combos.T
+    elif placeholder_optics:
+        optics["rlnVoltage"], optics["rlnSphericalAberration"], optics["rlnAmplitudeContrast"] = 300.0, 2.7, 0.1
     cols: dict[str, object] = {
         "rlnImageName": [f"{i + 1:06d}@{stack_name}" for i in range(n)],
         "rlnOpticsGroup": group + 1,
     }
-    q = store.quaternions
-    if np.isfinite(q).all():
-        cols.update(orientation_columns(q))
-    shifts = store.shifts
-    if np.isfinite(shifts).all():
-        cols[ORIGIN_LABELS[0]] = -shifts[:, 0].astype(np.float64) * p
-        cols[ORIGIN_LABELS[1]] = -shifts[:, 1].astype(np.float64) * p
+    if quaternions is not None and np.isfinite(quaternions).all():
+        cols.update(orientation_columns(quaternions))
+    if shifts_px is not None and np.isfinite(shifts_px).all():
+        cols[ORIGIN_LABELS[0]] = -shifts_px[:, 0].astype(np.float64) * p
+        cols[ORIGIN_LABELS[1]] = -shifts_px[:, 1].astype(np.float64) * p
     if has_ctf:
         cols.update(
             {
