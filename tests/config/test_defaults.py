@@ -78,6 +78,8 @@ MAPPED = {
     **{("ab-initio", p): (AbInitioConfig, p) for p in ("iterations", "restarts", "consensus")},
     ("ab-initio", "resolution"): (AbInitioConfig, "resolution_end_A"),
     ("ab-initio", "particle_radius"): (AbInitioConfig, "particle_radius_A"),
+    ("ab-initio", "max_shift"): (AbInitioConfig, "max_shift_px"),
+    ("ab-initio", "minibatch"): (AbInitioConfig, "minibatch"),
     **{("tune", p): (U, p) for p in U.model_fields},
     ("tune", "seed"): (T, "seed"),
 }
