@@ -376,6 +376,20 @@ def _common_lines(where: Where) -> str:
     return "\n".join([*provenance_lines("commonline_detectability"), "", setup, "", *_table(header, rows)])
 
 
+def _ab_initio_minibatch(where: Where) -> str:
+    r = load("ab_initio_minibatch")
+    batch = lambda mb: "every image" if mb is None else f"{_int(mb[0])} → {_int(mb[1])}"  # noqa: E731
+    rows = [
+        [_int(x["n"]), batch(x["minibatch"]),
+         str(x["restarts"]), _s(x["wall_s"]), _s(x["iteration_s_median"]), _s(x["full_pass_s"]),
+         f"{x['peak_rss_mb'] / 1024:.1f} GB", _deg_fine(x["err_rot_median"]), _pct(x["acc20"])]
+        for x in r["rows"]
+    ]  # fmt: skip
+    header = ["N", "minibatch (images)", "restarts", "wall", "per iteration (median)", "full pass", "peak RSS",
+              "`err_rot` median", "acc@20°"]  # fmt: skip
+    return "\n".join([*provenance_lines("ab_initio_minibatch"), "", *_table(header, rows)])
+
+
 # The JSON behind each results page, and the page (for the README's and the index's links).
 PAGES = {
     "demo": ("docs/results/demo.md", "The main job (`make demo`)"),
@@ -385,6 +399,7 @@ PAGES = {
     "simulate_throughput": ("docs/results/simulation.md", "Simulation speed and projector accuracy"),
     "train_throughput": ("docs/results/training.md", "Training throughput"),
     "commonline_detectability": ("docs/results/common-lines.md", "Common lines of single pairs"),
+    "ab_initio_minibatch": ("docs/results/ab-initio.md", "Ab initio: every image against minibatches"),
 }
 
 
@@ -455,6 +470,7 @@ BLOCKS: dict[str, Callable[[Where], str]] = {
     "simulate": _simulate,
     "train": _train,
     "common-lines": _common_lines,
+    "ab-initio-minibatch": _ab_initio_minibatch,
 }
 
 
