@@ -27,7 +27,13 @@ import numpy as np
 
 from orirec.config import RecoverConfig
 from orirec.config.estimators import ESTIMATOR_CONFIGS, EstimatorConfig
-from orirec.recover.solve import InplaneCopies, consistency_score, images_with_copies, solve_orientations
+from orirec.recover.solve import (
+    InplaneCopies,
+    consistency_score,
+    images_with_copies,
+    quaternions_with_copies,
+    solve_orientations,
+)
 
 __all__ = [
     "ESTIMATORS",
@@ -62,11 +68,7 @@ class EstimatorData:
     def with_copies(self, copies: InplaneCopies) -> EstimatorData:
         """The images followed by their in-plane rotated copies (the pair graph's nodes), with the copies' true
         orientations when known (``R_z(φ) R``)."""
-        from orirec.geometry import rotate_about_z
-
-        q = self.true_quaternions
-        if q is not None:
-            q = np.concatenate([q, rotate_about_z(q[copies.source], copies.angle_rad)])
+        q = None if self.true_quaternions is None else quaternions_with_copies(self.true_quaternions, copies)
         return EstimatorData(images_with_copies(self.images, copies), self.pixel_size_A, q)
 
     def phase_flipped_images(self) -> np.ndarray:

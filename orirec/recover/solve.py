@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from orirec.config import RecoverConfig
+from orirec.geometry import rotate_about_z
 from orirec.imaging.inplane import rotate_inplane
 from orirec.reconstruct.consistency import crossval_reprojection_score, prepare_consistency_images
 
@@ -39,8 +40,10 @@ __all__ = [
     "check_pair_model",
     "consistency_score",
     "images_with_copies",
+    "inplane_copies",
     "pair_graph",
     "plan_copies",
+    "quaternions_with_copies",
     "recover_graph",
     "require_vectors",
     "solve_orientations",
@@ -99,11 +102,23 @@ def plan_copies(n: int, cfg: RecoverConfig) -> InplaneCopies | None:
     return InplaneCopies(src, angle)
 
 
+def inplane_copies(images: np.ndarray, copies: InplaneCopies) -> np.ndarray:
+    """The in-plane rotated copies (m, L, L) of the images (n, L, L)."""
+    return rotate_inplane(images[copies.source], copies.angle_rad)
+
+
 def images_with_copies(images: np.ndarray, copies: InplaneCopies | None) -> np.ndarray:
     """The images (n, L, L) followed by their in-plane rotated copies: the nodes of the pair graph."""
     if copies is None:
         return images
-    return np.concatenate([images, rotate_inplane(images[copies.source], copies.angle_rad)])
+    return np.concatenate([images, inplane_copies(images, copies)])
+
+
+def quaternions_with_copies(q: np.ndarray, copies: InplaneCopies | None) -> np.ndarray:
+    """Orientations (n, 4) followed by those of the in-plane rotated copies, ``R_z(φ) R``."""
+    if copies is None:
+        return q
+    return np.concatenate([q, rotate_about_z(q[copies.source], copies.angle_rad)])
 
 
 def consistency_score(images: np.ndarray, cfg: RecoverConfig) -> Callable[[np.ndarray], float]:

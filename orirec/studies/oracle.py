@@ -12,9 +12,9 @@ import numpy as np
 
 from orirec.config import RecoverConfig
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.geometry import orientation_features, quat_distance, rotate_about_z, uniform_quaternions
+from orirec.geometry import orientation_features, quat_distance, uniform_quaternions
 from orirec.pipeline.stages import ray_block_runner
-from orirec.recover.solve import InplaneCopies, consistency_score, solve_orientations
+from orirec.recover.solve import InplaneCopies, consistency_score, quaternions_with_copies, solve_orientations
 from orirec.simulate.projector import project
 from orirec.structures import load_volume
 
@@ -48,9 +48,7 @@ def oracle_recover(
     graph_nodes: dict[str, np.ndarray] = {}  # the true quaternions of the images and copies, set by features()
 
     def features(copies: InplaneCopies | None) -> np.ndarray:
-        nodes = q_true
-        if copies is not None:
-            nodes = np.concatenate([q_true, rotate_about_z(q_true[copies.source], copies.angle_rad)])
+        nodes = quaternions_with_copies(q_true, copies)
         graph_nodes["q"] = nodes
         emb = orientation_features(nodes)
         if embedding_noise > 0:

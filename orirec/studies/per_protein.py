@@ -25,7 +25,7 @@ from orirec.config import RecoverConfig
 from orirec.evaluate.distances import model_and_truth, protein_key, protein_name, trained_protein_ids
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.models import edge_distances, embed_images
-from orirec.recover.solve import consistency_score, images_with_copies, solve_orientations
+from orirec.recover.solve import consistency_score, inplane_copies, solve_orientations
 from orirec.store import reference_volume
 from orirec.store.pairs import sample_uniform_pairs
 from orirec.studies.tables import markdown_table
@@ -172,9 +172,12 @@ def _one_protein(model, store, p: int, n_max: int, steps: int, n_starts: int, n_
     feats = embed_images(model, images)
     dist_mae = float(np.mean(np.abs(edge_distances(model, feats, pi, pj) - d_q)))
     cfg = RecoverConfig(graph="full", steps=steps, n_starts=n_starts, seed=seed)  # the gauge too, as a real run
+
+    def features(copies):  # the images' embeddings are the ones above: only the copies are new
+        return feats if copies is None else np.concatenate([feats, embed_images(model, inplane_copies(images, copies))])
+
     solved = solve_orientations(
-        len(members), cfg,
-        features=lambda copies: embed_images(model, images_with_copies(images, copies)),
+        len(members), cfg, features=features,
         distances=lambda emb, i, j: edge_distances(model, emb, i, j),
         gauge_score=consistency_score(images, cfg),
     )  # fmt: skip

@@ -5,8 +5,8 @@ import pytest
 
 from orirec.config import RecoverConfig
 from orirec.evaluate.metrics import orientation_metrics
-from orirec.geometry import orientation_features, quat_distance, rotate_about_z, uniform_quaternions
-from orirec.recover.solve import consistency_score, plan_copies, solve_orientations
+from orirec.geometry import orientation_features, quat_distance, uniform_quaternions
+from orirec.recover.solve import consistency_score, plan_copies, quaternions_with_copies, solve_orientations
 from orirec.simulate.projector import project
 from orirec.structures import load_volume
 
@@ -24,7 +24,7 @@ def _solve(q, images, cfg):
     nodes = {}
 
     def features(copies):
-        nodes["q"] = q if copies is None else np.concatenate([q, rotate_about_z(q[copies.source], copies.angle_rad)])
+        nodes["q"] = quaternions_with_copies(q, copies)
         return orientation_features(nodes["q"])
 
     score = consistency_score(images, cfg) if cfg.gauge else None
