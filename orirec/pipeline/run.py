@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from orirec.config import RunConfig, TrainConfig, deep_merge, validate
 from orirec.config.provenance import version_info
-from orirec.evaluate.report import write_report
+from orirec.evaluate.report import REGISTERED_MAP, write_report
 from orirec.pipeline import spec as S
 from orirec.pipeline.stages import (
     stage_evaluate,
@@ -28,6 +29,8 @@ from orirec.pipeline.stages import (
     stage_train,
     write_json,
 )
+from orirec.store import open_store
+from orirec.store.orientations import read_orientations
 from orirec.tracking import Tracker
 from orirec.tracking.train_logging import log_trained_model
 
@@ -41,10 +44,12 @@ class RunPaths:
     eval_store: Path
     tune: Path
     train: Path
+    ab_initio: Path
     recover: Path
     reconstruct: Path
     evaluate: Path
     report: Path
+    orientations: Path  # the folder of the orientations.csv that reconstruct/evaluate/report read: recover or ab_initio
 
     @classmethod
     def of(cls, spec: S.PipelineSpec, root: str | Path) -> RunPaths:
@@ -52,7 +57,8 @@ class RunPaths:
         root = Path(root)
         loc = {k: S.locate(spec, root, k).local for k in S.PipelinePaths.model_fields}
         del loc["test_store"]
-        return cls(root=root, eval_store=S.locate(spec, root, spec.eval_store_key).local, **loc)
+        ev, orient = S.locate(spec, root, spec.eval_store_key).local, loc[spec.orientations_key]
+        return cls(root=root, eval_store=ev, orientations=orient, **loc)
 
     @property
     def checkpoint(self) -> Path:
@@ -79,11 +85,25 @@ def run_report(spec: S.PipelineSpec, paths: RunPaths, out: Path | None = None) -
         out or paths.report,
         store=paths.eval_store,
         train_dir=paths.train,
-        recover_dir=paths.recover,
+        recover_dir=paths.orientations,
         map_path=paths.map,
         evaluate_dir=paths.evaluate,
         title=f"orirec run {spec.name}",
     )
+
+
+EVALUATE_SKIPPED = "skipped.json"  # evaluate's marker when the store has no ground truth (its reason)
+EVALUATE_FILES = ("metrics.json", "fsc_curves.json", "distance_bins.json", REGISTERED_MAP)
+
+
+def missing_ground_truth(store: Path, orientations: Path) -> str | None:
+    """Why the images of ``orientations`` cannot be evaluated (one line), or None when the store holds their true
+    orientations (an imported store has none: its quaternions are NaN)."""
+    s = open_store(store)
+    rows, _ = read_orientations(orientations, s)
+    if not np.isfinite(s.quaternions[rows]).all():
+        return f"{store} holds no ground-truth orientations (imported particles?): nothing to evaluate against"
+    return None
 
 
 def run_all(
@@ -112,7 +132,7 @@ def run_all(
     hashes = S.stage_hashes(spec)
     out: dict[str, Any] = {"skipped": []}
     t0 = time.perf_counter()
-    runners = _stage_runners(spec, paths, overwrite, cb, train_progress, tracker)
+    runners = _stage_runners(spec, paths, overwrite, cb, train_progress, tracker, say)
     stamp = {f"orirec.{k}": str(v) for k, v in version_info().items() if v is not None}
     with tracker.run(spec.name, tags=stamp) as parent_id:
         tracker.log_params(spec.model_dump(mode="json", exclude={"stages", "paths", "test", "description"}))
@@ -143,9 +163,16 @@ def run_all(
 
 
 def _stage_runners(
-    spec: S.PipelineSpec, paths: RunPaths, overwrite: bool, cb, train_progress: bool, tracker: Tracker
+    spec: S.PipelineSpec,
+    paths: RunPaths,
+    overwrite: bool,
+    cb,
+    train_progress: bool,
+    tracker: Tracker,
+    say: Callable[[str], Any] = lambda line: None,
 ) -> dict[str, Callable[[], Mapping[str, Any]]]:
-    """One zero-argument callable per stage, each returning the stage's JSON-able summary."""
+    """One zero-argument callable per stage, each returning the stage's JSON-able summary; ``say(line)`` gets the
+    one-line reason of a stage that has nothing to do (evaluate without ground truth)."""
 
     def simulate() -> Mapping[str, Any]:
         tracker.log_params({**spec.simulate.model_dump(mode="json"), "split": spec.split})
@@ -240,17 +267,53 @@ def _stage_runners(
             tracker.log_metrics({f"refine_{k}": v for k, v in r.items() if k != "round"}, step=r["round"])
         return {k: v for k, v in res.items() if k != "loss_history"}
 
+    def ab_initio() -> Mapping[str, Any]:
+        from orirec.pipeline.ab_initio import stage_ab_initio
+
+        ac = spec.ab_initio
+        assert ac is not None  # an ab_initio stage exists only with an ab_initio section
+        tracker.log_params(ac.model_dump(mode="json"))
+        t0 = time.perf_counter()
+        res = stage_ab_initio(
+            paths.eval_store,
+            paths.ab_initio,
+            protein=ac.protein,
+            n=ac.n,
+            settings=ac.settings(),
+            refine=ac.refine,
+            seed=ac.seed,
+            progress=cb("ab initio"),
+            refine_progress=cb("refine"),
+        )
+        tracker.log_metrics({k: v for k, v in res.items() if isinstance(v, (int, float))})
+        for r in res.get("refine_rounds", []):
+            tracker.log_metrics({f"refine_{k}": v for k, v in r.items() if k != "round"}, step=r["round"])
+        for f in ("orientations.csv", "orientations.star", "ab_initio_map.mrc", "ab_initio_result.json"):
+            tracker.log_artifact(paths.ab_initio / f)
+        return {**res, "time_s": time.perf_counter() - t0}
+
     def reconstruct() -> Mapping[str, Any]:
-        res = stage_reconstruct(spec.reconstruct, paths.eval_store, paths.recover / "orientations.csv", paths.map)
+        res = stage_reconstruct(spec.reconstruct, paths.eval_store, paths.orientations / "orientations.csv", paths.map)
         tracker.log_artifact(paths.map)
         return res
 
     def evaluate() -> Mapping[str, Any]:
+        orientations = paths.orientations / "orientations.csv"
+        reason = missing_ground_truth(paths.eval_store, orientations)
+        if reason is not None:  # an imported store: a marker (so a rerun skips it), no metrics
+            say(f"evaluate: skipped, {reason}")
+            paths.evaluate.mkdir(parents=True, exist_ok=True)
+            for f in EVALUATE_FILES:  # an earlier evaluation's, of other orientations
+                (paths.evaluate / f).unlink(missing_ok=True)
+            skipped = {"skipped": reason}
+            write_json(paths.evaluate / EVALUATE_SKIPPED, skipped)
+            return skipped
+        (paths.evaluate / EVALUATE_SKIPPED).unlink(missing_ok=True)
         res = stage_evaluate(
             paths.eval_store,
-            paths.recover / "orientations.csv",
+            orientations,
             paths.evaluate,
-            graph=paths.recover / "graph.npz",
+            graph=paths.orientations / "graph.npz",
             reconstruct_cfg=spec.reconstruct,
         )
         tracker.log_metrics(res)
@@ -267,6 +330,7 @@ def _stage_runners(
         "simulate_test": simulate_test,
         "tune": tune,
         "train": train,
+        "ab_initio": ab_initio,
         "recover": recover,
         "reconstruct": reconstruct,
         "evaluate": evaluate,

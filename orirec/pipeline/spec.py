@@ -4,13 +4,20 @@ A pipeline file is a :class:`~orirec.config.RunConfig` (so every run config, e.g
 is a valid pipeline file) with optional extra sections:
 
 - ``stages``: which stages run, in order (default: all; ``simulate_test`` only when ``test`` is set,
-  ``tune`` only when ``tune`` is set: a Ray Tune sweep whose best values the ``train`` stage then uses).
+  ``tune`` only when ``tune`` is set: a Ray Tune sweep whose best values the ``train`` stage then uses;
+  ``ab_initio`` only when ``ab_initio`` is set, and then instead of ``tune``, ``train`` and ``recover``).
+- ``ab_initio``: orientations with no model (``orirec ab-initio``'s settings, ``refine``, optional ``protein`` and
+  ``n``), an alternative to ``train`` + ``recover``: reconstruct / evaluate / report then read its
+  ``orientations.csv`` (:attr:`PipelineSpec.orientations_key`).
 - ``paths``: where each stage writes, relative to the run folder, absolute, or a URI
   (``s3://``, ``gs://``, ``memory://``, …, through fsspec: the stage writes a local working copy in the run
   folder, which is uploaded when the stage finishes and downloaded again when a later stage needs it).
 - ``split``: the manifest split (``split`` column) the training store is simulated from.
-- ``test``: a second store (``paths.test_store``) that recover / reconstruct / evaluate / report read
+- ``test``: a second store (``paths.test_store``) that recover / ab_initio / reconstruct / evaluate / report read
   instead of the training store, e.g. unseen proteins of the ``test`` split.
+
+A pipeline may start from an existing store (e.g. one written by ``orirec import``): point ``paths.store`` at it
+and leave ``simulate`` out of ``stages``.
 
 A finished stage leaves ``<run>/stages/<stage>/done.json`` with its config hash and output paths; a rerun
 skips the stage when the hash matches and the outputs exist. The hash covers the stage's own config
@@ -27,23 +34,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from orirec.config import RunConfig, SimulateConfig, TuneConfig, deep_merge, load_yaml, validate
+from orirec.config import RefineConfig, RunConfig, SimulateConfig, TuneConfig, deep_merge, load_yaml, validate
+from orirec.config.estimators import AbInitioConfig
 from orirec.config.models import _Strict
 
-StageName = Literal["simulate", "simulate_test", "tune", "train", "recover", "reconstruct", "evaluate", "report"]
+StageName = Literal[
+    "simulate", "simulate_test", "tune", "train", "ab_initio", "recover", "reconstruct", "evaluate", "report"
+]
 ALL_STAGES: tuple[str, ...] = (
     "simulate",
     "simulate_test",
     "tune",
     "train",
+    "ab_initio",
     "recover",
     "reconstruct",
     "evaluate",
     "report",
 )
-OPTIONAL_STAGES = {"simulate_test": "test", "tune": "tune"}  # stage -> the section it needs
+OPTIONAL_STAGES = {"simulate_test": "test", "tune": "tune", "ab_initio": "ab_initio"}  # stage -> the section it needs
+MODEL_STAGES = ("tune", "train", "recover")  # what ab_initio replaces in the default stages
 
 
 class PipelinePaths(_Strict):
@@ -53,6 +65,7 @@ class PipelinePaths(_Strict):
     test_store: str = Field("test.zarr", description="store of the test data (used when `test` is set)")
     tune: str = Field("tune", description="sweep results and best_values.json")
     train: str = Field("train", description="checkpoints and training summary")
+    ab_initio: str = Field("ab_initio", description="orientations.{csv,star}, ab_initio_map.mrc (no model)")
     recover: str = Field("recover", description="orientations.{csv,star}, graph.npz")
     reconstruct: str = Field("reconstruct", description="map.mrc")
     evaluate: str = Field("evaluate", description="metrics.json")
@@ -66,6 +79,22 @@ class TestData(_Strict):
     simulate: dict[str, Any] = Field(default_factory=dict, description="keys of `simulate` that differ")
 
 
+class AbInitioStage(AbInitioConfig):
+    """The ``ab_initio`` stage: ``orirec ab-initio``'s settings (:class:`AbInitioConfig`, unknown keys are errors),
+    which images, and the projection-matching refinement that follows."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    protein: int | None = Field(None, ge=0, description="only the images of this protein (store index)")
+    n: int | None = Field(None, ge=10, description="only the first N images (of `protein`)")
+    refine: RefineConfig = Field(default_factory=RefineConfig, description="projection-matching refinement after it")
+
+    def settings(self) -> dict[str, Any]:
+        """The search's settings (what ``stage_ab_initio`` passes on to the estimator): every field but the
+        images, the refinement and the seed (its own argument)."""
+        return self.model_dump(exclude={"protein", "n", "refine", "seed"})
+
+
 class PipelineSpec(RunConfig):
     """A run config plus stages, paths, the training split and an optional test store."""
 
@@ -75,6 +104,9 @@ class PipelineSpec(RunConfig):
     split: str | None = Field(None, description="manifest split of the training store, e.g. 'train'")
     test: TestData | None = None
     tune: TuneConfig | None = Field(None, description="a Ray Tune sweep before training (orirec tune's settings)")
+    ab_initio: AbInitioStage | None = Field(
+        None, description="orientations with no model (orirec ab-initio's settings), instead of train + recover"
+    )
 
     @model_validator(mode="after")
     def _check_stages(self) -> PipelineSpec:
@@ -84,14 +116,22 @@ class PipelineSpec(RunConfig):
             for stage, section in OPTIONAL_STAGES.items():
                 if stage in self.stages and getattr(self, section) is None:
                     raise ValueError(f"stages: {stage} needs a `{section}` section")
+        active = self.active_stages()
+        if "ab_initio" in active and "recover" in active:
+            raise ValueError(
+                "stages: ab_initio and recover both write the orientations; list one of them "
+                "(ab_initio needs no train either)"
+            )
         if self.test is not None:
             self.test_simulate_config()  # unknown keys fail now, not after training
         return self
 
     def active_stages(self) -> list[str]:
         """The stages to run, in pipeline order."""
-        chosen = self.stages if self.stages is not None else [s for s in ALL_STAGES if self._has_section(s)]
-        return [s for s in ALL_STAGES if s in chosen]
+        if self.stages is not None:
+            return [s for s in ALL_STAGES if s in self.stages]
+        skip = MODEL_STAGES if self.ab_initio is not None else ()  # no model: ab initio instead of train + recover
+        return [s for s in ALL_STAGES if self._has_section(s) and s not in skip]
 
     def _has_section(self, stage: str) -> bool:
         return stage not in OPTIONAL_STAGES or getattr(self, OPTIONAL_STAGES[stage]) is not None
@@ -104,8 +144,17 @@ class PipelineSpec(RunConfig):
 
     @property
     def eval_store_key(self) -> str:
-        """The ``paths`` key of the store that recover/reconstruct/evaluate/report read."""
+        """The ``paths`` key of the store that recover/ab_initio/reconstruct/evaluate/report read."""
         return "test_store" if self.test is not None else "store"
+
+    @property
+    def orientations_key(self) -> str:
+        """The ``paths`` key of the stage whose ``orientations.csv`` reconstruct/evaluate/report read: ``ab_initio``
+        when it runs, or when the pipeline has an ``ab_initio`` section and recover does not run; else ``recover``."""
+        active = self.active_stages()
+        if "ab_initio" in active or (self.ab_initio is not None and "recover" not in active):
+            return "ab_initio"
+        return "recover"
 
 
 def load_pipeline(path: str | Path, overrides: dict[str, Any] | None = None) -> PipelineSpec:
@@ -201,7 +250,8 @@ def localize_inputs(inputs: list[str], cache_dir: Path) -> list[str]:
 
 def stage_io(spec: PipelineSpec, stage: str) -> tuple[list[str], list[str]]:
     """``(inputs, outputs)`` of a stage as ``paths`` keys."""
-    ev = spec.eval_store_key
+    ev, orient = spec.eval_store_key, spec.orientations_key
+    report_inputs = ["train", "recover"] if orient == "recover" else [orient]  # no model: no training to show
     return {
         "simulate": ([], ["store"]),
         "simulate_test": ([], ["test_store"]),
@@ -210,10 +260,11 @@ def stage_io(spec: PipelineSpec, stage: str) -> tuple[list[str], list[str]]:
             ["store", "tune"] if spec.tune is not None and "tune" in spec.active_stages() else ["store"],
             ["train"],
         ),
+        "ab_initio": ([ev], ["ab_initio"]),
         "recover": ([ev, "train"], ["recover"]),
-        "reconstruct": ([ev, "recover"], ["reconstruct"]),
-        "evaluate": ([ev, "recover"], ["evaluate"]),
-        "report": ([ev, "train", "recover", "reconstruct", "evaluate"], ["report"]),
+        "reconstruct": ([ev, orient], ["reconstruct"]),
+        "evaluate": ([ev, orient], ["evaluate"]),
+        "report": ([ev, *report_inputs, "reconstruct", "evaluate"], ["report"]),
     }[stage]
 
 

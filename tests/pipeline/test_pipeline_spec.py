@@ -72,7 +72,7 @@ def test_bad_pipeline_names_the_file_and_key(tmp_path, bad, match):
 def test_stage_hashes_chain_through_inputs():
     base = PipelineSpec.model_validate(TINY)
     h0 = stage_hashes(base)
-    assert set(h0) == set(ALL_STAGES) - {"tune"}  # no tune section: no tune stage
+    assert set(h0) == set(ALL_STAGES) - {"tune", "ab_initio"}  # no tune / ab_initio section: no such stage
     h1 = stage_hashes(PipelineSpec.model_validate({**TINY, "train": {**TINY["train"], "epochs": 2}}))
     changed = {s for s in h0 if h0[s] != h1[s]}
     assert changed == {"train", "recover", "reconstruct", "evaluate", "report"}
