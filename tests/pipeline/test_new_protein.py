@@ -163,7 +163,7 @@ def test_an_imported_store_runs_without_simulate_and_skips_evaluate(tiny_run, tm
     assert res["evaluate"] == {"skipped": skipped[0].removeprefix("evaluate: skipped, ")}
     assert not (tmp_path / "run" / "evaluate" / "metrics.json").exists()
     assert (tmp_path / "run" / "reconstruct" / "map.mrc").is_file() and Path(res["report"]["html"]).is_file()
-    assert "orientation errors" in res["report"]["missing"]
+    assert "orientation errors" in res["report"]["missing"] and "map slices" not in res["report"]["missing"]
     # the skipped evaluate is finished too: a rerun runs nothing
     res = run_all(spec, tmp_path / "run", train_progress=False)
     assert res["skipped"] == stages and done_path(tmp_path / "run", "evaluate").is_file()
