@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.orirec-installed
 
-.PHONY: setup demo test test-all lint typecheck bench clean
+.PHONY: setup demo test test-all lint typecheck bench clean cryodrgn-env
 
 setup: $(STAMP)
 
@@ -17,6 +17,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev,astra]'
 	touch $(STAMP)
+
+# cryoDRGN (the cryodrgn-abinit estimator) in its own venv: its pins may clash with orirec's. CPU torch first
+# (the wheel of constraints.txt; CRYODRGN_TORCH_INDEX= to skip the CPU index where it is unreachable), then cryoDRGN.
+CRYODRGN_VENV ?= .venv-cryodrgn
+CRYODRGN_VERSION ?= 4.3.1
+CRYODRGN_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+
+cryodrgn-env: $(CRYODRGN_VENV)/bin/cryodrgn
+
+$(CRYODRGN_VENV)/bin/cryodrgn:
+	test -x $(CRYODRGN_VENV)/bin/python || $(PYTHON) -m venv $(CRYODRGN_VENV)
+	$(CRYODRGN_VENV)/bin/pip install -q -c constraints.txt $(if $(CRYODRGN_TORCH_INDEX),--extra-index-url $(CRYODRGN_TORCH_INDEX)) torch==2.13.0
+	$(CRYODRGN_VENV)/bin/pip install -q -c constraints.txt cryodrgn==$(CRYODRGN_VERSION)
+	$(CRYODRGN_VENV)/bin/cryodrgn --version
 
 demo: setup
 	$(BIN)/orirec demo --out runs/demo

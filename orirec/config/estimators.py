@@ -17,6 +17,7 @@ __all__ = [
     "AbInitioConfig",
     "AspireConfig",
     "CVAEConfig",
+    "CryodrgnConfig",
     "EstimatorConfig",
     "EuclideanConfig",
     "OracleConfig",
@@ -147,6 +148,33 @@ class RelionConfig(EstimatorConfig):
     )
 
 
+class CryodrgnConfig(EstimatorConfig):
+    """cryoDRGN's homogeneous ab initio (cryoDRGN2, ``cryodrgn abinit_homo_old``; ``abinit_homo`` before 4.2) as
+    ``cryodrgn-abinit``. A small CPU schedule by default (200 lightly noisy 32-px images: err_rot median 15° in 5.4
+    min on 2 cores); cryoDRGN's own defaults, a GPU's for large datasets, are in brackets."""
+
+    cryodrgn_epochs: int = Field(21, ge=2, description="cryoDRGN: training epochs, -n [30]")
+    cryodrgn_pretrain: int = Field(4000, ge=0, description="cryoDRGN: images seen with random poses first [10000]")
+    cryodrgn_ps_freq: int = Field(
+        5, ge=2, description="cryoDRGN: a pose search every N epochs, the first one included [5] (1 crashes 4.3.1)"
+    )
+    cryodrgn_batch_size: int = Field(16, ge=1, description="cryoDRGN: minibatch (images) [16]")
+    cryodrgn_lr: float = Field(1e-3, gt=0, description="cryoDRGN: Adam's learning rate [1e-4]")
+    cryodrgn_l_start: int = Field(8, ge=1, description="cryoDRGN: Fourier radius (px) of the first pose search [12]")
+    cryodrgn_l_end: int | None = Field(
+        None, ge=1, description="cryoDRGN: Fourier radius (px) of the last pose search [32]; default: half the box"
+    )
+    cryodrgn_base_healpy: int = Field(1, ge=1, description="cryoDRGN: HEALPix order of the base pose grid [2]")
+    cryodrgn_niter: int = Field(3, ge=1, description="cryoDRGN: subdivisions of the pose grid [4]")
+    cryodrgn_nkeptposes: int = Field(4, ge=1, description="cryoDRGN: poses kept per subdivision [8]")
+    cryodrgn_t_ngrid: int = Field(3, ge=1, description="cryoDRGN: translations per axis of the first grid [7]")
+    cryodrgn_dim: int = Field(128, ge=8, description="cryoDRGN: width of the decoder's hidden layers [256]")
+    threads: int = Field(2, ge=1, description="cryoDRGN: CPU threads (OMP_NUM_THREADS; torch's default: all cores)")
+    max_shift_px: float | None = Field(
+        None, ge=0, description="cryoDRGN: translation search ±px, --t-extent [10]; default as ab-initio's shift search"
+    )
+
+
 #: estimator name → its config class
 ESTIMATOR_CONFIGS: dict[str, type[EstimatorConfig]] = {
     "siamese": SiameseConfig,
@@ -160,4 +188,5 @@ ESTIMATOR_CONFIGS: dict[str, type[EstimatorConfig]] = {
     "aspire-cl": AspireConfig,
     "ab-initio": AbInitioConfig,
     "relion-sgd": RelionConfig,
+    "cryodrgn-abinit": CryodrgnConfig,
 }

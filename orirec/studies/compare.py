@@ -22,6 +22,7 @@ import numpy as np
 from orirec.config import ReconstructConfig, RecoverConfig
 from orirec.estimators import EstimatorData, TrainingData, estimator_names, make_estimator
 from orirec.estimators.aspire_cl import aspire_available
+from orirec.estimators.cryodrgn_abinit import cryodrgn_available
 from orirec.estimators.relion_sgd import relion_available
 from orirec.evaluate.metrics import orientation_metrics, symmetric_reference
 from orirec.geometry import quat_to_matrix, register_rotation
@@ -55,12 +56,15 @@ COLUMNS = [
 
 def default_estimators(model: Path | None, train_store: Path | None) -> list[str]:
     """All estimators that can run with what was given: siamese needs a model, the learned ones a training
-    store, aspire-cl the optional ``aspire`` package, relion-sgd RELION's ``relion_refine``."""
+    store, aspire-cl the optional ``aspire`` package, relion-sgd RELION's ``relion_refine``, cryodrgn-abinit a
+    ``cryodrgn`` executable (``make cryodrgn-env``)."""
     out = []
     for name in estimator_names():
         if (name == "siamese" and model is None) or (name in NEEDS_TRAIN and train_store is None):
             continue
         if (name == "aspire-cl" and not aspire_available()) or (name == "relion-sgd" and not relion_available()):
+            continue
+        if name == "cryodrgn-abinit" and not cryodrgn_available():
             continue
         out.append(name)
     return out
