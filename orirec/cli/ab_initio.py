@@ -54,6 +54,15 @@ def ab_initio(
     particle_radius: Annotated[
         float | None, typer.Option(help="particle radius (Å) of the map's mask; default: read off the images")
     ] = None,
+    subset: Annotated[int, typer.Option(help=config_help(AbInitioConfig, "subset"))] = config_default(
+        AbInitioConfig, "subset"
+    ),
+    num_workers: Annotated[int, typer.Option(help=config_help(AbInitioConfig, "num_workers"))] = config_default(
+        AbInitioConfig, "num_workers"
+    ),
+    device: Annotated[str, typer.Option(help=config_help(AbInitioConfig, "device"))] = config_default(
+        AbInitioConfig, "device"
+    ),
     refine_rounds: Annotated[
         int, typer.Option(help="then refine by local projection matching (4: the whole default schedule)")
     ] = config_default(RefineConfig, "rounds"),
@@ -66,18 +75,24 @@ def ab_initio(
     tracking_uri: TrackingUri = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "orirec-ab-initio",
 ) -> None:
-    """Orientations without a trained model: one map pooled from all the images, refined from random starts.
+    """Orientations without a trained model: one map pooled from a subset's images, refined from random starts;
+    then every image posed against it and refined, shard by shard (on Ray with --num-workers > 1 or RAY_ADDRESS).
 
-    Every iteration reconstructs a map, projects it on a global grid of rotations (15°) and draws each image's
-    orientation from the softmax of its masked NCC with them, sharper each iteration, while the resolution
-    goes from 30 Å to 20 Å; in-plane shifts are searched within the store's recorded range (imported particles:
+    The restarts run on --subset random images (held in memory). Every iteration reconstructs a map, projects it
+    on a global grid of rotations (15°) and draws each image's orientation from the softmax of its masked NCC
+    with them, sharper each iteration, while the resolution goes from 30 Å to 20 Å; in-plane shifts are searched
+    within the store's recorded range (imported particles:
     10 % of the box; --max-shift sets it). Images with a CTF
-    are phase-flipped first. Works where pairs of images are too noisy for common lines (σ² 16).
+    are phase-flipped first. Works where pairs of images are too noisy for common lines (σ² 16). Then the
+    other images get the best rotation of the same grid against the subset's map (shift searched for the best
+    8), and --refine-rounds gold-standard local rounds refine every image; each pass reads the store one shard
+    at a time, so memory does not grow with the number of images.
 
-    Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc and OUT/ab_initio_result.json; with
-    --refine-rounds also OUT/orientations_unrefined.csv (the ab initio ones) and the refinement's checkpoint.
-    Each finished restart is kept in OUT/ab_initio_checkpoint.npz: run the same command again after an
-    interruption and it resumes at the next restart (more --restarts run only the new ones). The restarts that
+    Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc (and its half-maps, and the subset's map) and
+    OUT/ab_initio_result.json; with --refine-rounds also OUT/orientations_unrefined.csv (after the global pass).
+    Each finished restart is kept in OUT/ab_initio_checkpoint.npz and each finished pass in
+    OUT/ab_initio_passes.npz: run the same command again after an interruption and it resumes there (more
+    --restarts run only the new ones). The restarts that
     agree with one another (registered onto one reference, median angle apart under 30°) are averaged per
     image, which removes much of the global grid's quantization; when no two agree, the one whose images match
     their projections best is kept.
@@ -98,7 +113,7 @@ def ab_initio(
         refine = validate(RefineConfig, {"rounds": refine_rounds, "resolution_A": refine_resolution}, "command line")
         settings: dict[str, Any] = {"iterations": iterations, "restarts": restarts, "consensus": consensus}
         settings |= {"particle_radius_A": particle_radius, "resolution_end_A": resolution, "max_shift_px": max_shift}
-        settings |= {"minibatch": minibatch}
+        settings |= {"minibatch": minibatch, "subset": subset, "num_workers": num_workers, "device": device}
         open_store(store)  # a bad store or --out fails here, before any MLflow run
         out.mkdir(parents=True, exist_ok=True)
         tracker = make_tracker(track, tracking_uri, experiment, out)
@@ -109,7 +124,7 @@ def ab_initio(
                 store, out, protein=protein, n=n, settings=settings, refine=refine, seed=seed,
                 progress=bars("ab initio"), refine_progress=bars("refine"),
             )  # fmt: skip
-            files = ("orientations.csv", "orientations.star", "ab_initio_result.json", "ab_initio_map.mrc")
+            files = ("orientations.csv", "orientations.star", "ab_initio_result.json", "ab_initio_map.mrc")  # maps: MBs
             log_outcome(tracker, res, tuple(out / f for f in files))
     echo_table(f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, int | float)})
     tracking_done(tracker)

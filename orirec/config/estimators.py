@@ -8,7 +8,7 @@ options serves a comparison of many estimators. Field names are those options' n
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -118,6 +118,31 @@ class AbInitioConfig(EstimatorConfig):
         description="radius of the in-plane shift search (px); default: the store's recorded range, else 10 % of the "
         "box (imported particles: extracted off-centre by an unknown amount)",
     )
+
+    subset: int = Field(
+        2000,
+        ge=10,
+        description="images the restarts run on (a random subset); every other image is then posed by one global pass "
+        "against their map, and all are refined",
+    )
+    num_workers: int = Field(1, ge=1, description="Ray workers of the passes over every image (1: in this process)")
+    device: str = Field("cpu", description="torch device of the passes: cpu, cuda, cuda:N, or auto (cuda if present)")
+
+    #: fields that are not :func:`~orirec.estimators.ab_initio.search.ab_initio`'s own keyword arguments
+    NOT_SEARCH: ClassVar[frozenset[str]] = frozenset(
+        {"seed", "max_shift_px", "particle_radius_A", "subset", "num_workers", "device"}
+    )
+
+    def search_settings(self) -> dict:
+        """The keyword arguments of the restarts' search (``ab_initio``) among these settings."""
+        return self.model_dump(exclude=set(self.NOT_SEARCH))
+
+    @field_validator("device")
+    @classmethod
+    def _torch_device(cls, v: str) -> str:
+        if v != "auto" and v.split(":")[0] not in ("cpu", "cuda", "mps"):
+            raise ValueError(f"device: expected auto, cpu, cuda or cuda:N, got {v!r}")
+        return v
 
     @field_validator("minibatch")
     @classmethod

@@ -73,12 +73,9 @@ class EstimatorData:
 
     def phase_flipped_images(self) -> np.ndarray:
         """The images multiplied by sign(CTF) in Fourier space where ``ctf_params`` are known, else as they are."""
-        if self.ctf_params is None:
-            return self.images
-        from orirec.imaging.ctf import ctf_from_params, phase_flip  # noqa: I001
+        from orirec.imaging.ctf import phase_flip_by_params  # noqa: I001
 
-        ctf = ctf_from_params(np.asarray(self.ctf_params), self.images.shape[-1], self.pixel_size_A)
-        return np.asarray(phase_flip(self.images, ctf))
+        return phase_flip_by_params(self.images, self.ctf_params, self.pixel_size_A)
 
 
 @dataclass

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_SCHEDULE",
     "RefinementResult",
     "best_shifts",
+    "match_local",
     "matching_box",
     "refine_projection_matching",
 ]
@@ -92,8 +93,10 @@ def _save(path: Path, fingerprint: int, q: np.ndarray, rounds: list[dict], shift
     save_npz_atomic(path, fingerprint=fingerprint, quaternions=q, rounds=json.dumps(rounds), shifts_px=shifts)
 
 
-def _match_half(images, q, rows, local, project, feats, match, progress) -> tuple[np.ndarray, np.ndarray]:
-    """Best local candidate of every image in ``rows``; returns (its quaternion, its NCC)."""
+def match_local(q, rows, local, project, feats, match, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Best local candidate ``q[i] ∘ δ`` (δ in ``local``, (k, 4)) of every image ``i`` in ``rows``: the one whose
+    projection (``project``, matched by ``match``) has the highest dot product with ``feats[i]``; returns (its
+    quaternion, its NCC), each in the order of ``rows``. ``progress(k)`` counts matched images."""
     best_q, best_s = np.empty((len(rows), 4)), np.empty(len(rows))
     step = max(1, _PROJECTIONS_PER_BATCH // len(local))
     for c in range(0, len(rows), step):
@@ -103,8 +106,8 @@ def _match_half(images, q, rows, local, project, feats, match, progress) -> tupl
             proj = match(project(cand)).reshape(len(ii), len(local), -1)
             scores = torch.einsum("bkp,bp->bk", proj, feats[ii])
             s, k = scores.max(1)
-        best_q[c : c + len(ii)] = cand.reshape(len(ii), len(local), 4)[np.arange(len(ii)), k.numpy()]
-        best_s[c : c + len(ii)] = s.numpy()
+        best_q[c : c + len(ii)] = cand.reshape(len(ii), len(local), 4)[np.arange(len(ii)), k.cpu().numpy()]
+        best_s[c : c + len(ii)] = s.cpu().numpy()
         if progress is not None:
             progress(len(ii))
     return best_q, best_s
@@ -245,7 +248,7 @@ def refine_projection_matching(
         new, score = q.copy(), np.empty(len(q))
         for h, other in ((halves[0], maps[1]), (halves[1], maps[0])):
             project = cpu_projector(other, pad=pad).project
-            new[h], score[h] = _match_half(small, q, h, local, project, feats, match, tick)
+            new[h], score[h] = match_local(q, h, local, project, feats, match, tick)
         change = np.degrees(quat_distance(q, new))
         q = new
         history.append(

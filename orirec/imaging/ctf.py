@@ -45,6 +45,7 @@ __all__ = [
     "ctf_from_params",
     "electron_wavelength_A",
     "phase_flip",
+    "phase_flip_by_params",
     "sample_ctf_params",
 ]
 
@@ -303,6 +304,14 @@ def phase_flip(
     with the same CTF is the identity.
     """
     return _fourier_multiply(images, ctf, pad, "phase_flip", flip=True)
+
+
+def phase_flip_by_params(images: np.ndarray, params: np.ndarray | None, pixel_size_A: float) -> np.ndarray:
+    """``images`` (n, L, L; ``pixel_size_A`` Å/px) phase-flipped with the CTFs of ``params`` (rows of the store's
+    ``ctf`` array; see :func:`ctf_from_params`), or as they are when ``params`` is None."""
+    if params is None:
+        return images
+    return np.asarray(phase_flip(images, ctf_from_params(np.asarray(params), images.shape[-1], pixel_size_A)))
 
 
 def sample_ctf_params(

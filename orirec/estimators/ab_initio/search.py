@@ -38,7 +38,14 @@ from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import FourierSums, insert_images, reconstruct, volume_from_sums
 from orirec.simulate.nufft_projector import cpu_projector
 
-__all__ = ["AbInitioResult", "ab_initio", "check_particle_size", "estimate_particle_radius_A"]
+__all__ = [
+    "AbInitioResult",
+    "ab_initio",
+    "check_particle_size",
+    "estimate_particle_radius_A",
+    "masked_volume",
+    "sphere_radius_px",
+]
 
 _SCORE_CHUNK = 512  # images scored against the whole grid at once
 # weight of the running map's older minibatches at each new one (0.5 and 0.8: more single runs fell into wrong maps)
@@ -189,11 +196,17 @@ def _mask(vol: np.ndarray, px: float, particle_radius_A) -> np.ndarray:
     """``vol`` (B, B, B; ``px`` Å/px) inside a sphere of ``particle_radius_A`` (default 0.45 × box)."""
     box = vol.shape[0]
     zz, yy, xx = np.mgrid[:box, :box, :box] - box // 2
-    return vol * (zz**2 + yy**2 + xx**2 <= _radius_px(box, px, particle_radius_A) ** 2)
+    return vol * (zz**2 + yy**2 + xx**2 <= sphere_radius_px(box, px, particle_radius_A) ** 2)
 
 
-def _radius_px(box: int, px: float, particle_radius_A) -> float:
+def sphere_radius_px(box: int, px: float, particle_radius_A) -> float:
+    """The mask's radius (px of a ``box``-px map of ``px`` Å/px): ``particle_radius_A``, else 0.45 × box."""
     return 0.45 * box if particle_radius_A is None else min(particle_radius_A / px, box / 2 - 1)
+
+
+def masked_volume(sums: FourierSums, px: float, particle_radius_A, wiener: float) -> np.ndarray:
+    """The map of Fourier insertion ``sums`` (``px`` Å/px) inside the sphere of ``particle_radius_A``."""
+    return _mask(volume_from_sums(sums, wiener), px, particle_radius_A)
 
 
 def _minibatch_rows(it: int, iterations: int, n: int, minibatch, rng) -> np.ndarray | slice:
@@ -243,9 +256,9 @@ def _run(images, pixel_size_A, rng, progress, *, iterations, resolution, step_de
             if sums is None or sums.box_px != box:  # the start: the first minibatch at its random orientations;
                 seed_rows = next_rows if sums is None else rows  # a finer box: the last minibatch again
                 sums = insert_images(small[seed_rows], q[seed_rows], shifts[seed_rows] * to_small, pad=pad)
-            vol = _mask(volume_from_sums(sums, wiener), px, particle_radius_A)
+            vol = masked_volume(sums, px, particle_radius_A, wiener)
             rows = next_rows
-        radius_px = _radius_px(box, px, particle_radius_A)
+        radius_px = sphere_radius_px(box, px, particle_radius_A)
         match = MaskedNCC(box, max(1, int(box // 2 - np.ceil(radius_px + 1))), px, res)
         projector = cpu_projector(vol, pad=pad)
         mine, mine_shifts = small[rows], shifts[rows]

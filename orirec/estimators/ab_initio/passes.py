@@ -1,0 +1,259 @@
+"""Passes over every image of a dataset, one shard at a time: map-reduce tasks of dataset-scale ab initio.
+
+A task reads the images of one shard (:class:`StoreImages`: rows of a Zarr store, phase-flipped with their CTF;
+:class:`ArrayImages`: rows of an array in memory), poses them against a map it is given, and returns their
+poses, scores and shifts with the Fourier insertion sums of its images in each of the two half-sets
+(:class:`ShardResult`). The driver (:mod:`~orirec.estimators.ab_initio.dataset`) adds the sums up into the
+half-maps of the next pass. A task holds one shard's images, never the dataset's, and is deterministic: the
+same shard gives the same result on any worker.
+
+- :class:`GlobalPass`: the best rotation of the global grid for every image whose pose is not already known,
+  with the in-plane shift searched for its best ``candidates`` rotations only.
+- :class:`LocalRound`: one round of gold-standard local refinement: each image's shift and then its rotation
+  within a ball, against the map of the **other** half-set (as
+  :func:`~orirec.estimators.projection_matching.refine_projection_matching` does in memory).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from orirec.estimators.projection_matching import best_shifts, match_local
+from orirec.geometry import global_rotation_grid, local_rotation_grid
+from orirec.imaging.ctf import phase_flip_by_params
+from orirec.imaging.formation import apply_shifts
+from orirec.imaging.ncc import MaskedNCC
+from orirec.imaging.resize import fourier_downsample
+from orirec.reconstruct.fourier import FourierSums, insert_images
+from orirec.simulate.nufft_projector import cpu_projector
+from orirec.simulate.projector import FourierSliceProjector
+from orirec.store import open_store
+
+__all__ = [
+    "ArrayImages",
+    "GlobalPass",
+    "ImageSource",
+    "LocalRound",
+    "MatchGeometry",
+    "Shard",
+    "ShardResult",
+    "StoreImages",
+    "projector_on",
+]
+
+_SCORE_CHUNK = 512  # images scored against the whole grid at once
+
+
+class ImageSource(Protocol):
+    """Rows (sorted store indices) → images (n, L, L) float32, centred as stored and phase-flipped."""
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class StoreImages:
+    """The images of a projection store, phase-flipped where it holds CTF parameters. Picklable: the store is
+    opened in the process that reads (a worker on another node needs the same path, or a shared filesystem)."""
+
+    path: str
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        s = open_store(self.path)
+        return phase_flip_by_params(s.load_images(rows), s.ctf_params(rows), s.pixel_size_A)
+
+
+@dataclass(frozen=True)
+class ArrayImages:
+    """Images already in memory (n, L, L), phase-flipped if they carry a CTF; row r is ``images[r]``."""
+
+    images: np.ndarray
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.images[rows], dtype=np.float32)
+
+
+def projector_on(volume: np.ndarray, device: str, pad: int = 2):
+    """The projector of ``volume``: finufft's on the CPU (the fastest there), the torch Fourier-slice one on
+    another torch device (``"cuda"``, ``"cuda:1"``)."""
+    volume = np.array(volume, dtype=np.float32)  # a writable copy (a worker's shared map is read-only)
+    if torch.device(device).type == "cpu":
+        return cpu_projector(volume, pad=pad)
+    return FourierSliceProjector(volume, pad=pad, device=device)
+
+
+@dataclass(frozen=True)
+class MatchGeometry:
+    """How images of ``box_in_px`` (``pixel_size_A`` Å/px) are matched: Fourier-cropped to ``box_px`` (pixel =
+    ``resolution_A`` / 2), low-passed to ``resolution_A`` inside a disk of ``radius_px`` (px of ``box_px``),
+    shifts searched within ``max_shift_px`` (px of the input), maps inserted with Fourier padding ``pad``, on
+    the torch ``device``."""
+
+    box_in_px: int
+    pixel_size_A: float
+    box_px: int
+    resolution_A: float
+    radius_px: float
+    max_shift_px: float
+    pad: int = 2
+    device: str = "cpu"
+
+    @property
+    def to_small(self) -> float:
+        """Input px → matching-box px."""
+        return self.box_px / self.box_in_px
+
+    @property
+    def upsample(self) -> int:
+        """The shift search's grid: at most 1 px of the input images."""
+        return int(np.ceil(self.box_in_px / self.box_px))
+
+    @cached_property
+    def ncc(self) -> MaskedNCC:
+        px = self.pixel_size_A / self.to_small
+        margin = max(1, int(self.box_px // 2 - np.ceil(self.radius_px + 1)))  # the disk just holds the particle
+        return MaskedNCC(self.box_px, margin, px, self.resolution_A)
+
+    def small(self, images: np.ndarray) -> np.ndarray:
+        """``images`` Fourier-cropped to the matching box."""
+        return fourier_downsample(images, self.box_px) if self.box_px != images.shape[-1] else images
+
+    def shifts_at(self, small: np.ndarray, proj: torch.Tensor, radius_px: float | None = None) -> np.ndarray:
+        """(n, 2) shifts (px of the input) that best move ``proj`` onto ``small`` (both at the matching box),
+        within ``radius_px`` (px of the input; default ``max_shift_px``)."""
+        limit = self.max_shift_px if radius_px is None else radius_px
+        radius = max(1.5 / self.upsample, limit * self.to_small)
+        images = torch.from_numpy(np.ascontiguousarray(small))
+        found = best_shifts(images, proj.cpu(), self.ncc.lowpass, radius, self.upsample) / self.to_small
+        norm = np.linalg.norm(found, axis=1, keepdims=True)
+        return found * np.minimum(1.0, limit / np.maximum(norm, 1e-12))
+
+    def features(self, small: np.ndarray, shifts_px: np.ndarray) -> torch.Tensor:
+        """The NCC features of ``small`` with their ``shifts_px`` (px of the input) undone."""
+        centred = apply_shifts(small, -shifts_px * self.to_small) if np.any(shifts_px) else small
+        return self.ncc(torch.as_tensor(np.ascontiguousarray(centred), device=self.device))
+
+
+@dataclass
+class Shard:
+    """One task's images: ``rows`` (store indices, sorted), their half-set (0/1) and, where known, their
+    current orientations (n, 4) and shifts (n, 2, px); ``known`` marks the images a global pass keeps as they
+    are (the subset ab initio posed)."""
+
+    index: int
+    rows: np.ndarray
+    half: np.ndarray
+    quaternions: np.ndarray
+    shifts_px: np.ndarray
+    known: np.ndarray | None = None
+
+
+@dataclass
+class ShardResult:
+    """A task's answer: its images' poses (n, 4), shifts (n, 2; px of the input), NCC scores (n,) and the
+    Fourier insertion sums of each half-set's images at those poses (``sums[h]``; None when it has none)."""
+
+    index: int
+    quaternions: np.ndarray
+    shifts_px: np.ndarray
+    scores: np.ndarray
+    sums: tuple[FourierSums | None, FourierSums | None]
+
+
+def _half_sums(geometry: MatchGeometry, small, q, shifts_px, half) -> tuple[FourierSums | None, FourierSums | None]:
+    out: list[FourierSums | None] = []
+    for h in (0, 1):
+        m = half == h
+        sh = shifts_px[m] * geometry.to_small
+        out.append(insert_images(small[m], q[m], sh, pad=geometry.pad, device=geometry.device) if m.any() else None)
+    return out[0], out[1]
+
+
+@dataclass(frozen=True)
+class GlobalPass:
+    """Poses every image of a shard on the global grid of ``step_deg`` against one map (see the module)."""
+
+    images: ImageSource
+    geometry: MatchGeometry
+    step_deg: float
+    candidates: int = 8
+
+    def references(self, volume: np.ndarray) -> torch.Tensor:
+        """The NCC features of the map's projections at every rotation of the grid (computed once per pass)."""
+        with torch.no_grad():
+            proj = projector_on(volume, self.geometry.device, self.geometry.pad).project(self.grid)
+            return self.geometry.ncc(proj)
+
+    @cached_property
+    def grid(self) -> np.ndarray:
+        return global_rotation_grid(self.step_deg)
+
+    def __call__(self, shard: Shard, shared: tuple[np.ndarray, torch.Tensor]) -> ShardResult:
+        volume, refs = shared
+        g = self.geometry
+        small = g.small(self.images(shard.rows))
+        q, shifts = shard.quaternions.copy(), shard.shifts_px.copy()
+        scores = np.full(len(q), np.nan)
+        todo = np.flatnonzero(~shard.known) if shard.known is not None else np.arange(len(q))
+        if len(todo):
+            q[todo], shifts[todo], scores[todo] = self._search(small[todo], volume, refs)
+        return ShardResult(shard.index, q, shifts, scores, _half_sums(g, small, q, shifts, shard.half))
+
+    def _search(self, small: np.ndarray, volume: np.ndarray, refs: torch.Tensor):
+        """Best grid rotation (and shift) of each image: the top ``candidates`` rotations unshifted, then each
+        one's shift, then the best of them with its shift."""
+        g = self.geometry
+        k = 1 if g.max_shift_px <= 0 else min(self.candidates, len(self.grid))
+        with torch.no_grad():
+            feats = g.features(small, np.zeros((len(small), 2)))
+            chunks = range(0, len(feats), _SCORE_CHUNK)
+            top = torch.cat([(feats[c : c + _SCORE_CHUNK] @ refs.T).topk(k, 1).indices for c in chunks])
+        cand = top.cpu().numpy()  # (n, k) grid indices, best first
+        if k == 1:
+            best = cand[:, 0]
+            score = torch.einsum("np,np->n", feats, refs[torch.as_tensor(best)]).cpu().numpy()
+            return self.grid[best], np.zeros((len(small), 2)), score
+        project = projector_on(volume, g.device, g.pad).project
+        n = len(small)
+        rep = np.repeat(small, k, 0)
+        with torch.no_grad():
+            proj = project(self.grid[cand.reshape(-1)])
+            shifts = g.shifts_at(rep, proj)
+            score = torch.einsum("np,np->n", g.features(rep, shifts), g.ncc(proj)).cpu().numpy().reshape(n, k)
+        pick = score.argmax(1)
+        chosen = cand[np.arange(n), pick]
+        return self.grid[chosen], shifts.reshape(n, k, 2)[np.arange(n), pick], score[np.arange(n), pick]
+
+
+@dataclass(frozen=True)
+class LocalRound:
+    """One gold-standard local refinement round over a shard: for each image, its shift at its current pose and
+    then the best rotation ``q ∘ δ`` within ``radius_deg`` (grid ``step_deg``), both against the other half-set's
+    map; then its insertion, at the new pose, into its own half-set's sums."""
+
+    images: ImageSource
+    geometry: MatchGeometry
+    radius_deg: float
+    step_deg: float
+
+    def __call__(self, shard: Shard, shared: tuple[np.ndarray, np.ndarray]) -> ShardResult:
+        g = self.geometry
+        small = g.small(self.images(shard.rows))
+        q, shifts = shard.quaternions.copy(), shard.shifts_px.copy()
+        scores = np.empty(len(q))
+        local = local_rotation_grid(self.radius_deg, self.step_deg)
+        for h in (0, 1):
+            rows = np.flatnonzero(shard.half == h)
+            if not len(rows):
+                continue
+            project = projector_on(shared[1 - h], g.device, g.pad).project  # the other half-set's map
+            with torch.no_grad():
+                if g.max_shift_px > 0:
+                    shifts[rows] = g.shifts_at(small[rows], project(q[rows]))
+                feats = g.features(small[rows], shifts[rows])
+                q[rows], scores[rows] = match_local(q[rows], np.arange(len(rows)), local, project, feats, g.ncc)
+        return ShardResult(shard.index, q, shifts, scores, _half_sums(g, small, q, shifts, shard.half))
