@@ -75,8 +75,10 @@ MAPPED = {
     ("compare", "ab_initio_iterations"): (AbInitioConfig, "iterations"),
     ("compare", "ab_initio_restarts"): (AbInitioConfig, "restarts"),
     ("compare", "particle_radius"): (AbInitioConfig, "particle_radius_A"),
-    **{("ab-initio", p): (AbInitioConfig, p) for p in ("iterations", "restarts", "consensus", "subset", "num_workers",
-                                                     "device")},  # fmt: skip
+    **{
+        ("ab-initio", p): (AbInitioConfig, p)
+        for p in ("iterations", "restarts", "consensus", "subset", "num_workers", "device")
+    },
     ("ab-initio", "resolution"): (AbInitioConfig, "resolution_end_A"),
     ("ab-initio", "particle_radius"): (AbInitioConfig, "particle_radius_A"),
     ("ab-initio", "max_shift"): (AbInitioConfig, "max_shift_px"),

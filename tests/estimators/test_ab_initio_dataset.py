@@ -123,6 +123,7 @@ def test_a_killed_actors_shard_is_redone_once(particle, tmp_path):
 
     shards = [Shard(i, g, np.zeros(len(g)), np.zeros((len(g), 4)), np.zeros((len(g), 2))) for i, g in
               enumerate(np.array_split(np.arange(40), 5))]  # fmt: skip
+
     class DieOnce:  # defined here so that Ray pickles it by value (workers cannot import the test module)
         """A shard task that kills its worker process the first time it meets shard 1 (a lost node)."""
 
