@@ -127,4 +127,5 @@ def ab_initio(
             files = ("orientations.csv", "orientations.star", "ab_initio_result.json", "ab_initio_map.mrc")  # maps: MBs
             log_outcome(tracker, res, tuple(out / f for f in files))
     echo_table(f"orientations {out / 'orientations.csv'}", {k: v for k, v in res.items() if isinstance(v, int | float)})
+    typer.echo(f"symmetry: {res['ab_initio_symmetry_message']}")
     tracking_done(tracker)

@@ -18,6 +18,7 @@ from orirec.estimators.ab_initio.estimator import CHECKPOINT, ab_initio_summary,
 from orirec.estimators.ab_initio.passes import StoreImages
 from orirec.pipeline.refine import UNREFINED
 from orirec.pipeline.results import AbInitioStageResult
+from orirec.reconstruct.symmetry_hint import point_group_hint
 from orirec.simulate.shards import check_device
 from orirec.store import open_store
 from orirec.store.orientations import source_image_names, write_orientations
@@ -86,6 +87,8 @@ def stage_ab_initio(
     summary.search.update({f"ab_initio_{k}": v for k, v in ab_initio_summary(result, radius_A, max_shift_px).items()})
     summary.search.update({"ab_initio_num_workers": cfg.num_workers, "ab_initio_device": device})
     summary.refine.update(_passes_summary(result, refine))
+    hint = point_group_hint(result.volume, result.pixel_size_A)  # C1 ab initio splits a pseudo-symmetric particle
+    summary.search.update({"ab_initio_symmetry_hint": hint.group, "ab_initio_symmetry_message": hint.message()})
     _write(out_dir, s, rows, result, refine)
     summary.details.update(
         {"ab_initio_iterations": result.subset.iterations, "ab_initio_restart_scores": result.subset.restart_scores,

@@ -2,7 +2,7 @@
 
 A C1 ab initio map of a (pseudo-)symmetric particle, e.g. a pseudo-C2 homodimer whose images were split
 between the two copies, resembles itself turned about an axis. :func:`point_group_hint` measures that and
-says which group the map appears to have, so the user can rerun with ``--symmetry`` or look for a
+says which group the map appears to have, so the user can treat it as symmetric or look for a
 pseudo-symmetric complex. It is a hint, not a proof: a pseudo-symmetric map is *meant* to be reported.
 
 Method. The map is Fourier-cropped to at most :data:`WORK_BOX_PX` px, band-passed (Gaussian low-pass of
@@ -120,8 +120,9 @@ class SymmetryHint:
         if self.two_fold_axis is not None:
             turn += f" and a 180° turn about {_fmt(self.two_fold_axis)}"
         return (
-            f"the map looks {self.group} (correlation {self.scores[self.group]:.2f} after a {turn}); rerun "
-            f"with --symmetry {self.group} if the particle is symmetric, or check for a pseudo-symmetric complex"
+            f"the map looks {self.group} (correlation {self.scores[self.group]:.2f} after a {turn}); if the "
+            f"particle is not {self.group}, it may be pseudo-symmetric and C1 ab initio may have split its images "
+            "between the copies"
         )
 
 

@@ -24,6 +24,9 @@ def test_ab_initio_command_writes_orientations_map_and_refines(tmp_path, cli):
     assert len(summary["ab_initio_restart_scores"]) == 2 and len(summary["ab_initio_iterations"]) == 3
     assert summary["ab_initio_particle_radius_A"] > 0 and summary["refine_box_px"] > 0
     assert summary["ab_initio_resolution_A"] == 12.0  # --resolution: the last iteration's
+    groups = ("C1", *(f"C{n}" for n in range(2, 9)), *(f"D{n}" for n in range(2, 7)))
+    assert summary["ab_initio_symmetry_hint"] in groups
+    assert summary["ab_initio_symmetry_message"].startswith("the map")
     with mrcfile.open(out / "ab_initio_map.mrc") as m:
         assert m.data.shape[0] == summary["ab_initio_box_px"] and float(m.voxel_size.x) > 4.0
     cli("evaluate", store, "--orientations", out / "orientations.csv", "--out", tmp_path / "ev")
