@@ -10,7 +10,7 @@ Run it with ``orirec compare STORE --estimators cryodrgn-abinit`` (settings: :cl
 In a work folder (``resume_in``: ``OUT/cryodrgn``, else a temporary one):
 
 1. ``particles.mrcs`` (the raw images, not phase-flipped) and ``particles.star`` (RELION 3.1 layout, with the
-   CTF where known, :func:`orirec.store.export.particle_tables_of`);
+   CTF where known, :func:`orirec.store.export.write_particle_stack`);
 2. where the images have a CTF, ``cryodrgn parse_ctf_star particles.star -o ctf.pkl --ps 0`` (cryoDRGN's own
    reader: an (n, 9) array D, Å/px, defocus U, V (Å), angle (°), kV, Cs (mm), amplitude contrast, phase shift
    (°), which is NaN without ``--ps`` when the STAR file has no ``rlnPhaseShift``; the store's B-factor has no
@@ -59,8 +59,7 @@ from orirec.config.estimators import CryodrgnConfig
 from orirec.estimators.ab_initio.estimator import shift_search_px
 from orirec.estimators.base import Estimator, EstimatorData, register
 from orirec.geometry import matrix_to_quat
-from orirec.store.export import particle_tables_of
-from orirec.store.relion import write_star
+from orirec.store.export import write_particle_stack
 
 __all__ = [
     "CryodrgnAbinit",
@@ -143,18 +142,8 @@ def _command(exe: Path) -> tuple[str, str]:
 def write_particles(folder: Path, data: EstimatorData) -> bool:
     """``folder/particles.{mrcs,star}``: the raw images, with their CTF (if known) in the STAR file and no angles.
     Returns whether the images have a CTF."""
-    import mrcfile
-
-    folder.mkdir(parents=True, exist_ok=True)
-    images = np.asarray(data.images, dtype=np.float32)
-    with mrcfile.new(folder / "particles.mrcs", overwrite=True) as m:
-        m.set_data(images)
-        m.set_image_stack()
-        m.voxel_size = data.pixel_size_A
-    ctf = np.full((len(images), 7), np.nan) if data.ctf_params is None else np.asarray(data.ctf_params, np.float64)
-    optics, particles = particle_tables_of(images.shape[-1], data.pixel_size_A, "particles.mrcs", ctf)
-    write_star(folder / "particles.star", {"optics": optics, "particles": particles})
-    return bool(np.isfinite(ctf).all())
+    write_particle_stack(folder, data.images, data.pixel_size_A, data.ctf_params, placeholder_optics=False)
+    return data.ctf_params is not None and bool(np.isfinite(np.asarray(data.ctf_params, np.float64)).all())
 
 
 def abinit_args(cfg: CryodrgnConfig, box: int, shift_px: float, ctf: bool) -> list[str]:

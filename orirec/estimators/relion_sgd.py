@@ -25,8 +25,8 @@ from orirec.estimators.ab_initio.estimator import RADIUS_MARGIN, shift_search_px
 from orirec.estimators.ab_initio.search import estimate_particle_radius_A
 from orirec.estimators.base import Estimator, EstimatorData, register
 from orirec.geometry import euler_to_quat
-from orirec.store.export import particle_tables_of
-from orirec.store.relion import ANGLE_LABELS, read_star_blocks, write_star
+from orirec.store.export import write_particle_stack
+from orirec.store.relion import ANGLE_LABELS, read_star_blocks
 
 __all__ = ["RelionSGD", "read_relion_orientations", "relion_assign", "relion_available"]
 
@@ -41,19 +41,7 @@ def relion_available() -> bool:
 
 def write_particles(folder: Path, data: EstimatorData) -> Path:
     """``folder/particles.{mrcs,star}``: the images with their CTF (if known), without angles or origins."""
-    import mrcfile
-
-    folder.mkdir(parents=True, exist_ok=True)
-    images = np.asarray(data.images, dtype=np.float32)
-    with mrcfile.new(folder / "particles.mrcs", overwrite=True) as m:
-        m.set_data(images)
-        m.set_image_stack()
-        m.voxel_size = data.pixel_size_A
-    ctf = data.ctf_params if data.ctf_params is not None else np.full((len(images), 7), np.nan)
-    optics, particles = particle_tables_of(
-        images.shape[-1], data.pixel_size_A, "particles.mrcs", np.asarray(ctf), placeholder_optics=True
-    )
-    return write_star(folder / "particles.star", {"optics": optics, "particles": particles})
+    return write_particle_stack(folder, data.images, data.pixel_size_A, data.ctf_params, placeholder_optics=True)
 
 
 def _run(args: list[str], folder: Path, log: str) -> float:

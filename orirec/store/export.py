@@ -38,6 +38,26 @@ def _write_stack(store, path: Path) -> None:
             tmp.unlink()
 
 
+def write_particle_stack(
+    folder: Path, images: np.ndarray, pixel_size_A: float, ctf_params: np.ndarray | None, placeholder_optics: bool
+) -> Path:
+    """``folder/particles.{mrcs,star}`` for a peer tool: ``images`` (n, L, L; ``pixel_size_A`` Å/px) as an MRC stack
+    and a STAR file with their CTF parameters (store ``ctf`` columns; None: none) and no angles or origins
+    (see :func:`particle_tables_of`). Returns the STAR file's path."""
+    import mrcfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.asarray(images, dtype=np.float32)
+    with mrcfile.new(folder / "particles.mrcs", overwrite=True) as m:
+        m.set_data(images)
+        m.set_image_stack()
+        m.voxel_size = pixel_size_A
+    ctf = np.full((len(images), 7), np.nan) if ctf_params is None else np.asarray(ctf_params, np.float64)
+    optics, particles = particle_tables_of(images.shape[-1], pixel_size_A, "particles.mrcs", ctf,
+                                           placeholder_optics=placeholder_optics)  # fmt: skip
+    return write_star(folder / "particles.star", {"optics": optics, "particles": particles})
+
+
 def particle_tables(store, stack_name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The optics and particles tables describing ``store`` as the stack ``stack_name`` (RELION 3.1+ layout)."""
     return particle_tables_of(
