@@ -28,6 +28,7 @@ from orirec.geometry.sampling import (
     local_rotation_grid,
     preferred_quaternions,
     sample_vmf_directions,
+    tilt_rotation_grid,
     uniform_euler_quaternions,
     uniform_quaternions,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "group_quaternions",
     "global_rotation_grid",
     "local_rotation_grid",
+    "tilt_rotation_grid",
     "euler_to_matrix",
     "euler_to_quat",
     "matrix_to_euler",

@@ -11,6 +11,7 @@ from orirec.geometry.quaternions import canonicalize
 __all__ = [
     "global_rotation_grid",
     "local_rotation_grid",
+    "tilt_rotation_grid",
     "preferred_quaternions",
     "sample_vmf_directions",
     "uniform_euler_quaternions",
@@ -190,6 +191,25 @@ def local_rotation_grid(radius_deg: float, step_deg: float) -> Array:
     theta = np.linalg.norm(v, axis=1, keepdims=True)
     axis = v / np.maximum(theta, 1e-12)
     return np.concatenate([np.cos(theta / 2), np.sin(theta / 2) * axis], axis=1)
+
+
+def tilt_rotation_grid(radius_deg: float, step_deg: float) -> Array:
+    """Small rotations (K, 4) about in-plane axes (x, y) around the identity: the rotation vectors ``(a, b, 0)`` on a
+    square grid of spacing ``step_deg`` (°) inside the disk of radius ``radius_deg`` (°), identity included.
+
+    ``R_z(ψ) R_t R`` (ψ in steps of ``step_deg`` within ±radius, ``t`` in this grid) covers the ball of
+    :func:`local_rotation_grid` around ``R``; since ``R_z(ψ)`` only turns the image, a local search needs the
+    projections at ``R_t R`` alone (29 for a radius of 3 steps, against 123 rotations in the ball).
+    """
+    if not (radius_deg >= 0 and step_deg > 0):
+        raise ValueError(f"tilt_rotation_grid: need radius >= 0 and step > 0 (°), got {radius_deg}, {step_deg}")
+    m = int(np.floor(radius_deg / step_deg + 1e-9))
+    g = np.arange(-m, m + 1) * float(step_deg)
+    v = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    v = np.radians(v[np.linalg.norm(v, axis=1) <= radius_deg + 1e-9])
+    theta = np.linalg.norm(v, axis=1, keepdims=True)
+    axis = v / np.maximum(theta, 1e-12)
+    return np.concatenate([np.cos(theta / 2), np.sin(theta / 2) * axis, np.zeros_like(theta)], axis=1)
 
 
 def global_rotation_grid(step_deg: float) -> Array:

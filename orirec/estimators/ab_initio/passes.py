@@ -23,10 +23,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from orirec.estimators.projection_matching import best_shifts, match_local
-from orirec.geometry import global_rotation_grid, local_rotation_grid
+from orirec.estimators.projection_matching import best_shifts
+from orirec.geometry import global_rotation_grid, multiply, rotate_about_z, tilt_rotation_grid
 from orirec.imaging.ctf import phase_flip_by_params
 from orirec.imaging.formation import apply_shifts
+from orirec.imaging.inplane import rotate_inplane
 from orirec.imaging.ncc import MaskedNCC
 from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import FourierSums, insert_images
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 _SCORE_CHUNK = 512  # images scored against the whole grid at once
+_ROUND_CHUNK = 64  # images of a local round at once (each with its turned copies and tilted projections)
 
 
 class ImageSource(Protocol):
@@ -231,9 +233,12 @@ class GlobalPass:
 
 @dataclass(frozen=True)
 class LocalRound:
-    """One gold-standard local refinement round over a shard: for each image, its shift at its current pose and
-    then the best rotation ``q ∘ δ`` within ``radius_deg`` (grid ``step_deg``), both against the other half-set's
-    map; then its insertion, at the new pose, into its own half-set's sums."""
+    """One gold-standard local refinement round over a shard, against the other half-set's map: each image's shift
+    at its current pose, then its best rotation ``R_z(ψ) R_t R`` within ``radius_deg`` (grid ``step_deg``: ``t`` a
+    small tilt about an in-plane axis, ψ a turn about the beam); then its insertion, at the new pose, into its own
+    half-set's sums. Only the tilts need projections (:func:`~orirec.geometry.tilt_rotation_grid`): a turn ψ of
+    the pose is the image turned by -ψ, done on the input-size image before it is Fourier-cropped (so that the
+    turned copies are as sharp as the unturned one at the matching resolution)."""
 
     images: ImageSource
     geometry: MatchGeometry
@@ -242,10 +247,10 @@ class LocalRound:
 
     def __call__(self, shard: Shard, shared: tuple[np.ndarray, np.ndarray]) -> ShardResult:
         g = self.geometry
-        small = g.small(self.images(shard.rows))
+        full = self.images(shard.rows)
+        small = g.small(full)
         q, shifts = shard.quaternions.copy(), shard.shifts_px.copy()
         scores = np.empty(len(q))
-        local = local_rotation_grid(self.radius_deg, self.step_deg)
         for h in (0, 1):
             rows = np.flatnonzero(shard.half == h)
             if not len(rows):
@@ -254,6 +259,25 @@ class LocalRound:
             with torch.no_grad():
                 if g.max_shift_px > 0:
                     shifts[rows] = g.shifts_at(small[rows], project(q[rows]))
-                feats = g.features(small[rows], shifts[rows])
-                q[rows], scores[rows] = match_local(q[rows], np.arange(len(rows)), local, project, feats, g.ncc)
+                for c in range(0, len(rows), _ROUND_CHUNK):
+                    r = rows[c : c + _ROUND_CHUNK]
+                    q[r], scores[r] = self._best(full[r], q[r], shifts[r], project)
         return ShardResult(shard.index, q, shifts, scores, _half_sums(g, small, q, shifts, shard.half))
+
+    def _best(self, full: np.ndarray, q: np.ndarray, shifts_px: np.ndarray, project) -> tuple[np.ndarray, np.ndarray]:
+        """The best candidate ``R_z(ψ) R_t R`` of each image (input size, with its shift) and its NCC."""
+        g = self.geometry
+        tilts = tilt_rotation_grid(self.radius_deg, self.step_deg)
+        m = int(np.floor(self.radius_deg / self.step_deg + 1e-9))
+        psis = np.radians(np.arange(-m, m + 1) * self.step_deg)
+        n, T, P = len(q), len(tilts), len(psis)
+        centred = apply_shifts(full, -shifts_px) if np.any(shifts_px) else full
+        turned = rotate_inplane(np.repeat(centred, P, 0), np.tile(-psis, n))  # image i turned by -ψ_p
+        feats = g.ncc(torch.as_tensor(g.small(turned), device=g.device)).reshape(n, P, -1)
+        tilted = multiply(np.tile(tilts, (n, 1)), np.repeat(q, T, 0))  # R_t R, image-major
+        refs = g.ncc(project(tilted)).reshape(n, T, -1)
+        s = torch.einsum("npf,ntf->npt", feats, refs).reshape(n, -1)
+        best, k = s.max(1)
+        p, t = np.divmod(k.cpu().numpy(), T)
+        new = rotate_about_z(tilted.reshape(n, T, 4)[np.arange(n), t], psis[p])
+        return new, best.cpu().numpy()
