@@ -101,7 +101,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/ab_initio_scale.json"))
-    p.add_argument("--append", action="store_true", help="add the rows to --out's (its run's meta kept as earlier_meta)")
+    p.add_argument("--append", action="store_true", help="add the rows to --out's (its meta kept)")
     a = p.parse_args()
     meta, rows, earlier = run_meta(), [], []
     if a.append and a.out.is_file():
