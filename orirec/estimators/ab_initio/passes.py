@@ -171,7 +171,11 @@ def _half_sums(geometry: MatchGeometry, small, q, shifts_px, half) -> tuple[Four
     for h in (0, 1):
         m = half == h
         sh = shifts_px[m] * geometry.to_small
-        out.append(insert_images(small[m], q[m], sh, pad=geometry.pad, device=geometry.device) if m.any() else None)
+        if m.any():  # on the CPU: the driver adds and checkpoints them
+            sums = insert_images(small[m], q[m], sh, pad=geometry.pad, device=geometry.device)
+            out.append(FourierSums(sums.num.cpu(), sums.wgt.cpu(), sums.box_px, sums.pad))
+        else:
+            out.append(None)
     return out[0], out[1]
 
 
