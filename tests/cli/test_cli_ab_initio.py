@@ -3,6 +3,7 @@
 import json
 
 import mrcfile
+import numpy as np
 import pytest
 
 from orirec.evaluate.metrics import orientation_metrics
@@ -68,3 +69,32 @@ def test_the_shift_search_covers_imported_particles(tmp_path, cli, tiny_store):
         assert summary["refine_shift_median_px"] <= expected + 1e-6
     res = cli("ab-initio", tmp_path / "i.zarr", "--max-shift", -1, "--out", tmp_path / "bad", "--no-progress", code=2)
     assert "max_shift_px" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("damage", ["nan", "corrupt shard", "no images"])
+def test_damaged_stores_are_one_line_errors_and_nothing_is_written(tmp_path, cli, tiny_store, damage):
+    import shutil
+
+    import zarr
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(tiny_store, store)
+    if damage == "nan":
+        images = zarr.open_group(str(store), mode="r+")["images"]
+        block = images[16:20]
+        block[1, 3, 3] = np.nan
+        images[16:20] = block
+        expect = "image 17 (and 0 more) holds NaN"
+    elif damage == "corrupt shard":
+        chunk = sorted(p for p in (store / "images").rglob("*") if p.is_file() and p.name != "zarr.json")[-1]
+        chunk.write_bytes(b"not a zarr chunk")
+        expect = "cannot be read"
+    else:
+        shutil.rmtree(store / "images")
+        expect = "missing images"
+    out = tmp_path / "out"
+    res = cli("ab-initio", store, "--iterations", 2, "--restarts", 1, "--out", out, "--no-progress", "--no-track",
+              code=2)  # fmt: skip
+    assert expect in res.output and str(store) in res.output.replace("\n", ""), res.output
+    assert len(res.output.strip().splitlines()) <= 2  # one line (wrapped at most once by the terminal width)
+    assert not (out / "orientations.csv").exists() and not (out / "ab_initio_map.mrc").exists()

@@ -65,8 +65,18 @@ class StoreImages:
     path: str
 
     def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """The images ``rows``; ValueError naming the store and the rows when they cannot be read or are not
+        finite (a corrupt or missing chunk, NaN)."""
         s = open_store(self.path)
-        return phase_flip_by_params(s.load_images(rows), s.ctf_params(rows), s.pixel_size_A)
+        span = f"images {rows[0]}-{rows[-1]}" if len(rows) else "no images"
+        try:
+            images = s.load_images(rows)
+        except Exception as e:  # zarr and its codecs raise many types for a damaged chunk
+            raise ValueError(f"{self.path}: {span} cannot be read ({type(e).__name__}: {e})") from e
+        bad = ~np.isfinite(images).all(axis=(1, 2))
+        if bad.any():
+            raise ValueError(f"{self.path}: image {rows[np.argmax(bad)]} (and {bad.sum() - 1} more) holds NaN or inf")
+        return phase_flip_by_params(images, s.ctf_params(rows), s.pixel_size_A)
 
 
 @dataclass(frozen=True)
