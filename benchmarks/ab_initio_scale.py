@@ -39,7 +39,8 @@ def _simulate(source: str, n: int, path: Path, seed: int) -> None:
 
 
 def _peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
-    """Run ``cmd``; return (wall s, peak RSS in MB of its whole process tree)."""
+    """Run ``cmd``; return (wall s, peak memory in MB of its whole process tree: the sum of the processes'
+    proportional set sizes, so that pages they share, Ray's object store and libraries, count once)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
     peak, top = [0.0], psutil.Process(proc.pid)
@@ -48,7 +49,7 @@ def _peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
         while proc.poll() is None:
             try:
                 tree = [top, *top.children(recursive=True)]
-                peak[0] = max(peak[0], sum(p.memory_info().rss for p in tree if p.is_running()) / 2**20)
+                peak[0] = max(peak[0], sum(p.memory_full_info().pss for p in tree if p.is_running()) / 2**20)
             except psutil.Error:
                 pass
             time.sleep(0.2)

@@ -11,7 +11,7 @@ twice. Each actor uses 1 torch thread (``num_cpus=1``) and, with ``num_gpus_per_
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from orirec.distributed.runtime import ensure_ray
@@ -57,13 +57,16 @@ class RayShardMapper:
                 raise ValueError(f"--num-workers {self.num_workers}: this Ray instance has {have:g} CPUs")
             self.actors = [self._actor() for _ in range(self.num_workers)]
 
-    def map(self, fn: Callable, tasks: Sequence[Any], shared: Any, progress: Callable[[int], None] | None = None):
-        """``fn(task, shared)`` for every task, in task order."""
+    def map(
+        self, fn: Callable, tasks: Sequence[Any], shared: Any, progress: Callable[[int], None] | None = None
+    ) -> Iterator:
+        """``fn(task, shared)`` for every task, yielded in task order as soon as the next one is ready (results
+        that finish early wait in a buffer, the driver holds no more)."""
         import ray
 
         self._start()
         fn_ref, shared_ref = ray.put(fn), ray.put(shared)
-        queue, results, tries = list(range(len(tasks))), [None] * len(tasks), [0] * len(tasks)
+        queue, ready, tries, nxt = list(range(len(tasks))), {}, [0] * len(tasks), 0
         running: dict = {}  # future -> (task index, actor slot)
         idle = list(range(len(self.actors)))
         while queue or running:
@@ -73,21 +76,23 @@ class RayShardMapper:
                 running[self.actors[slot].run.remote(fn_ref, tasks[i], shared_ref)] = (i, slot)
             [done], _ = ray.wait(list(running), num_returns=1)
             i, slot = running.pop(done)
+            idle.append(slot)
             try:
-                results[i] = ray.get(done)
+                ready[i] = ray.get(done)
             except ray.exceptions.RayActorError as e:
                 if tries[i] >= MAX_TRIES:
                     raise ShardTaskError(f"shard {i}: its actor died {tries[i]} times ({_cause(e)})") from e
                 self.actors[slot] = self._actor()  # a fresh actor; the shard is run again from the start
                 self.restarted += 1
                 queue.insert(0, i)
+                continue
             except ray.exceptions.RayTaskError as e:
                 raise ShardTaskError(f"shard {i}: {_cause(e)}") from e
-            else:
-                if progress is not None:
-                    progress(len(getattr(tasks[i], "rows", ())))
-            idle.append(slot)
-        return results
+            if progress is not None:
+                progress(len(getattr(tasks[i], "rows", ())))
+            while nxt in ready:
+                yield ready.pop(nxt)
+                nxt += 1
 
     def close(self) -> None:
         """Kill the actors (idempotent)."""

@@ -124,7 +124,7 @@ def _mapper(num_workers: int, device: str):
 
 def _passes_summary(result: DatasetAbInitioResult, refine: RefineConfig) -> dict[str, Any]:
     """The local rounds' numbers, under the refinement's usual ``refine_*`` keys."""
-    rounds = [p for p in result.passes if p["pass"] != "global"]
+    rounds = [p for p in result.passes if p["pass"].startswith("local")]
     if not rounds:
         return {}
     last = rounds[-1]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,29 +36,30 @@ from orirec.reconstruct.fourier import FourierSums, half_split
 from orirec.reconstruct.fsc import fsc_report
 from orirec.store.atomic import save_npz_atomic
 
-__all__ = ["DatasetAbInitioResult", "SerialMapper", "ShardMapper", "ab_initio_dataset", "shards_of"]
+__all__ = ["DatasetAbInitioResult", "SerialMapper", "ShardMapper", "ab_initio_dataset", "pass_plan", "shards_of"]
 
 Progress = Callable[[int, int], None]
 
 
 class ShardMapper(Protocol):
-    """Runs ``fn(task, shared)`` for every task and returns the results in task order; ``progress(k)`` is called
-    with each finished task's number of images."""
+    """Runs ``fn(task, shared)`` for every task and yields the results in task order, as they are ready (so that
+    the driver holds few at a time); ``progress(k)`` is called with each finished task's number of images."""
 
-    def map(self, fn: Callable, tasks: Sequence[Shard], shared: Any, progress: Callable[[int], None] | None) -> list:
+    def map(
+        self, fn: Callable, tasks: Sequence[Shard], shared: Any, progress: Callable[[int], None] | None
+    ) -> Iterable:
         """The results of ``fn(task, shared)``, in task order."""
 
 
 class SerialMapper:
     """Every task in this process, one after the other."""
 
-    def map(self, fn, tasks, shared, progress=None) -> list:
-        out = []
+    def map(self, fn, tasks, shared, progress=None) -> Iterator:
         for t in tasks:
-            out.append(fn(t, shared))
+            out = fn(t, shared)
             if progress is not None:
                 progress(len(t.rows))
-        return out
+            yield out
 
 
 def shards_of(rows: np.ndarray, shard_size: int) -> list[np.ndarray]:
@@ -151,33 +152,37 @@ def ab_initio_dataset(
     q_global = None if state is None else state["global_quaternions"]
     history: list[dict] = [] if state is None else state["passes"]
     read_back = len(history)
-    total_passes = 1 + len(schedule)
-    count = [read_back * n, total_passes * n]
+    plan = pass_plan(schedule)
+    count = [read_back * n, len(plan) * n]
 
     def tick(k: int) -> None:
         count[0] += k
         if pass_progress is not None:
             pass_progress(count[0], count[1])
 
-    for p in range(read_back, total_passes):
+    for p in range(read_back, len(plan)):
         t1 = time.perf_counter()
+        kind, radius, step = plan[p]
         known = np.zeros(n, dtype=bool)
-        if p == 0:
+        task: Callable
+        shared: Any
+        if kind == "global":
             q[subset_pos], shifts[subset_pos], known[subset_pos] = sub.quaternions, sub.shifts_px, True
             first = GlobalPass(images, geometry(settings.get("resolution_end_A", 20.0)), sub_step(settings))
-            task: Callable = first
-            shared: Any = (sub.volume, first.references(sub.volume))
+            task, shared = first, (sub.volume, first.references(sub.volume))
+        elif kind == "repose":  # every image again, on a finer grid, against the map of all: the better pose stays
+            full_map = masked_volume(sums[0] + sums[1], px, particle_radius_A, wiener)
+            again = GlobalPass(images, geometry(refine_resolution_A), sub_step(settings) / 2, keep_better=True)
+            task, shared = again, (full_map, again.references(full_map))
         else:
-            radius, step = schedule[p - 1]
-            task = LocalRound(images, geometry(refine_resolution_A), float(radius), float(step))
+            task = LocalRound(images, geometry(refine_resolution_A), radius, step)
             shared = tuple(masked_volume(s, px, particle_radius_A, wiener) for s in sums)
         tasks = [Shard(i, rows[g], half[g], q[g], shifts[g], known[g]) for i, g in enumerate(groups)]
-        results: list[ShardResult] = mapper.map(task, tasks, shared, tick)
-        q_new, sums = _gather(results, groups, q, shifts, scores)
+        q_new, sums = _gather(mapper.map(task, tasks, shared, tick), groups, q, shifts, scores)
         change = np.degrees(_angle(q, q_new))
         q = q_new
         q_global = q if p == 0 else q_global
-        history.append(_summary(p, schedule, scores, change, known, time.perf_counter() - t1))
+        history.append(_summary(plan, p, scores, change, known, time.perf_counter() - t1))
         if checkpoint is not None:
             _save(checkpoint, key, q, shifts, scores, sums, history, q_global)
     maps = tuple(masked_volume(s, px, particle_radius_A, wiener) for s in sums)
@@ -195,12 +200,14 @@ def sub_step(settings: dict[str, Any]) -> float:
     return float(settings.get("step_deg", 15.0))
 
 
-def _gather(results: list[ShardResult], groups, q, shifts, scores) -> tuple[np.ndarray, list[FourierSums]]:
+def _gather(results: Iterable[ShardResult], groups, q, shifts, scores) -> tuple[np.ndarray, list[FourierSums]]:
     """The shards' poses written into the driver's arrays (new orientations returned, shifts and scores in place)
-    and their half-set sums added in shard order (the same total whatever worker ran which shard)."""
+    and their half-set sums added in shard order as they come (the same total whatever worker ran which shard)."""
     q_new = q.copy()
     sums: list[FourierSums | None] = [None, None]
-    for g, r in zip(groups, sorted(results, key=lambda r: r.index), strict=True):
+    for i, (g, r) in enumerate(zip(groups, results, strict=True)):
+        if r.index != i:
+            raise RuntimeError(f"ab initio passes: shard {r.index}'s result came in place of shard {i}'s")
         q_new[g], shifts[g], scores[g] = r.quaternions, r.shifts_px, r.scores
         for h in (0, 1):
             part = r.sums[h]
@@ -215,11 +222,23 @@ def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2 * np.arccos(np.clip(np.abs(np.sum(a * b, axis=1)), 0, 1))
 
 
-def _summary(p: int, schedule, scores, change, known, time_s: float) -> dict:
+def pass_plan(schedule: Sequence[tuple[float, float]]) -> list[tuple[str, float, float]]:
+    """The passes over every image: (kind, radius °, step °). The global pass; the first local round; then, when
+    more rounds follow, a **re-pose**: every image searched again on a grid twice as fine against the map of all
+    images, keeping its pose where that matches better (the subset's map poses the other images coarsely, and an
+    image more than a round's reach from its true pose stays there); then the other rounds."""
+    local = [("local", float(r), float(s)) for r, s in schedule]
+    return [("global", 0.0, 0.0), *local[:1], *([("repose", 0.0, 0.0)] if len(local) > 1 else []), *local[1:]]
+
+
+def _summary(plan, p: int, scores, change, known, time_s: float) -> dict:
+    kind, radius, step = plan[p]
     posed = ~known
-    out = {"pass": "global" if p == 0 else f"local {p}", "images_posed": int(posed.sum()), "time_s": time_s}
-    if p:
-        out |= {"radius_deg": float(schedule[p - 1][0]), "step_deg": float(schedule[p - 1][1])}
+    rounds = sum(k == "local" for k, _, _ in plan[: p + 1])
+    name = f"local {rounds}" if kind == "local" else kind
+    out = {"pass": name, "images_posed": int(posed.sum()), "time_s": time_s}
+    if kind == "local":
+        out |= {"radius_deg": radius, "step_deg": step}
     out["score"] = float(np.nanmean(scores[posed])) if posed.any() else float("nan")
     out["change_median_deg"] = float(np.median(change[posed])) if posed.any() and p else float("nan")
     return out

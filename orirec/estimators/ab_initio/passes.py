@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 _SCORE_CHUNK = 512  # images scored against the whole grid at once
+_SHIFT_CHUNK = 512  # images whose upsampled cross-correlations are held at once (about 65 MB at 90 px)
 _ROUND_CHUNK = 64  # images of a local round at once (each with its turned copies and tilted projections)
 
 
@@ -139,8 +140,12 @@ class MatchGeometry:
         within ``radius_px`` (px of the input; default ``max_shift_px``)."""
         limit = self.max_shift_px if radius_px is None else radius_px
         radius = max(1.5 / self.upsample, limit * self.to_small)
-        images = torch.from_numpy(np.ascontiguousarray(small))
-        found = best_shifts(images, proj.cpu(), self.ncc.lowpass, radius, self.upsample) / self.to_small
+        images, proj = torch.from_numpy(np.ascontiguousarray(small)), proj.cpu()
+        found = np.concatenate([
+            best_shifts(images[c : c + _SHIFT_CHUNK], proj[c : c + _SHIFT_CHUNK], self.ncc.lowpass, radius,
+                        self.upsample)
+            for c in range(0, len(images), _SHIFT_CHUNK)
+        ]) / self.to_small  # fmt: skip
         norm = np.linalg.norm(found, axis=1, keepdims=True)
         return found * np.minimum(1.0, limit / np.maximum(norm, 1e-12))
 
@@ -197,6 +202,7 @@ class GlobalPass:
     geometry: MatchGeometry
     step_deg: float
     candidates: int = 8
+    keep_better: bool = False  # an image keeps its current pose (and shift) where that matches the map better
 
     def references(self, volume: np.ndarray) -> torch.Tensor:
         """The NCC features of the map's projections at every rotation of the grid (computed once per pass)."""
@@ -217,7 +223,18 @@ class GlobalPass:
         todo = np.flatnonzero(~shard.known) if shard.known is not None else np.arange(len(q))
         if len(todo):
             q[todo], shifts[todo], scores[todo] = self._search(small[todo], volume, refs)
+        if self.keep_better:
+            now = self._current_scores(small, shard.quaternions, shard.shifts_px, volume)
+            stay = now >= scores
+            q[stay], shifts[stay], scores[stay] = shard.quaternions[stay], shard.shifts_px[stay], now[stay]
         return ShardResult(shard.index, q, shifts, scores, _half_sums(g, small, q, shifts, shard.half))
+
+    def _current_scores(self, small: np.ndarray, q: np.ndarray, shifts_px: np.ndarray, volume: np.ndarray):
+        """The NCC of each image (its shift undone) with the map's projection at its current pose."""
+        g = self.geometry
+        with torch.no_grad():
+            proj = projector_on(volume, g.device, g.pad).project(q)
+            return torch.einsum("np,np->n", g.features(small, shifts_px), g.ncc(proj)).cpu().numpy()
 
     def _search(self, small: np.ndarray, volume: np.ndarray, refs: torch.Tensor):
         """Best grid rotation (and shift) of each image: the top ``candidates`` rotations unshifted, then each
