@@ -6,8 +6,8 @@ One test protein (default 1nca, 6,404 atoms) simulated at 64 px, 4.7 Å, CTF, ±
 protein setting). For each N, ``orirec ab-initio`` (6 restarts on a 1,500-image subset, a global pass over the
 others, 4 local rounds over all) runs as a child process, first with 1 worker, then with 2 Ray workers reading
 the same finished restarts back (so its passes alone are timed). Rows: wall time of the subset stage, of the
-global pass and of the local rounds, peak RSS of the whole process tree (sampled every 0.2 s; Ray's own
-processes included), then ``orirec evaluate``: err_rot median and acc@20 after the global pass and after the
+global pass and of the passes after it (local rounds and the re-pose), peak memory of the whole process tree
+(the sum of its processes' PSS, sampled every 0.2 s; Ray's own processes included), then ``orirec evaluate``: err_rot median and acc@20 after the global pass and after the
 rounds, and the FSC 0.5 (Å) of the map against the reference.
 """
 
