@@ -7,8 +7,9 @@ protein setting). For each N, ``orirec ab-initio`` (6 restarts on a 1,500-image 
 others, 4 local rounds over all) runs as a child process, first with 1 worker, then with 2 Ray workers reading
 the same finished restarts back (so its passes alone are timed). Rows: wall time of the subset stage, of the
 global pass and of the passes after it (local rounds and the re-pose), peak memory of the whole process tree
-(the sum of its processes' PSS, sampled every 0.2 s; Ray's own processes included), then ``orirec evaluate``: err_rot median and acc@20 after the global pass and after the
-rounds, and the FSC 0.5 (Å) of the map against the reference.
+(the sum of its processes' PSS, sampled every 0.2 s; Ray's own processes included), then ``orirec evaluate``:
+err_rot median and acc@20 after the global pass and after the rounds, and the FSC 0.5 (Å) of the map against
+the reference.
 """
 
 from __future__ import annotations
