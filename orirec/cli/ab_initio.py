@@ -81,23 +81,26 @@ def ab_initio(
     The restarts run on --subset random images (held in memory). Every iteration reconstructs a map, projects it
     on a global grid of rotations (15°) and draws each image's orientation from the softmax of its masked NCC
     with them, sharper each iteration, while the resolution goes from 30 Å to 20 Å; in-plane shifts are searched
-    within the store's recorded range (imported particles:
-    10 % of the box; --max-shift sets it). Images with a CTF
-    are phase-flipped first. Works where pairs of images are too noisy for common lines (σ² 16). Then the
-    other images get the best rotation of the same grid against the subset's map (shift searched for the best
-    8), and --refine-rounds gold-standard local rounds refine every image; each pass reads the store one shard
-    at a time, so memory does not grow with the number of images.
+    within the store's recorded range (imported particles: 10 % of the box; --max-shift sets it). Images with a
+    CTF are phase-flipped first. Works where pairs of images are too noisy for common lines (σ² 16). The
+    restarts that agree with one another (registered onto one reference, median angle apart under 30°) are
+    averaged per image; when no two agree, the one whose images match their projections best is kept.
+
+    Then the other images get the best rotation of the same grid against the subset's map (shift searched for
+    the best 8), and --refine-rounds gold-standard local rounds refine every image (after the first, every image
+    is searched again on a 7.5° grid against the map of all, keeping the better pose). Each pass reads the store
+    one shard at a time, so memory does not grow with the number of images. Last, the map is tested for Cn/Dn
+    self-similarity: a symmetric or pseudo-symmetric particle is named.
 
     Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc (and its half-maps, and the subset's map) and
     OUT/ab_initio_result.json; with --refine-rounds also OUT/orientations_unrefined.csv (after the global pass).
     Each finished restart is kept in OUT/ab_initio_checkpoint.npz and each finished pass in
     OUT/ab_initio_passes.npz: run the same command again after an interruption and it resumes there (more
-    --restarts run only the new ones). The restarts that
-    agree with one another (registered onto one reference, median angle apart under 30°) are averaged per
-    image, which removes much of the global grid's quantization; when no two agree, the one whose images match
-    their projections best is kept.
+    --restarts run only the new ones).
 
     Example: orirec ab-initio test.zarr --protein 19 --out runs/ab-initio --refine-rounds 4
+
+    On 2 Ray workers, or a cluster: orirec ab-initio particles.zarr --refine-rounds 4 --num-workers 2
 
     Then: orirec evaluate test.zarr --orientations runs/ab-initio/orientations.csv
 
