@@ -30,8 +30,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from orirec.config.estimators import AbInitioConfig
 from orirec.estimators.ab_initio.passes import GlobalPass, ImageSource, LocalRound, MatchGeometry, Shard, ShardResult
 from orirec.estimators.ab_initio.search import AbInitioResult, ab_initio, masked_volume, sphere_radius_px
+from orirec.geometry import quat_distance
 from orirec.reconstruct.fourier import FourierSums, half_split
 from orirec.reconstruct.fsc import fsc_report
 from orirec.store.atomic import save_npz_atomic
@@ -39,6 +41,7 @@ from orirec.store.atomic import save_npz_atomic
 __all__ = ["DatasetAbInitioResult", "SerialMapper", "ShardMapper", "ab_initio_dataset", "pass_plan", "shards_of"]
 
 Progress = Callable[[int, int], None]
+_DEFAULTS = AbInitioConfig()  # the only source of the search's defaults (orirec.config.estimators)
 
 
 class ShardMapper(Protocol):
@@ -134,7 +137,7 @@ def ab_initio_dataset(
     if len(subset_pos) == n and not schedule:
         return _subset_only(sub, subset_pos)
     box, px = sub.box_px, sub.pixel_size_A
-    pad, wiener = int(settings.get("pad", 2)), float(settings.get("wiener", 1e-2))
+    pad, wiener = int(settings.get("pad", _DEFAULTS.pad)), float(settings.get("wiener", _DEFAULTS.wiener))
     radius_px = sphere_radius_px(box, px, particle_radius_A)
 
     def geometry(resolution_A: float) -> MatchGeometry:
@@ -145,7 +148,7 @@ def ab_initio_dataset(
     half[half_split(n, seed)[1]] = 1
     key = _key(rows, subset_pos, sub, settings, schedule, refine_resolution_A, max_shift_px, particle_radius_A, seed)
     state = _load(checkpoint, key)
-    q = np.zeros((n, 4)) if state is None else state["quaternions"]
+    q = np.tile([1.0, 0.0, 0.0, 0.0], (n, 1)) if state is None else state["quaternions"]  # identity until posed
     shifts = np.zeros((n, 2)) if state is None else state["shifts_px"]
     scores = np.full(n, np.nan) if state is None else state["scores"]
     sums: list[FourierSums] = [] if state is None else state["sums"]
@@ -168,7 +171,9 @@ def ab_initio_dataset(
         shared: Any
         if kind == "global":
             q[subset_pos], shifts[subset_pos], known[subset_pos] = sub.quaternions, sub.shifts_px, True
-            first = GlobalPass(images, geometry(settings.get("resolution_end_A", 20.0)), sub_step(settings))
+            first = GlobalPass(
+                images, geometry(settings.get("resolution_end_A", _DEFAULTS.resolution_end_A)), sub_step(settings)
+            )
             task, shared = first, (sub.volume, first.references(sub.volume))
         elif kind == "repose":  # every image again, on a finer grid, against the map of all: the better pose stays
             full_map = masked_volume(sums[0] + sums[1], px, particle_radius_A, wiener)
@@ -179,7 +184,7 @@ def ab_initio_dataset(
             shared = tuple(masked_volume(s, px, particle_radius_A, wiener) for s in sums)
         tasks = [Shard(i, rows[g], half[g], q[g], shifts[g], known[g]) for i, g in enumerate(groups)]
         q_new, sums = _gather(mapper.map(task, tasks, shared, tick), groups, q, shifts, scores)
-        change = np.degrees(_angle(q, q_new))
+        change = np.degrees(quat_distance(q, q_new))
         q = q_new
         q_global = q if p == 0 else q_global
         history.append(_summary(plan, p, scores, change, known, time.perf_counter() - t1))
@@ -197,7 +202,7 @@ def ab_initio_dataset(
 
 def sub_step(settings: dict[str, Any]) -> float:
     """The global grid's spacing (°) of the subset's ab initio, used again by the global pass."""
-    return float(settings.get("step_deg", 15.0))
+    return float(settings.get("step_deg", _DEFAULTS.step_deg))
 
 
 def _gather(results: Iterable[ShardResult], groups, q, shifts, scores) -> tuple[np.ndarray, list[FourierSums]]:
@@ -216,10 +221,6 @@ def _gather(results: Iterable[ShardResult], groups, q, shifts, scores) -> tuple[
     if sums[0] is None or sums[1] is None:
         raise ValueError("ab initio passes: a half-set has no image (need at least 2 images)")
     return q_new, [sums[0], sums[1]]  # type: ignore[list-item]
-
-
-def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return 2 * np.arccos(np.clip(np.abs(np.sum(a * b, axis=1)), 0, 1))
 
 
 def pass_plan(schedule: Sequence[tuple[float, float]]) -> list[tuple[str, float, float]]:
