@@ -67,9 +67,10 @@ def stage_ab_initio(
     device = _device(cfg.device)
     images = StoreImages(str(store))
     t0 = time.perf_counter()
-    rng = np.random.default_rng(seed)  # the radius is read off up to 2,000 images, not all of them
-    radius_A = mask_radius_A(images(np.sort(rng.choice(rows, min(len(rows), 2000), replace=False))), s.pixel_size_A,
-                             cfg.particle_radius_A)  # fmt: skip
+    radius_A = cfg.particle_radius_A
+    if radius_A is None:  # read off up to 2,000 images, not all of them
+        sample = np.sort(np.random.default_rng(seed).choice(rows, min(len(rows), 2000), replace=False))
+        radius_A = mask_radius_A(images(sample), s.pixel_size_A)
     max_shift_px = shift_search_px(cfg.max_shift_px, s.max_shift_px, s.box_px)
     search = cfg.search_settings() | {"checkpoint": cfg.checkpoint or out_dir / CHECKPOINT}
     schedule = [refine.schedule_deg[min(r, len(refine.schedule_deg) - 1)] for r in range(refine.rounds)]
