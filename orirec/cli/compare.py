@@ -19,6 +19,7 @@ from orirec.cli.common import (
 )
 from orirec.config import RecoverConfig, RefineConfig
 from orirec.config.estimators import (
+    ESTIMATOR_CONFIGS,
     AbInitioConfig,
     CVAEConfig,
     EuclideanConfig,
@@ -32,8 +33,7 @@ def compare(
     estimators: Annotated[
         str | None,
         typer.Option(
-            help="comma-separated: siamese, euclidean, oracle, oracle-noise, regress-6d, regress-quat, "
-            "regress-euler, cvae, aspire-cl, ab-initio (default: all that can run with what is given)"
+            help=f"comma-separated: {', '.join(ESTIMATOR_CONFIGS)} (default: all that can run with what is given)"
         ),
     ] = None,
     model: Annotated[Path | None, typer.Option(help="Siamese checkpoint (best.pt) for 'siamese'")] = None,

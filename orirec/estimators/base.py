@@ -187,8 +187,7 @@ def register(*names: str):
 
 
 #: the order of the comparison table (other registered names follow)
-ORDER = ("siamese", "euclidean", "oracle", "oracle-noise", "regress-6d", "regress-quat", "regress-euler", "cvae",
-         "aspire-cl", "ab-initio", "relion-sgd", "cryodrgn-abinit")  # fmt: skip
+ORDER = tuple(ESTIMATOR_CONFIGS)
 
 
 def estimator_names() -> list[str]:

@@ -1,0 +1,98 @@
+"""Benchmark: orirec's ab initio against the field's tools on identical images (the peer table).
+
+Reproduce: python benchmarks/ab_initio_peers.py --out benchmarks/results/ab_initio_peers.json
+(one protein more into the same table: ``--proteins 1jmo --append``; a protein already there is not run again.)
+Each test protein is simulated alone at the unseen-protein setting (64 px, 4.7 Å, CTF, ±2 px shifts, σ² 16,
+1,500 images), then ``orirec compare`` runs every estimator in one session, one after the other, on the same
+images and the same cores: ``ab-initio`` (orirec), ``relion-sgd`` (RELION 3.1's SGD initial model and one global
+assignment pass), ``cryodrgn-abinit`` (cryoDRGN's ab initio, in its own environment) and ``aspire-cl`` (ASPIRE's
+common lines), each skipped with its reason when its tool is absent. With ``--refine-rounds`` (default 4) every
+estimator's poses are also refined by the same projection matching, a row ``NAME+refine`` each. Rows: err_rot
+median and mean, acc@20, FSC 0.5 against the reference (Å), wall time and threads; then, per peer, the ratios
+to orirec's (``ab-initio+refine`` against ``PEER`` and ``PEER+refine``): err_rot median and wall time. The JSON
+is written after every protein, so an interrupted run keeps the finished ones (rerun with ``--append``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _meta import ROOT, run_meta
+
+from orirec.config import SimulateConfig
+from orirec.config.estimators import CryodrgnConfig, RelionConfig
+from orirec.simulate.to_store import simulate_to_store
+
+ORIREC = str(Path(sys.executable).parent / "orirec")  # the console script of this environment
+STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
+ORIREC_THREADS = 2  # torch's intra-op threads on this 2-core machine (the CLI's default: every core)
+THREADS = {"relion-sgd": RelionConfig().threads, "cryodrgn-abinit": CryodrgnConfig().threads}
+KEEP = ("err_rot_median", "err_rot_mean", "acc20", "fsc_ref_05_A", "time_estimate_s")
+
+
+def _simulate(pdb_id: str, n: int, path: Path, seed: int) -> None:
+    cfg = SimulateConfig(inputs=[str(STRUCTURES / f"{pdb_id}.cif.gz")], n_per_structure=n, box_px=64,
+                         pixel_size_A=4.7, ctf=True, shift_px=2.0, sigma2=16.0, seed=seed, shard_size=1024)  # fmt: skip
+    simulate_to_store(cfg, path)
+
+
+def _compare(store: Path, out: Path, a) -> list[dict]:
+    cmd = [ORIREC, "compare", str(store), "--n", str(a.n), "--estimators", a.estimators, "--refine-rounds",
+           str(a.refine_rounds), "--out", str(out), "--no-track"]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    rows = json.loads((out / "compare.json").read_text())["results"]
+    return [{"estimator": r["estimator"], **{k: r.get(k) for k in KEEP},
+             "threads": THREADS.get(r["estimator"].removesuffix("+refine"), ORIREC_THREADS)} for r in rows]  # fmt: skip
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """Per peer row, its err_rot median and wall time over orirec's best (``ab-initio+refine``, else
+    ``ab-initio``): above 1, orirec is the more accurate or the faster."""
+    by = {r["estimator"]: r for r in rows}
+    ours = by.get("ab-initio+refine") or by.get("ab-initio")
+    if ours is None:
+        return []
+    out = []
+    for r in rows:
+        if r["estimator"].startswith("ab-initio"):
+            continue
+        out.append({"peer": r["estimator"], "versus": ours["estimator"],
+                    "err_rot_median_ratio": r["err_rot_median"] / ours["err_rot_median"],
+                    "time_ratio": r["time_estimate_s"] / ours["time_estimate_s"]})  # fmt: skip
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--proteins", default="1avx,1nca,3cf3", help="test proteins (ids of the manifest)")
+    p.add_argument("--n", type=int, default=1500)
+    p.add_argument("--estimators", default="ab-initio,relion-sgd,cryodrgn-abinit,aspire-cl")
+    p.add_argument("--refine-rounds", type=int, default=4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/ab_initio_peers.json"))
+    p.add_argument("--append", action="store_true", help="add proteins to --out's (those there are kept)")
+    a = p.parse_args()
+    result: dict = {"meta": run_meta(), "setting": "64 px, 4.7 Å, CTF, ±2 px, σ² 16", "n": a.n, "proteins": []}
+    if a.append and a.out.is_file():
+        old = json.loads(a.out.read_text())
+        result["proteins"] = old["proteins"]
+        result["earlier_meta"] = [*old.get("earlier_meta", []), old["meta"]]
+    done = {p["protein"] for p in result["proteins"]}
+    for pdb_id in [x for x in a.proteins.split(",") if x and x not in done]:
+        with tempfile.TemporaryDirectory(prefix="orirec-bench-peers-") as tmp:
+            store = Path(tmp) / "s.zarr"
+            _simulate(pdb_id, a.n, store, a.seed)
+            rows = _compare(store, Path(tmp) / "compare", a)
+        result["proteins"].append({"protein": pdb_id, "rows": rows, "ratios": ratios(rows)})
+        print(json.dumps(result["proteins"][-1]), flush=True)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
