@@ -6,11 +6,12 @@ Each test protein is simulated alone at the unseen-protein setting (64 px, 4.7 �
 1,500 images), then ``orirec compare`` runs every estimator in one session, one after the other, on the same
 images and the same cores: ``ab-initio`` (orirec), ``relion-sgd`` (RELION 3.1's SGD initial model and one global
 assignment pass), ``cryodrgn-abinit`` (cryoDRGN's ab initio, in its own environment) and ``aspire-cl`` (ASPIRE's
-common lines), each skipped with its reason when its tool is absent. With ``--refine-rounds`` (default 4) every
-estimator's poses are also refined by the same projection matching, a row ``NAME+refine`` each. Rows: err_rot
-median and mean, acc@20, FSC 0.5 against the reference (Å), wall time and threads; then, per peer, the ratios
-to orirec's (``ab-initio+refine`` against ``PEER`` and ``PEER+refine``): err_rot median and wall time. The JSON
-is written after every protein, so an interrupted run keeps the finished ones (rerun with ``--append``).
+common lines), each skipped with its reason (kept in the JSON) when its tool is absent. With
+``--refine-rounds`` (default 4) every estimator's poses are also refined by the same projection matching, a row
+``NAME+refine`` each. Rows: err_rot median and mean, acc@20, FSC 0.5 against the reference (Å), wall time and
+threads; then, per peer, the ratios to orirec's (``ab-initio+refine`` against ``PEER`` and ``PEER+refine``):
+err_rot median and wall time. The JSON is written after every protein, so an interrupted run keeps the finished
+ones (rerun with ``--append``).
 """
 
 from __future__ import annotations
@@ -41,13 +42,16 @@ def _simulate(pdb_id: str, n: int, path: Path, seed: int) -> None:
     simulate_to_store(cfg, path)
 
 
-def _compare(store: Path, out: Path, a) -> list[dict]:
+def _compare(store: Path, out: Path, a) -> tuple[list[dict], dict[str, str]]:
+    """The compare table's rows (the kept columns and each estimator's threads) and the skipped peers' reasons."""
     cmd = [ORIREC, "compare", str(store), "--n", str(a.n), "--estimators", a.estimators, "--refine-rounds",
            str(a.refine_rounds), "--out", str(out), "--no-track"]  # fmt: skip
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    rows = json.loads((out / "compare.json").read_text())["results"]
+    table = json.loads((out / "compare.json").read_text())
+    rows = table["results"]
     return [{"estimator": r["estimator"], **{k: r.get(k) for k in KEEP},
-             "threads": THREADS.get(r["estimator"].removesuffix("+refine"), ORIREC_THREADS)} for r in rows]  # fmt: skip
+             "threads": THREADS.get(r["estimator"].removesuffix("+refine"), ORIREC_THREADS)}
+            for r in rows], table.get("skipped", {})  # fmt: skip
 
 
 def ratios(rows: list[dict]) -> list[dict]:
@@ -87,8 +91,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="orirec-bench-peers-") as tmp:
             store = Path(tmp) / "s.zarr"
             _simulate(pdb_id, a.n, store, a.seed)
-            rows = _compare(store, Path(tmp) / "compare", a)
-        result["proteins"].append({"protein": pdb_id, "rows": rows, "ratios": ratios(rows)})
+            rows, skipped = _compare(store, Path(tmp) / "compare", a)
+        result["proteins"].append({"protein": pdb_id, "rows": rows, "ratios": ratios(rows), "skipped": skipped})
         print(json.dumps(result["proteins"][-1]), flush=True)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(result, indent=2) + "\n")

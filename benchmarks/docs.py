@@ -406,6 +406,25 @@ def _ab_initio_scale(where: Where) -> str:
     return "\n".join([*provenance_lines("ab_initio_scale"), "", *_table(header, rows)])
 
 
+def _ab_initio_peers(where: Where) -> str:
+    r = load("ab_initio_peers")
+    opt = lambda v, f: "–" if v is None else f(v)  # noqa: E731
+    rows = []
+    for p in r["proteins"]:
+        ratio = {x["peer"]: x for x in p["ratios"]}
+        for x in p["rows"]:
+            q = ratio.get(x["estimator"], {})
+            rows.append([p["protein"], f"`{x['estimator']}`", str(x["threads"]), _deg_fine(x["err_rot_median"]),
+                         _deg_fine(x["err_rot_mean"]), _pct(x["acc20"]), opt(x["fsc_ref_05_A"], lambda v: f"{v:.1f} Å"),
+                         _s(x["time_estimate_s"]), opt(q.get("err_rot_median_ratio"), lambda v: f"{v:.2f}×"),
+                         opt(q.get("time_ratio"), lambda v: f"{v:.2f}×")])  # fmt: skip
+        rows += [[p["protein"], f"`{name}`", "–", "skipped", "", "", "", "", "", why] for name, why in
+                 p.get("skipped", {}).items()]  # fmt: skip
+    header = ["protein", "estimator", "threads", "`err_rot` median", "mean", "acc@20°", "FSC 0.5 vs reference",
+              "wall", "median / orirec's", "wall / orirec's"]  # fmt: skip
+    return "\n".join([*provenance_lines("ab_initio_peers"), "", *_table(header, rows)])
+
+
 # The JSON behind each results page, and the page (for the README's and the index's links).
 PAGES = {
     "demo": ("docs/results/demo.md", "The main job (`make demo`)"),
@@ -417,6 +436,7 @@ PAGES = {
     "commonline_detectability": ("docs/results/common-lines.md", "Common lines of single pairs"),
     "ab_initio_minibatch": ("docs/results/ab-initio.md", "Ab initio: every image against minibatches"),
     "ab_initio_scale": ("docs/results/ab-initio.md", "Ab initio at dataset scale: a subset, then every image"),
+    "ab_initio_peers": ("docs/results/ab-initio.md", "Ab initio against RELION and cryoDRGN on the same images"),
 }
 
 
@@ -495,6 +515,7 @@ BLOCKS: dict[str, Callable[[Where], str]] = {
     "common-lines": _common_lines,
     "ab-initio-minibatch": _ab_initio_minibatch,
     "ab-initio-scale": _ab_initio_scale,
+    "ab-initio-peers": _ab_initio_peers,
 }
 
 

@@ -86,8 +86,8 @@ def ab_initio(
     restarts that agree with one another (registered onto one reference, median angle apart under 30°) are
     averaged per image; when no two agree, the one whose images match their projections best is kept.
 
-    Then the other images get the best rotation of the same grid against the subset's map (shift searched for
-    the best 8), and --refine-rounds gold-standard local rounds refine every image (after the first, every image
+    Then every image gets the best rotation of the same grid against the subset's map (rotations ranked over
+    trial shifts, the shift then searched for the best 4), and --refine-rounds gold-standard local rounds refine every image (after the first, every image
     is searched again on a 7.5° grid against the map of all, keeping the better pose). Each pass reads the store
     one shard at a time, so memory does not grow with the number of images. Last, the map is tested for Cn/Dn
     self-similarity: a symmetric or pseudo-symmetric particle is named.

@@ -122,7 +122,7 @@ class AbInitioConfig(EstimatorConfig):
     subset: int = Field(
         2000,
         ge=10,
-        description="images the restarts run on (a random subset); every other image is then posed by one global pass "
+        description="images the restarts run on (a random subset); every image is then posed by one global pass "
         "against their map, and all are refined",
     )
     num_workers: int = Field(1, ge=1, description="Ray workers of the passes over every image (1: in this process)")

@@ -23,6 +23,7 @@ from orirec.config import ReconstructConfig, RecoverConfig
 from orirec.estimators import EstimatorData, TrainingData, estimator_names, make_estimator
 from orirec.estimators.aspire_cl import aspire_available
 from orirec.estimators.cryodrgn_abinit import cryodrgn_available
+from orirec.estimators.cryodrgn_abinit import missing_reason as cryodrgn_missing_reason
 from orirec.estimators.relion_sgd import relion_available
 from orirec.evaluate.metrics import orientation_metrics, symmetric_reference
 from orirec.geometry import quat_to_matrix, register_rotation
@@ -33,7 +34,7 @@ from orirec.store import open_store, reference_volume
 from orirec.store.orientations import write_orientations
 from orirec.studies.tables import markdown_table
 
-__all__ = ["COLUMNS", "compare_estimators", "default_estimators", "rotation_r2"]
+__all__ = ["COLUMNS", "compare_estimators", "default_estimators", "rotation_r2", "tool_missing"]
 
 NEEDS_TRAIN = {"euclidean", "regress-6d", "regress-quat", "regress-euler", "cvae"}
 
@@ -62,12 +63,20 @@ def default_estimators(model: Path | None, train_store: Path | None) -> list[str
     for name in estimator_names():
         if (name == "siamese" and model is None) or (name in NEEDS_TRAIN and train_store is None):
             continue
-        if (name == "aspire-cl" and not aspire_available()) or (name == "relion-sgd" and not relion_available()):
-            continue
-        if name == "cryodrgn-abinit" and not cryodrgn_available():
-            continue
-        out.append(name)
+        if tool_missing(name) is None:
+            out.append(name)
     return out
+
+
+def tool_missing(name: str) -> str | None:
+    """One line on why estimator ``name`` cannot run here (a peer whose tool is absent), or None when it can."""
+    if name == "aspire-cl" and not aspire_available():
+        return "the optional package 'aspire' is not installed; pip install 'orirec[aspire]'"
+    if name == "relion-sgd" and not relion_available():
+        return "RELION's relion_refine is not on the PATH (Debian: apt-get install relion)"
+    if name == "cryodrgn-abinit" and not cryodrgn_available():
+        return cryodrgn_missing_reason()
+    return None
 
 
 def rotation_r2(q_est: np.ndarray, q_true: np.ndarray) -> float:
@@ -159,12 +168,18 @@ def compare_estimators(
     )
     data = EstimatorData(images, s.pixel_size_A, q_true, s.max_shift_px, s.ctf_params(rows))
     sym = s.rows_symmetry(rows)  # errors up to the point group of a symmetric protein
+    say = log or (lambda line: None)
+    skipped = {name: why for name in names if (why := tool_missing(name)) is not None}
+    for name, why in skipped.items():  # a peer whose tool is absent: the others still run
+        say(f"{name}: skipped ({why})")
+    names = [name for name in names if name not in skipped]
+    if not names:
+        raise ValueError(f"compare: none of the estimators can run here ({'; '.join(skipped.values())})")
     # bad settings fail before any work
     estimators = [make_estimator(name, settings, cfg) for name in names]
     needs_train = train_store is not None and any(e.needs_training for e in estimators)  # checked above: given
     train = _training_data(Path(train_store), n_train) if needs_train and train_store is not None else None
     (out_dir / "orientations").mkdir(parents=True, exist_ok=True)  # each estimator's, for orirec refine/evaluate
-    say = log or (lambda line: None)
     results: list[dict[str, Any]] = []
     for est in estimators:
         say(f"{est.name}: running")
@@ -199,7 +214,7 @@ def compare_estimators(
             write_orientations(out_dir / "orientations" / f"{est.name}+refine.csv", rows, q)
             results.append(ref_row)
             say(f"{est.name}+refine: err_rot median {ref_row['err_rot_median']:.1f}°")
-    _write_outputs(results, out_dir, store, train_store, len(rows), protein)
+    _write_outputs(results, out_dir, store, train_store, len(rows), protein, skipped)
     _track(
         tracker,
         results,
@@ -209,16 +224,19 @@ def compare_estimators(
     return results
 
 
-def _write_outputs(results, out_dir: Path, store, train_store, n: int, protein: int | None = None) -> None:
+def _write_outputs(results, out_dir: Path, store, train_store, n: int, protein: int | None = None,
+                   skipped: Mapping[str, str] | None = None) -> None:  # fmt: skip
     import pandas as pd
 
     which = f"first {n} images" if protein is None else f"first {n} images of protein {protein}"
     header = f"Estimators on {store} ({which}; training store {train_store or '–'})\n\n"
-    notes = "\n".join(f"- {r['estimator']}: gauge {r['gauge']}" for r in results)
+    notes = "\n".join([*(f"- {r['estimator']}: gauge {r['gauge']}" for r in results),
+                       *(f"- {name}: skipped ({why})" for name, why in (skipped or {}).items())])  # fmt: skip
     (out_dir / "compare.md").write_text(header + markdown_table(results, COLUMNS) + "\n\n" + notes + "\n")
     flat = [{k: v for k, v in r.items() if not isinstance(v, list | dict)} for r in results]
     pd.DataFrame(flat).to_csv(out_dir / "compare.csv", index=False)
-    write_json(out_dir / "compare.json", {"store": str(store), "train_store": str(train_store), "results": results})
+    write_json(out_dir / "compare.json", {"store": str(store), "train_store": str(train_store), "results": results,
+                                          "skipped": dict(skipped or {})})  # fmt: skip
 
 
 def _track(tracker, results, out_dir: Path, params: dict[str, Any]) -> None:

@@ -120,3 +120,16 @@ def test_bad_requests_exit_2_with_a_clear_message(stores, tmp_path, extra, messa
 def test_markdown_table_marks_missing_values():
     text = markdown_table([{"estimator": "x", "err_rot_median": 1.234, "fsc_ref_05_A": float("nan")}], COLUMNS)
     assert "| x | – | 1.2 |" in text and text.count("–") >= 10
+
+
+def test_a_peer_without_its_tool_is_skipped_with_its_reason(stores, tmp_path, cli, monkeypatch):
+    import orirec.studies.compare as C
+
+    monkeypatch.setattr(C, "relion_available", lambda: False)
+    res = cli("compare", stores["test"], "--estimators", "oracle,relion-sgd", "--out", tmp_path / "c", "--no-track")
+    assert "relion-sgd: skipped (RELION's relion_refine is not on the PATH" in res.output
+    out = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert [r["estimator"] for r in out["results"]] == ["oracle"] and "relion-sgd" in out["skipped"]
+    assert "relion-sgd: skipped" in (tmp_path / "c" / "compare.md").read_text()
+    alone = cli("compare", stores["test"], "--estimators", "relion-sgd", "--out", tmp_path / "d", "--no-track", code=2)
+    assert "none of the estimators can run here" in alone.output and not (tmp_path / "d" / "compare.md").exists()
