@@ -63,6 +63,9 @@ def ab_initio(
     device: Annotated[str, typer.Option(help=config_help(AbInitioConfig, "device"))] = config_default(
         AbInitioConfig, "device"
     ),
+    symmetry: Annotated[str, typer.Option(help=config_help(AbInitioConfig, "symmetry"))] = config_default(
+        AbInitioConfig, "symmetry"
+    ),
     refine_rounds: Annotated[
         int, typer.Option(help="then refine by local projection matching (4: the whole default schedule)")
     ] = config_default(RefineConfig, "rounds"),
@@ -87,10 +90,11 @@ def ab_initio(
     averaged per image; when no two agree, the one whose images match their projections best is kept.
 
     Then every image gets the best rotation of the same grid against the subset's map (rotations ranked over
-    trial shifts, the shift then searched for the best 4), and --refine-rounds gold-standard local rounds refine every image (after the first, every image
-    is searched again on a 7.5° grid against the map of all, keeping the better pose). Each pass reads the store
-    one shard at a time, so memory does not grow with the number of images. Last, the map is tested for Cn/Dn
-    self-similarity: a symmetric or pseudo-symmetric particle is named.
+    trial shifts, the shift then searched for the best 4), and --refine-rounds gold-standard local rounds refine
+    every image (after the first, every image is searched again on a 7.5° grid against the map of all, keeping
+    the better pose). Each pass reads the store one shard at a time, so memory does not grow with the number of
+    images. Last, the map is tested for Cn/Dn self-similarity: a symmetric or pseudo-symmetric particle is
+    named. --symmetry imposes a point group (Cn, Dn) after the C1 restarts: later maps are made with it.
 
     Writes OUT/orientations.{csv,star}, OUT/ab_initio_map.mrc (and its half-maps, and the subset's map) and
     OUT/ab_initio_result.json; with --refine-rounds also OUT/orientations_unrefined.csv (after the global pass).
@@ -101,6 +105,8 @@ def ab_initio(
     Example: orirec ab-initio test.zarr --protein 19 --out runs/ab-initio --refine-rounds 4
 
     On 2 Ray workers, or a cluster: orirec ab-initio particles.zarr --refine-rounds 4 --num-workers 2
+
+    A particle the hint calls C2 (or that you know is): orirec ab-initio particles.zarr --symmetry C2
 
     Then: orirec evaluate test.zarr --orientations runs/ab-initio/orientations.csv
 
@@ -117,6 +123,7 @@ def ab_initio(
         settings: dict[str, Any] = {"iterations": iterations, "restarts": restarts, "consensus": consensus}
         settings |= {"particle_radius_A": particle_radius, "resolution_end_A": resolution, "max_shift_px": max_shift}
         settings |= {"minibatch": minibatch, "subset": subset, "num_workers": num_workers, "device": device}
+        settings |= {"symmetry": symmetry}
         open_store(store)  # a bad store or --out fails here, before any MLflow run
         out.mkdir(parents=True, exist_ok=True)
         tracker = make_tracker(track, tracking_uri, experiment, out)

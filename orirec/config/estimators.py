@@ -118,6 +118,12 @@ class AbInitioConfig(EstimatorConfig):
         description="radius of the in-plane shift search (px); default: the store's recorded range, else 10 % of the "
         "box (imported particles: extracted off-centre by an unknown amount)",
     )
+    symmetry: str = Field(
+        "C1",
+        pattern=r"^[CcDd][0-9]+$",
+        description="point group imposed after the C1 restarts (Cn, Dn): the map's axes put on z (and x), then "
+        "every map made with it",
+    )
 
     subset: int = Field(
         2000,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from orirec.geometry import quat_to_matrix
+from orirec.geometry import group_quaternions, multiply, quat_to_matrix
 
 __all__ = ["FourierSums", "insert_images", "reconstruct", "reconstruct_half_maps", "volume_from_sums"]
 
@@ -70,11 +70,13 @@ def insert_images(
     pad: int = 2,
     batch_size: int = 128,
     device: str | torch.device = "cpu",
+    symmetry: str | None = None,
 ) -> FourierSums:
     """The Fourier insertion sums of images at their orientations (see :func:`reconstruct` for the arguments).
 
     Each padded image's 2D FFT (origin at the particle centre) is inserted at particle-frame frequencies
-    ``R^T (kx, ky, 0)`` (|k| < pad*L/2) with trilinear weights.
+    ``R^T (kx, ky, 0)`` (|k| < pad*L/2) with trilinear weights; with a point group ``symmetry`` (Cn, Dn; axes
+    as in :mod:`orirec.geometry.symmetry`), at those of every orientation ``q g`` that gives the same image.
     """
     img, q, sh = _check_inputs(images, quaternions, shifts_px)
     if int(pad) != pad or pad < 1:
@@ -97,7 +99,7 @@ def insert_images(
     half = torch.where(kx == 0, 0.5, 1.0).to(DT)
     keep_t = torch.as_tensor(keep, device=dev)
     acc = torch.zeros((P**3, 3), dtype=DT, device=dev)  # real, imag, weight
-    rot = quat_to_matrix(q)
+    rots = [quat_to_matrix(multiply(q, g)) for g in group_quaternions(symmetry)]  # the identity first
     step = max(1, min(int(batch_size), (1 << 21) // max(1, keep.size)))
     for s in range(0, n_img, step):
         b = torch.as_tensor(img[s : s + step], dtype=DT, device=dev)
@@ -110,9 +112,10 @@ def insert_images(
             phase = 2.0 * np.pi / P * (d[:, :1] * kx[None] + d[:, 1:] * ky[None])
             ft = ft * torch.polar(torch.ones_like(phase), phase)
         vals = torch.stack([ft.real, ft.imag, torch.ones_like(ft.real)], -1) * half[None, :, None]
-        r = torch.as_tensor(rot[s : s + step], dtype=DT, device=dev)
-        pts = kx[None, :, None] * r[:, None, 0, :] + ky[None, :, None] * r[:, None, 1, :]  # (B, M, 3) x,y,z
-        _splat(acc, pts.reshape(-1, 3), vals.reshape(-1, 3), P)
+        for rot in rots:
+            r = torch.as_tensor(rot[s : s + step], dtype=DT, device=dev)
+            pts = kx[None, :, None] * r[:, None, 0, :] + ky[None, :, None] * r[:, None, 1, :]  # (B, M, 3) x,y,z
+            _splat(acc, pts.reshape(-1, 3), vals.reshape(-1, 3), P)
     acc = acc.to(torch.float64).reshape(P, P, P, 3)
     mirror = torch.roll(torch.flip(acc, dims=(0, 1, 2)), shifts=(1, 1, 1), dims=(0, 1, 2))  # value at -k
     num = torch.complex(acc[..., 0] + mirror[..., 0], acc[..., 1] - mirror[..., 1])
@@ -145,6 +148,7 @@ def reconstruct(
     wiener: float = 1e-3,
     batch_size: int = 128,
     device: str | torch.device = "cpu",
+    symmetry: str | None = None,
 ) -> np.ndarray:
     """Reconstruct an (L, L, L) float32 volume ``[z, y, x]`` from images and their orientations.
 
@@ -158,12 +162,14 @@ def reconstruct(
     wiener: regularization relative to the mean inserted weight: ``F = S / (W + wiener * mean W)``.
     batch_size: images per insertion batch.
     device: torch device.
+    symmetry: point group (Cn, Dn) the map is made to have: each image is inserted at every orientation
+        that gives the same image (default C1).
 
     :func:`insert_images` then :func:`volume_from_sums`.
     """
     if wiener < 0:
         raise ValueError(f"wiener must be >= 0 and batch_size >= 1, got {wiener}, {batch_size}")
-    return volume_from_sums(insert_images(images, quaternions, shifts_px, pad, batch_size, device), wiener)
+    return volume_from_sums(insert_images(images, quaternions, shifts_px, pad, batch_size, device, symmetry), wiener)
 
 
 def _splat(acc: torch.Tensor, pts: torch.Tensor, vals: torch.Tensor, P: int) -> None:

@@ -59,9 +59,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, map_coordinates
 
-from orirec.geometry import quat_to_matrix
+from orirec.geometry import parse_symmetry, quat_to_matrix
 
-__all__ = ["DEFAULT_THRESHOLD", "WORK_BOX_PX", "SymmetryHint", "point_group_hint"]
+__all__ = ["DEFAULT_THRESHOLD", "WORK_BOX_PX", "SymmetryHint", "point_group_hint", "symmetry_axes"]
 
 #: A group is reported when its correlations reach this value (chosen from the measurements above).
 DEFAULT_THRESHOLD = 0.88
@@ -122,7 +122,7 @@ class SymmetryHint:
         return (
             f"the map looks {self.group} (correlation {self.scores[self.group]:.2f} after a {turn}); if the "
             f"particle is not {self.group}, it may be pseudo-symmetric and C1 ab initio may have split its images "
-            "between the copies"
+            f"between the copies; if it is, run again with --symmetry {self.group}"
         )
 
 
@@ -306,6 +306,35 @@ def _search(work: _Work, max_n: int, max_dihedral_n: int) -> tuple[dict[str, flo
     return scores, axes
 
 
+def _work(volume: np.ndarray, pixel_size_A: float, resolution_A: float | None) -> _Work:
+    """The checked map, cropped to the working box and band-passed."""
+    v = np.asarray(volume)
+    if v.ndim != 3 or len(set(v.shape)) != 1 or v.shape[0] < 8:
+        raise ValueError(f"point_group_hint: expected a cubic (L, L, L) map with L >= 8, got shape {v.shape}")
+    if not np.all(np.isfinite(v)) or not np.any(v != v.flat[0]):
+        raise ValueError("point_group_hint: the map holds NaN or inf, or is constant")
+    box = min(v.shape[0], WORK_BOX_PX)
+    return _prepare(v, box, _lowpass_px(pixel_size_A, v.shape[0], box, resolution_A))
+
+
+def symmetry_axes(
+    volume: np.ndarray, pixel_size_A: float, group: str, *, resolution_A: float | None = None
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The axes of the point group ``group`` (Cn or Dn, n >= 2) that fit ``volume`` best, searched as
+    :func:`point_group_hint` searches them: the n-fold axis, the Dn 2-fold perpendicular to it (None for Cn),
+    unit (x, y, z) in the map's frame through the particle's centre of mass, and the correlation (for Dn, the
+    smaller of the two)."""
+    kind, n = parse_symmetry(group)
+    if n < 2 and kind == "C":
+        raise ValueError(f"symmetry_axes: {group} has no axis (need Cn or Dn with n >= 2)")
+    work = _work(volume, pixel_size_A, resolution_A)
+    axis, score = _best_axis(work, work.subsampled(_COARSE_STRIDE), n)
+    if kind == "C":
+        return _canonical(axis), None, score
+    two_fold, cc = _best_two_fold(work, axis)
+    return _canonical(axis), _canonical(two_fold), min(score, cc)
+
+
 def point_group_hint(
     volume: np.ndarray,
     pixel_size_A: float,
@@ -334,15 +363,9 @@ def point_group_hint(
     Returns:
         The :class:`SymmetryHint`: the group, every score, the main axis (x, y, z) in the map's frame.
     """
-    v = np.asarray(volume)
-    if v.ndim != 3 or len(set(v.shape)) != 1 or v.shape[0] < 8:
-        raise ValueError(f"point_group_hint: expected a cubic (L, L, L) map with L >= 8, got shape {v.shape}")
-    if not np.all(np.isfinite(v)) or not np.any(v != v.flat[0]):
-        raise ValueError("point_group_hint: the map holds NaN or inf, or is constant")
     if max_n < 2:
         raise ValueError(f"point_group_hint: max_n must be >= 2, got {max_n}")
-    box = min(v.shape[0], WORK_BOX_PX)
-    work = _prepare(v, box, _lowpass_px(pixel_size_A, v.shape[0], box, resolution_A))
+    work = _work(volume, pixel_size_A, resolution_A)
     scores, axes = _search(work, max_n, max_dihedral_n)
     n = _cyclic_order(scores, threshold)
     if n == 1:

@@ -77,7 +77,7 @@ MAPPED = {
     ("compare", "particle_radius"): (AbInitioConfig, "particle_radius_A"),
     **{
         ("ab-initio", p): (AbInitioConfig, p)
-        for p in ("iterations", "restarts", "consensus", "subset", "num_workers", "device")
+        for p in ("iterations", "restarts", "consensus", "subset", "num_workers", "device", "symmetry")
     },
     ("ab-initio", "resolution"): (AbInitioConfig, "resolution_end_A"),
     ("ab-initio", "particle_radius"): (AbInitioConfig, "particle_radius_A"),

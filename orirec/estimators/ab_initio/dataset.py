@@ -144,7 +144,8 @@ def ab_initio_dataset(
     radius_px = sphere_radius_px(box, px, particle_radius_A)
 
     def geometry(resolution_A: float) -> MatchGeometry:
-        return MatchGeometry(box_in_px, pixel_size_A, box, resolution_A, radius_px, max_shift_px, pad, device)
+        return MatchGeometry(box_in_px, pixel_size_A, box, resolution_A, radius_px, max_shift_px, pad, device,
+                             settings.get("symmetry", _DEFAULTS.symmetry))  # fmt: skip
 
     groups = shards_of(rows, shard_size)
     half = np.zeros(n, dtype=np.int8)

@@ -90,6 +90,8 @@ def ab_initio_summary(result: DatasetAbInitioResult, radius_A: float, max_shift_
     out = {"particle_radius_A": radius_A, "max_shift_px": max_shift_px, "restart": sub.restart}
     out |= {"restarts_averaged": len(sub.members), "restarts_read_back": sub.restarts_read_back}  # read: not timed
     out |= {"subset": len(result.subset_positions)}
+    if sub.symmetry_score is not None:  # --symmetry: how well the C1 map's axes of the group fit
+        out["symmetry_axes_correlation"] = sub.symmetry_score
     return out | sub.iterations[-1]
 
 

@@ -103,8 +103,8 @@ def projector_on(volume: np.ndarray, device: str, pad: int = 2):
 class MatchGeometry:
     """How images of ``box_in_px`` (``pixel_size_A`` Å/px) are matched: Fourier-cropped to ``box_px`` (pixel =
     ``resolution_A`` / 2), low-passed to ``resolution_A`` inside a disk of ``radius_px`` (px of ``box_px``),
-    shifts searched within ``max_shift_px`` (px of the input), maps inserted with Fourier padding ``pad``, on
-    the torch ``device``."""
+    shifts searched within ``max_shift_px`` (px of the input), maps inserted with Fourier padding ``pad`` and
+    point group ``symmetry``, on the torch ``device``."""
 
     box_in_px: int
     pixel_size_A: float
@@ -114,6 +114,7 @@ class MatchGeometry:
     max_shift_px: float
     pad: int = 2
     device: str = "cpu"
+    symmetry: str = "C1"
 
     @property
     def to_small(self) -> float:
@@ -198,7 +199,8 @@ def _half_sums(geometry: MatchGeometry, small, q, shifts_px, half) -> tuple[Four
         m = half == h
         sh = shifts_px[m] * geometry.to_small
         if m.any():  # on the CPU: the driver adds and checkpoints them
-            sums = insert_images(small[m], q[m], sh, pad=geometry.pad, device=geometry.device)
+            sums = insert_images(small[m], q[m], sh, pad=geometry.pad, device=geometry.device,
+                                 symmetry=geometry.symmetry)  # fmt: skip
             out.append(FourierSums(sums.num.cpu(), sums.wgt.cpu(), sums.box_px, sums.pad))
         else:
             out.append(None)

@@ -31,11 +31,21 @@ from orirec.config.estimators import AbInitioConfig
 from orirec.estimators.ab_initio.checkpoint import checkpoint_key, load_restarts, save_restarts
 from orirec.estimators.ab_initio.consensus import AGREE_DEG, combine_restarts
 from orirec.estimators.projection_matching import best_shifts, matching_box
-from orirec.geometry import global_rotation_grid, local_rotation_grid, multiply, quat_distance, uniform_quaternions
+from orirec.geometry import (
+    global_rotation_grid,
+    local_rotation_grid,
+    matrix_to_quat,
+    multiply,
+    quat_distance,
+    quat_to_matrix,
+    symmetry_order,
+    uniform_quaternions,
+)
 from orirec.imaging.formation import apply_shifts
 from orirec.imaging.ncc import MaskedNCC
 from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import FourierSums, insert_images, reconstruct, volume_from_sums
+from orirec.reconstruct.symmetry_hint import symmetry_axes
 from orirec.simulate.nufft_projector import cpu_projector
 
 __all__ = [
@@ -68,6 +78,7 @@ class AbInitioResult:
     members: list[int] = field(default_factory=list)  # the restarts averaged (reference first)
     votes: np.ndarray | None = None  # (n,) restarts each image's mean took (None: one restart kept as it was)
     restarts_read_back: int = 0  # restarts read from the checkpoint, not run (their time is not in this call's)
+    symmetry_score: float | None = None  # with a point group: its axes' correlation in the C1 map
 
 
 _SAVED = ("quaternions", "volume", "shifts_px", "box_px", "pixel_size_A", "iterations")  # one restart, on disk
@@ -100,6 +111,7 @@ def ab_initio(
     restarts: int = _DEFAULTS.restarts,
     consensus: bool = _DEFAULTS.consensus,
     minibatch: tuple[int, int] | None = _DEFAULTS.minibatch,
+    symmetry: str = _DEFAULTS.symmetry,
     agree_deg: float = AGREE_DEG,
     progress: Callable[[int, int], None] | None = None,
     checkpoint: str | Path | None = None,
@@ -122,7 +134,11 @@ def ab_initio(
     ``minibatch`` (first, last): each iteration but the last draws the orientations of a random minibatch only,
     growing geometrically from ``first`` to ``last`` images, against a running map (so that its cost does not grow
     with the number of images); the last iteration is one pass over every image. ``progress(done, total)``
-    counts iterations over all restarts. Each
+    counts iterations over all restarts. ``symmetry`` (Cn, Dn): the restarts run without it, as RELION and
+    cryoSPARC do; then the final map's axes of that group are found
+    (:func:`~orirec.reconstruct.symmetry_hint.symmetry_axes`), the orientations are expressed in the frame where
+    they lie on the group's (n-fold on z, a Dn 2-fold on x), and the map is made again with the group (each image
+    inserted at each of its equivalent orientations); ``symmetry_score`` is the axes' correlation. Each
     iteration's summary holds the resolution (Å), box (px), mean best NCC (``score``) and the median change of
     orientation (``change_median_deg``). ``checkpoint``: an ``.npz`` written after every restart; a rerun with
     the same images, seed and settings reads the finished restarts back instead of running them again
@@ -174,21 +190,42 @@ def ab_initio(
     if c is not None:
         best.votes, best.quaternions, best.shifts_px = c.votes, c.quaternions, c.shifts_px
         best.volume = _final_map(images, best, particle_radius_A, pad, wiener)
+    if symmetry_order(symmetry) > 1:
+        best.quaternions, best.volume, best.symmetry_score = _impose(images, best, symmetry, particle_radius_A, pad,
+                                                                     wiener)  # fmt: skip
     return best
 
 
-def _final_map(images, res: AbInitioResult, particle_radius_A, pad: int, wiener: float) -> np.ndarray:
-    """The map of ``res``'s orientations and shifts at its last box, masked as in the iterations."""
+def _impose(images, res: AbInitioResult, symmetry: str, particle_radius_A, pad: int, wiener: float):
+    """``res``'s orientations in the frame where its map's ``symmetry`` axes lie on the group's (the n-fold on z,
+    a Dn 2-fold on x), the map made again with that point group, and the axes' correlation in the C1 map."""
+    axis, two_fold, score = symmetry_axes(res.volume, res.pixel_size_A, symmetry)
+    x = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0]) if two_fold is None else two_fold
+    x = x - axis * (x @ axis)
+    x /= np.linalg.norm(x)
+    to_group = np.stack([x, np.cross(axis, x), axis])  # rows: the new x, y, z in the map's frame
+    # V_new(r) = V(A^T r) gives the image of R A^T that V gave at R
+    q = matrix_to_quat(quat_to_matrix(res.quaternions) @ to_group.T)
+    aligned = AbInitioResult(q, res.volume, res.shifts_px, res.box_px, res.pixel_size_A, res.iterations)
+    return q, _final_map(images, aligned, particle_radius_A, pad, wiener, symmetry), score
+
+
+def _final_map(images, res: AbInitioResult, particle_radius_A, pad: int, wiener: float,
+               symmetry: str | None = None) -> np.ndarray:  # fmt: skip
+    """The map of ``res``'s orientations and shifts at its last box (with point group ``symmetry``), masked as in
+    the iterations."""
     L = images.shape[1]
     small = fourier_downsample(images, res.box_px) if res.box_px != L else images
     return _masked_map(small, res.quaternions, res.shifts_px * res.box_px / L, res.pixel_size_A, particle_radius_A,
-                       pad, wiener)  # fmt: skip
+                       pad, wiener, symmetry)  # fmt: skip
 
 
-def _masked_map(small, q, shifts_small, px: float, particle_radius_A, pad: int, wiener: float) -> np.ndarray:
+def _masked_map(small, q, shifts_small, px: float, particle_radius_A, pad: int, wiener: float,
+                symmetry: str | None = None) -> np.ndarray:  # fmt: skip
     """The map of ``small`` (n, B, B; ``px`` Å/px) at orientations ``q`` with shifts (px of ``small``) undone,
-    inside a sphere of ``particle_radius_A`` (default 0.45 × box)."""
-    vol = reconstruct(small, q, shifts_small if np.any(shifts_small) else None, pad=pad, wiener=wiener)
+    with point group ``symmetry``, inside a sphere of ``particle_radius_A`` (default 0.45 × box)."""
+    sh = shifts_small if np.any(shifts_small) else None
+    vol = reconstruct(small, q, sh, pad=pad, wiener=wiener, symmetry=symmetry)
     return _mask(vol, px, particle_radius_A)
 
 
