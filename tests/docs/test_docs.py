@@ -80,6 +80,19 @@ def test_a_block_follows_its_json(docs, monkeypatch):
     assert "1.23°" in docs.BLOCKS["refine"](docs.Where(ROOT / "docs" / "results" / "refinement.md"))
 
 
+def test_the_peer_table_shows_each_row_its_ratios_and_the_skipped(docs, monkeypatch):
+    row = {"err_rot_median": 5.0, "err_rot_mean": 9.0, "acc20": 0.9, "fsc_ref_05_A": 20.0, "threads": 2}
+    peers = {"meta": {"commit": "abc", "date": "2026-12-03"}, "proteins": [{
+        "protein": "1nca", "skipped": {"aspire-cl": "the optional package 'aspire' is not installed"},
+        "rows": [row | {"estimator": "ab-initio --refine-rounds", "time_estimate_s": 300.0},
+                 row | {"estimator": "relion-sgd", "err_rot_median": 10.0, "time_estimate_s": 3000.0}],
+        "ratios": [{"peer": "relion-sgd", "err_rot_median_ratio": 2.0, "time_ratio": 10.0}]}]}  # fmt: skip
+    monkeypatch.setattr(docs, "load", lambda stem: peers)
+    block = docs.BLOCKS["ab-initio-peers"](docs.Where(ROOT / "docs" / "results" / "ab-initio.md"))
+    lines = [line for line in block.splitlines() if line.startswith("| 1nca")]
+    assert len(lines) == 3 and "2.00×" in lines[1] and "10.00×" in lines[1] and "skipped" in lines[2]
+
+
 def test_provenance_says_what_was_not_recorded(docs):
     p = docs.provenance({"machine": "x86_64", "rows": []})
     assert p["commit"] == p["date"] == docs.NOT_RECORDED and p["machine"] == "x86_64"
