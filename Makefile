@@ -44,7 +44,7 @@ typecheck: setup
 	$(BIN)/mypy orirec
 
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -X faulthandler -m pytest -q
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
