@@ -43,3 +43,14 @@ def run_meta() -> dict:
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def simulate_unseen_protein(source: str, n: int, path: Path, seed: int = 1) -> None:
+    """A store of ``n`` projections of ``source`` at the unseen-protein setting of the ab initio benchmarks:
+    64 px, 4.7 Å, CTF, ±2 px shifts, σ² 16, shards of 1,024 images."""
+    from orirec.config import SimulateConfig
+    from orirec.simulate.to_store import simulate_to_store
+
+    cfg = SimulateConfig(inputs=[source], n_per_structure=n, box_px=64, pixel_size_A=4.7, ctf=True, shift_px=2.0,
+                         sigma2=16.0, seed=seed, shard_size=1024)  # fmt: skip
+    simulate_to_store(cfg, path)

@@ -17,20 +17,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _meta import ROOT, run_meta
+from _meta import ROOT, run_meta, simulate_unseen_protein
 
-from orirec.config import SimulateConfig
 from orirec.estimators.ab_initio import ab_initio
 from orirec.evaluate.metrics import orientation_metrics
 from orirec.imaging.ctf import ctf_from_params, phase_flip
-from orirec.simulate.to_store import simulate_to_store
 from orirec.store import open_store
 
 
 def _images(source: str, n: int, folder: Path):
-    cfg = SimulateConfig(inputs=[source], n_per_structure=n, box_px=64, pixel_size_A=4.7, ctf=True, shift_px=2.0,
-                         sigma2=16.0, seed=1, shard_size=1024)  # fmt: skip
-    simulate_to_store(cfg, folder / "s.zarr")
+    simulate_unseen_protein(source, n, folder / "s.zarr", seed=1)
     s = open_store(folder / "s.zarr")
     rows = np.arange(s.n_images)
     images = s.load_images(rows)

@@ -26,11 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _meta import ROOT, run_meta
+from _meta import ROOT, run_meta, simulate_unseen_protein
 
-from orirec.config import SimulateConfig
 from orirec.config.estimators import CryodrgnConfig, RelionConfig
-from orirec.simulate.to_store import simulate_to_store
 
 ORIREC = str(Path(sys.executable).parent / "orirec")  # the console script of this environment
 STRUCTURES = ROOT.parent / "shared" / "data" / "structures"
@@ -38,12 +36,6 @@ ORIREC_THREADS = 2  # torch's intra-op threads on this 2-core machine (the CLI's
 THREADS = {"relion-sgd": RelionConfig().threads, "cryodrgn-abinit": CryodrgnConfig().threads}
 STREAMED = "ab-initio --refine-rounds"  # the row of orirec's own new-protein job (not a compare estimator)
 KEEP = ("err_rot_median", "err_rot_mean", "acc20", "fsc_ref_05_A", "time_estimate_s")
-
-
-def _simulate(pdb_id: str, n: int, path: Path, seed: int) -> None:
-    cfg = SimulateConfig(inputs=[str(STRUCTURES / f"{pdb_id}.cif.gz")], n_per_structure=n, box_px=64,
-                         pixel_size_A=4.7, ctf=True, shift_px=2.0, sigma2=16.0, seed=seed, shard_size=1024)  # fmt: skip
-    simulate_to_store(cfg, path)
 
 
 def _compare(store: Path, out: Path, a) -> tuple[list[dict], dict[str, str]]:
@@ -113,7 +105,8 @@ def main() -> None:
             continue  # finished in an earlier run
         with tempfile.TemporaryDirectory(prefix="orirec-bench-peers-") as tmp:
             store = Path(tmp) / "s.zarr"
-            _simulate(pdb_id, a.n, store, a.seed)  # the same images again for a protein whose compare is done
+            # the same images again for a protein whose compare is done
+            simulate_unseen_protein(str(STRUCTURES / f"{pdb_id}.cif.gz"), a.n, store, a.seed)
             if entry is None:
                 rows, skipped = _compare(store, Path(tmp) / "compare", a)
                 entry = {"protein": pdb_id, "rows": rows, "skipped": skipped}

@@ -25,18 +25,9 @@ import time
 from pathlib import Path
 
 import psutil
-from _meta import ROOT, run_meta
-
-from orirec.config import SimulateConfig
-from orirec.simulate.to_store import simulate_to_store
+from _meta import ROOT, run_meta, simulate_unseen_protein
 
 ORIREC = str(Path(sys.executable).parent / "orirec")  # the console script of this environment
-
-
-def _simulate(source: str, n: int, path: Path, seed: int) -> None:
-    cfg = SimulateConfig(inputs=[source], n_per_structure=n, box_px=64, pixel_size_A=4.7, ctf=True, shift_px=2.0,
-                         sigma2=16.0, seed=seed, shard_size=1024)  # fmt: skip
-    simulate_to_store(cfg, path)
 
 
 def _peak_rss_mb(cmd: list[str]) -> tuple[float, float]:
@@ -112,7 +103,7 @@ def main() -> None:
     for n in a.sizes:
         with tempfile.TemporaryDirectory(prefix="orirec-bench-scale-") as tmp:
             store = Path(tmp) / "s.zarr"
-            _simulate(a.source, n, store, a.seed)
+            simulate_unseen_protein(a.source, n, store, a.seed)
             for k, w in enumerate(a.workers):
                 out = Path(tmp) / f"w{w}"
                 if k:  # the same restarts, read back: this run times the passes

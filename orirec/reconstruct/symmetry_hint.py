@@ -61,7 +61,7 @@ from scipy.ndimage import gaussian_filter, map_coordinates
 
 from orirec.geometry import parse_symmetry, quat_to_matrix
 
-__all__ = ["DEFAULT_THRESHOLD", "WORK_BOX_PX", "SymmetryHint", "point_group_hint", "symmetry_axes"]
+__all__ = ["DEFAULT_THRESHOLD", "WORK_BOX_PX", "SymmetryHint", "group_frame", "point_group_hint", "symmetry_axes"]
 
 #: A group is reported when its correlations reach this value (chosen from the measurements above).
 DEFAULT_THRESHOLD = 0.88
@@ -333,6 +333,14 @@ def symmetry_axes(
         return _canonical(axis), None, score
     two_fold, cc = _best_two_fold(work, axis)
     return _canonical(axis), _canonical(two_fold), min(score, cc)
+
+
+def group_frame(axis: np.ndarray, two_fold: np.ndarray | None = None) -> np.ndarray:
+    """The (3, 3) rotation whose rows are the group's x, y, z in the map's frame: it takes the n-fold ``axis`` to
+    z and a Dn ``two_fold`` (made perpendicular to the axis) to x (for Cn, any perpendicular)."""
+    x = _basis(axis)[0] if two_fold is None else two_fold - axis * (two_fold @ axis)
+    x = x / np.linalg.norm(x)
+    return np.stack([x, np.cross(axis, x), axis])
 
 
 def point_group_hint(

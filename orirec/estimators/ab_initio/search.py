@@ -45,7 +45,7 @@ from orirec.imaging.formation import apply_shifts
 from orirec.imaging.ncc import MaskedNCC
 from orirec.imaging.resize import fourier_downsample
 from orirec.reconstruct.fourier import FourierSums, insert_images, reconstruct, volume_from_sums
-from orirec.reconstruct.symmetry_hint import symmetry_axes
+from orirec.reconstruct.symmetry_hint import group_frame, symmetry_axes
 from orirec.simulate.nufft_projector import cpu_projector
 
 __all__ = [
@@ -200,10 +200,7 @@ def _impose(images, res: AbInitioResult, symmetry: str, particle_radius_A, pad: 
     """``res``'s orientations in the frame where its map's ``symmetry`` axes lie on the group's (the n-fold on z,
     a Dn 2-fold on x), the map made again with that point group, and the axes' correlation in the C1 map."""
     axis, two_fold, score = symmetry_axes(res.volume, res.pixel_size_A, symmetry)
-    x = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0]) if two_fold is None else two_fold
-    x = x - axis * (x @ axis)
-    x /= np.linalg.norm(x)
-    to_group = np.stack([x, np.cross(axis, x), axis])  # rows: the new x, y, z in the map's frame
+    to_group = group_frame(axis, two_fold)  # rows: the new x, y, z in the map's frame
     # V_new(r) = V(A^T r) gives the image of R A^T that V gave at R
     q = matrix_to_quat(quat_to_matrix(res.quaternions) @ to_group.T)
     aligned = AbInitioResult(q, res.volume, res.shifts_px, res.box_px, res.pixel_size_A, res.iterations)
