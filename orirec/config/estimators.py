@@ -177,6 +177,7 @@ class RelionConfig(EstimatorConfig):
     max_shift_px: float | None = Field(
         None, ge=0, description="RELION: offset search range (px); default as ab-initio's shift search"
     )
+    offset_step_px: float = Field(2.0, gt=0, description="RELION: offset search step (px); the GUI's default 2")
 
 
 class CryodrgnConfig(EstimatorConfig):

@@ -59,7 +59,7 @@ def _common(cfg: RelionConfig, diameter_A: float, offset_px: float, ctf: bool) -
     args = ["--i", "particles.star", "--K", "1", "--sym", "C1", "--particle_diameter", f"{diameter_A:.1f}",
             "--zero_mask", "--pad", "1", "--j", str(cfg.threads), "--dont_combine_weights_via_disc", "--pool", "10",
             "--random_seed", str(cfg.seed), "--offset_range", f"{max(offset_px, 1.0):.1f}",
-            "--offset_step", "1"]  # fmt: skip
+            "--offset_step", f"{cfg.offset_step_px:g}"]  # fmt: skip
     return [*args, "--ctf"] if ctf else args
 
 
